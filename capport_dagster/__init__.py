@@ -1,0 +1,1 @@
+"""capport on Dagster: YAML-described Polars pipelines as Dagster jobs."""
