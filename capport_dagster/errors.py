@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Location:
     """Where in the config something is: every field is optional, the more the better."""
 
@@ -101,7 +101,7 @@ class ConfigError(CapportError):
     """Raised when the configuration cannot be read or does not follow the capport language."""
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Problem:
     """One finding of the validator: an error makes the config unusable, a warning does not."""
 

@@ -1,0 +1,117 @@
+"""The `capport` command: run, validate and draw pipelines.
+
+Results go to stdout; progress, warnings and errors to stderr. Errors print as one located line
+each, never a traceback unless `--debug`. Exit codes: 0 success, 1 the run failed, 2 the config
+or the command line is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from capport_dagster.core.modes import RunMode
+from capport_dagster.errors import CapportError, ConfigError, Problem, ValidationError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="capport", description=__doc__.split("\n")[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and Dagster logs")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("-c", "--config", required=True, type=Path, help="config directory")
+        sub.add_argument(
+            "-m", "--module", action="append", default=[],
+            help="import this module first (it registers your own tasks); repeatable",
+        )
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+    run = commands.add_parser("run", help="run a pipeline through Dagster")
+    common(run)
+    run.add_argument("-p", "--pipeline", required=True)
+    run.add_argument("-r", "--runner", help="runner whose mode, executor and logger to use")
+    run.add_argument("-o", "--output", type=Path, default=Path("output"), help="$OUTPUT_DIR")
+    run.add_argument("-d", "--date", help="$REF_DATETIME of the run (ISO 8601; default: now)")
+    run.add_argument("--mode", choices=[m.value for m in RunMode])
+    run.add_argument("--executor", choices=["in_process", "multiprocess"])
+    run.add_argument("--no-preview", action="store_true", help="do not print the final frames")
+
+    validate = commands.add_parser("validate", help="check a config and report every problem")
+    common(validate)
+    validate.add_argument("-p", "--pipeline", help="only this pipeline")
+
+    graph = commands.add_parser("graph", help="print a pipeline's dependency graph")
+    common(graph)
+    graph.add_argument("-p", "--pipeline", required=True)
+    graph.add_argument("--format", choices=["text", "mermaid", "dot"], default="text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        from capport_dagster.core.registry import import_task_modules
+
+        import_task_modules(args.module)
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "graph":
+            return _graph(args)
+        from capport_dagster.cli_run import run_pipeline
+
+        return run_pipeline(args)
+    except CapportError as exc:
+        if args.debug:
+            raise
+        _print_error(exc)
+        return EXIT_INVALID if isinstance(exc, ConfigError) else EXIT_RUN_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _print_error(exc: CapportError) -> None:
+    if isinstance(exc, ValidationError):
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(exc.message.split(":\n")[0], file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+
+
+def print_warnings(warnings: Sequence[Problem]) -> None:
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from capport_dagster.core.graph import load_project
+
+    project = load_project(args.config, pipelines=[args.pipeline] if args.pipeline else None)
+    print_warnings(project.warnings)
+    stages = sum(len(g.nodes) for g in project.graphs.values())
+    print(f"valid: {len(project.graphs)} pipeline(s), {stages} stage(s) in {args.config}")
+    return EXIT_OK
+
+
+def _graph(args: argparse.Namespace) -> int:
+    from capport_dagster.core.graph import load_project
+    from capport_dagster.core.render import render_graph
+
+    project = load_project(args.config, pipelines=[args.pipeline])
+    print_warnings(project.warnings)
+    print(render_graph(project.graphs[args.pipeline], args.format))
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

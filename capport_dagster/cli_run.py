@@ -1,0 +1,150 @@
+"""`capport run`: execute one pipeline through Dagster and show what it produced.
+
+The job is handed to Dagster as a *reconstructable* target (`job_for(config_dir, pipeline)`),
+so the multiprocess executor can rebuild it in worker processes. Run storage: the instance in
+`$DAGSTER_HOME` when it is set (runs then show in the UI); otherwise an ephemeral in-memory one
+(a one-off run writes nothing but its outputs), or a temporary one for the multiprocess executor,
+whose workers need storage they can share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pendulum
+from dagster import DagsterEventType, DagsterInstance, build_reconstructable_job, execute_job
+from dagster._utils.error import SerializableErrorInfo
+
+from capport_dagster.cli import EXIT_OK, EXIT_RUN_FAILED, print_warnings
+from capport_dagster.core.graph import PipelineGraph, load_project
+from capport_dagster.errors import ConfigError, Location
+
+__all__ = ["run_pipeline"]
+
+_OUR_ERRORS = {"TaskError", "ModelCastError", "ConfigError", "ValidationError", "CapportError"}
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    config_dir = str(Path(args.config).absolute())
+    project = load_project(config_dir, pipelines=[args.pipeline])
+    print_warnings(project.warnings)
+    graph = project.graphs[args.pipeline]
+    runner = project.runner_for(args.pipeline, args.runner)
+
+    mode = args.mode or (runner.mode.value if runner else "sync_lazy")
+    executor = args.executor or (runner.executor if runner else "in_process")
+    timezone = runner.schedule.timezone if runner and runner.schedule else "UTC"
+    run_config = {
+        "mode": mode,
+        "executor": executor,
+        "max_concurrent": runner.max_concurrent if runner else None,
+        "output_dir": str(Path(args.output).absolute()),
+        "ref_datetime": _reference(args.date, timezone),
+        "preview": not args.no_preview,
+        "progress": True,
+        "log_level": "DEBUG" if args.debug else "WARNING",
+    }
+    print(
+        f"[capport] running pipeline '{graph.name}' ({len(graph.nodes)} stages), mode {mode}, "
+        f"executor {executor}",
+        file=sys.stderr,
+    )
+    job = build_reconstructable_job(
+        "capport_dagster.translate.build",
+        "job_for",
+        reconstructable_args=(config_dir, args.pipeline, tuple(args.module)),
+    )
+    with _instance(executor) as instance:
+        result = execute_job(job, instance=instance, run_config=run_config, raise_on_error=False)
+        events = result.all_events
+        if not result.success:
+            _print_failure(events)
+            return EXIT_RUN_FAILED
+    if not args.no_preview:
+        _print_final_frames(graph, events)
+    return EXIT_OK
+
+
+def _reference(date: str | None, timezone: str) -> str:
+    if date is None:
+        return pendulum.now(timezone).isoformat()
+    try:
+        return pendulum.parse(date, tz=timezone).isoformat()  # type: ignore[union-attr]
+    except Exception:
+        raise ConfigError(
+            f"-d {date!r} is not an ISO 8601 date or date-time (e.g. 2026-01-05 or "
+            "2026-01-05T15:00:00+08:00)",
+            Location(),
+        ) from None
+
+
+@contextmanager
+def _instance(executor: str) -> Iterator[DagsterInstance]:
+    if os.environ.get("DAGSTER_HOME"):
+        with DagsterInstance.get() as instance:
+            yield instance
+    elif executor == "multiprocess":
+        with DagsterInstance.local_temp() as instance:
+            yield instance
+    else:
+        with DagsterInstance.ephemeral() as instance:
+            yield instance
+
+
+def _print_failure(events: list) -> None:
+    failures = [e for e in events if e.event_type == DagsterEventType.STEP_FAILURE]
+    for event in failures:
+        error = event.step_failure_data.error
+        print(f"error: {_our_message(error)}", file=sys.stderr)
+    if not failures:
+        for event in events:
+            if event.event_type == DagsterEventType.RUN_FAILURE and event.message:
+                print(f"error: {event.message}", file=sys.stderr)
+    print("run failed", file=sys.stderr)
+
+
+def _our_message(error: SerializableErrorInfo | None) -> str:
+    """The message of our own error in Dagster's wrapped chain, without its class prefix."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.cause
+    for info in reversed(chain):
+        if info.cls_name in _OUR_ERRORS:
+            return _strip_class(info.message)
+    return _strip_class(chain[-1].message) if chain else "unknown error"
+
+
+def _strip_class(message: str) -> str:
+    first, _, rest = message.strip().partition(": ")
+    return rest if rest and "." in first and " " not in first else message.strip()
+
+
+def _print_final_frames(graph: PipelineGraph, events: list) -> None:
+    outputs = {
+        (e.step_key, e.event_specific_data.step_output_handle.output_name): e
+        for e in events
+        if e.event_type == DagsterEventType.STEP_OUTPUT
+    }
+    from capport_dagster.translate.translator import CapportTranslator
+
+    translator = CapportTranslator()
+    for name, version in graph.final_versions.items():
+        node = graph.by_label[version.writer]
+        event = outputs.get((translator.get_op_name(node), translator.get_output_name(version)))
+        if event is None:
+            continue
+        metadata = event.event_specific_data.metadata
+        rows = metadata.get("dagster/row_count")
+        cols = metadata.get("capport/columns")
+        preview = metadata.get("capport/preview")
+        shape = f"({rows.value}, {cols.value})" if rows and cols else "(not collected)"
+        print(f"{name}: shape {shape}")
+        if preview is not None:
+            print(preview.value)
+        print()

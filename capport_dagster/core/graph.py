@@ -1,0 +1,374 @@
+"""The dependency graph of a pipeline, deduced from the frames its stages read and write.
+
+Rule (SPEC 7): a stage that reads frame F depends on the *nearest earlier* stage, in list order,
+that writes F. A later writer of F makes a new version; readers never see a later version. So the
+graph is acyclic by construction and every concurrent run gives the sequential result.
+
+Objects here are valid by construction (as Kedro's pipelines are): `PipelineGraph` and `Project`
+run every check in their constructor and raise one `ValidationError` listing every problem, so a
+graph that exists can be translated without further checks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any
+
+from capport_dagster.core.config import CapportConfig, Entry, Pipeline, Stage
+from capport_dagster.core.models import Model, parse_model
+from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry, TaskSpec
+from capport_dagster.core.runners import Runner, parse_runner
+from capport_dagster.core.transforms import Transform, parse_transform
+from capport_dagster.core.variables import BUILTIN_VARIABLES, check_template, substitute_kwargs
+from capport_dagster.errors import (
+    ConfigError,
+    Location,
+    Problem,
+    ValidationError,
+    did_you_mean,
+)
+
+__all__ = ["FrameVersion", "PipelineGraph", "Project", "StageNode", "load_project"]
+
+
+@dataclass(frozen=True)
+class FrameVersion:
+    """One written version of a frame: the frame name and the stage that wrote it."""
+
+    name: str
+    writer: str
+    index: int
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.writer}"
+
+
+@dataclass(frozen=True)
+class StageNode:
+    """A stage with its task resolved, its args checked and its dependencies known."""
+
+    stage: Stage
+    spec: TaskSpec
+    args: Any
+    inputs: Mapping[str, FrameVersion]
+    outputs: tuple[FrameVersion, ...]
+
+    @property
+    def label(self) -> str:
+        return self.stage.label
+
+    @property
+    def index(self) -> int:
+        return self.stage.index
+
+    @property
+    def location(self) -> Location:
+        return self.stage.location
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        return tuple(self.inputs)
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.outputs)
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """Labels of the stages this one waits for, in list order."""
+        writers = {v.writer: v.index for v in self.inputs.values()}
+        return tuple(sorted(writers, key=writers.__getitem__))
+
+
+class _Binder:
+    """The `BindContext` tasks use while their args are checked."""
+
+    def __init__(self, project: _ConfigLookups, location: Location) -> None:
+        self.config = project.config
+        self.location = location
+        self._lookups = project
+
+    def model(self, name: str) -> Model:
+        return self._lookups.model(name, self.location)
+
+    def transform(self, name: str, kwargs: Mapping[str, Any] | None = None) -> Transform:
+        return self._lookups.transform(name, kwargs or {}, self.location)
+
+    def check_path(self, template: str) -> str:
+        check_template(template, self._lookups.variable_names, self.location)
+        return template
+
+
+class _ConfigLookups:
+    """Models and transforms by name, each parsed once, with located errors."""
+
+    def __init__(self, config: CapportConfig) -> None:
+        self.config = config
+        self.variable_names = frozenset(BUILTIN_VARIABLES) | frozenset(os.environ)
+        self.models: dict[str, Model] = {}
+        self.model_problems: list[Problem] = []
+        for name, entry in config.models.items():
+            try:
+                self.models[name] = parse_model(entry)
+            except ConfigError as exc:
+                self.model_problems.extend(_problems_of(exc))
+        self._transforms: dict[tuple[str, str], Transform] = {}
+
+    def model(self, name: str, location: Location) -> Model:
+        if name in self.models:
+            return self.models[name]
+        if name in self.config.models:
+            raise ConfigError(f"model '{name}' is invalid (its errors are listed)", location)
+        raise ConfigError(
+            f"unknown model '{name}'{did_you_mean(name, self.config.models)}", location
+        )
+
+    def transform(self, name: str, kwargs: Mapping[str, Any], location: Location) -> Transform:
+        entry: Entry | None = self.config.transforms.get(name)
+        if entry is None:
+            raise ConfigError(
+                f"unknown transform '{name}'{did_you_mean(name, self.config.transforms)}",
+                location,
+            )
+        key = (name, repr(sorted(kwargs.items())))
+        if key not in self._transforms:
+            body = substitute_kwargs(entry.body, kwargs, location)
+            self._transforms[key] = parse_transform(name, body, entry.location)
+        return self._transforms[key]
+
+
+def _problems_of(exc: ConfigError) -> list[Problem]:
+    if isinstance(exc, ValidationError):
+        return list(exc.problems)
+    return [Problem(exc.location, exc.message)]
+
+
+class PipelineGraph:
+    """A pipeline whose every stage is bound to its task and wired to the frames it reads."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        registry: TaskRegistry = DEFAULT_REGISTRY,
+        *,
+        lookups: _ConfigLookups | None = None,
+        config: CapportConfig | None = None,
+    ) -> None:
+        if lookups is None:
+            lookups = _ConfigLookups(config or CapportConfig(config_dir=os.getcwd()))  # type: ignore[arg-type]
+        self.pipeline = pipeline
+        problems: list[Problem] = []
+        bound = [self._bind(stage, registry, lookups, problems) for stage in pipeline.stages]
+        nodes = self._wire(pipeline, bound, problems)
+        if any(p.severity == "error" for p in problems):
+            raise ValidationError(problems)
+        self.nodes: tuple[StageNode, ...] = tuple(nodes)
+        self.warnings: tuple[Problem, ...] = tuple(problems)
+
+    @property
+    def name(self) -> str:
+        return self.pipeline.name
+
+    @cached_property
+    def by_label(self) -> Mapping[str, StageNode]:
+        return MappingProxyType({node.label: node for node in self.nodes})
+
+    @cached_property
+    def final_versions(self) -> Mapping[str, FrameVersion]:
+        """The last version of every frame, as the pipeline leaves it."""
+        final: dict[str, FrameVersion] = {}
+        for node in self.nodes:
+            for version in node.outputs:
+                final[version.name] = version
+        return MappingProxyType(final)
+
+    @staticmethod
+    def _bind(
+        stage: Stage, registry: TaskRegistry, lookups: _ConfigLookups, problems: list[Problem]
+    ) -> tuple[Stage, TaskSpec, Any, tuple[str, ...], tuple[str, ...]] | None:
+        try:
+            spec = registry.get(stage.task, stage.location)
+            args = spec.parse_args(stage.args, _Binder(lookups, stage.location))
+            reads = _names(spec.reads(args), stage, "reads")
+            writes = _names(spec.writes(args), stage, "writes")
+        except ConfigError as exc:
+            problems.extend(_problems_of(exc))
+            return None
+        return stage, spec, args, reads, writes
+
+    @staticmethod
+    def _wire(
+        pipeline: Pipeline,
+        bound: list[tuple[Stage, TaskSpec, Any, tuple[str, ...], tuple[str, ...]] | None],
+        problems: list[Problem],
+    ) -> list[StageNode]:
+        # Writers of each frame, in list order, so "who writes it later" is easy to say.
+        writers: dict[str, list[Stage]] = {}
+        for item in bound:
+            if item is not None:
+                for name in item[4]:
+                    writers.setdefault(name, []).append(item[0])
+
+        latest: dict[str, FrameVersion] = {}
+        versions_written: dict[str, int] = {}
+        read_versions: set[FrameVersion] = set()
+        nodes: list[StageNode] = []
+        for item in bound:
+            if item is None:
+                continue
+            stage, spec, args, reads, writes = item
+            inputs: dict[str, FrameVersion] = {}
+            for name in reads:
+                if name in latest:
+                    inputs[name] = latest[name]
+                    read_versions.add(latest[name])
+                    continue
+                later = [s.label for s in writers.get(name, []) if s.index >= stage.index]
+                hint = (
+                    f"; it is written later by stage '{later[0]}' - move that stage first"
+                    if later
+                    else f"{did_you_mean(name, latest)}"
+                )
+                problems.append(
+                    Problem(
+                        stage.location,
+                        f"reads frame '{name}' before any earlier stage writes it{hint}",
+                    )
+                )
+            outputs = []
+            for name in writes:
+                version = FrameVersion(
+                    name, stage.label, stage.index, versions_written.get(name, 0)
+                )
+                versions_written[name] = version.version + 1
+                outputs.append(version)
+            for version in outputs:
+                latest[version.name] = version
+            nodes.append(StageNode(stage, spec, args, MappingProxyType(inputs), tuple(outputs)))
+
+        for node in nodes:
+            for version in node.outputs:
+                if version not in read_versions:
+                    problems.append(
+                        Problem(
+                            node.location,
+                            f"frame '{version.name}' is written but no later stage reads it",
+                            severity="warning",
+                        )
+                    )
+        return nodes
+
+
+def _names(names: Iterable[str], stage: Stage, what: str) -> tuple[str, ...]:
+    """A task's reads/writes, checked: frame names are non-empty strings, each listed once."""
+    result: list[str] = []
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(
+                f"task '{stage.task}' {what} a frame name that is not a string: {name!r}",
+                stage.location,
+            )
+        if name in result:
+            if what == "writes":
+                raise ConfigError(f"writes frame '{name}' twice", stage.location)
+            continue
+        result.append(name)
+    return tuple(result)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A validated config directory: the graph of every pipeline, the models and the runners.
+
+    Build it with :meth:`Project.from_config`; it raises `ValidationError` listing every problem
+    when anything is wrong, so a `Project` that exists is ready to translate.
+    """
+
+    config: CapportConfig
+    graphs: Mapping[str, PipelineGraph]
+    models: Mapping[str, Model]
+    runners: Mapping[str, Runner]
+    warnings: tuple[Problem, ...] = field(default=())
+
+    @classmethod
+    def from_config(
+        cls,
+        config: CapportConfig,
+        registry: TaskRegistry = DEFAULT_REGISTRY,
+        *,
+        pipelines: Iterable[str] | None = None,
+    ) -> Project:
+        problems: list[Problem] = list(config.problems)
+        lookups = _ConfigLookups(config)
+        problems.extend(lookups.model_problems)
+
+        runners: dict[str, Runner] = {}
+        for name, entry in config.runners.items():
+            try:
+                runners[name] = parse_runner(entry, config.pipelines, config.loggers)
+            except ConfigError as exc:
+                problems.extend(_problems_of(exc))
+
+        selected = list(config.pipelines) if pipelines is None else list(pipelines)
+        graphs: dict[str, PipelineGraph] = {}
+        for name in selected:
+            pipeline = config.pipelines.get(name)
+            if pipeline is None:
+                problems.append(
+                    Problem(
+                        Location(file=str(config.config_dir), section="pipeline", name=name),
+                        f"unknown pipeline '{name}'{did_you_mean(name, config.pipelines)}",
+                    )
+                )
+                continue
+            try:
+                graph = PipelineGraph(pipeline, registry, lookups=lookups)
+            except ValidationError as exc:
+                problems.extend(exc.problems)
+                continue
+            graphs[name] = graph
+            problems.extend(graph.warnings)
+
+        unique = list(dict.fromkeys(problems))  # one problem may be found via several stages
+        if any(p.severity == "error" for p in unique):
+            raise ValidationError(unique)
+        return cls(
+            config=config,
+            graphs=MappingProxyType(graphs),
+            models=MappingProxyType(dict(lookups.models)),
+            runners=MappingProxyType(runners),
+            warnings=tuple(unique),
+        )
+
+    def runner_for(self, pipeline: str, runner: str | None = None) -> Runner | None:
+        """The runner that sets a pipeline's defaults: the one named, else the first listing the
+        pipeline, else `default`."""
+        if runner is not None:
+            if runner not in self.runners:
+                raise ConfigError(
+                    f"unknown runner '{runner}'{did_you_mean(runner, self.runners)}"
+                    f" (runners: {', '.join(sorted(self.runners)) or 'none defined'})",
+                    Location(section="runner", name=runner),
+                )
+            return self.runners[runner]
+        for candidate in self.runners.values():
+            if pipeline in candidate.pipelines:
+                return candidate
+        return self.runners.get("default")
+
+
+def load_project(
+    config_dir: str | os.PathLike[str],
+    registry: TaskRegistry = DEFAULT_REGISTRY,
+    *,
+    pipelines: Iterable[str] | None = None,
+) -> Project:
+    """Read and validate a config directory (raises `ValidationError` with every problem)."""
+    from capport_dagster.core.loader import load_config
+
+    return Project.from_config(load_config(config_dir), registry, pipelines=pipelines)

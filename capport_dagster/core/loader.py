@@ -1,0 +1,233 @@
+"""Read a config directory into a :class:`CapportConfig`, collecting every problem on the way.
+
+Only a missing directory, or one without YAML files, raises: anything else becomes a
+:class:`Problem` and reading goes on, so `capport validate` can list all problems at once. A
+broken entry is still recorded as far as it could be read (a pipeline keeps the stages that were
+well formed), so that references to it do not cause follow-up errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from capport_dagster.core.config import SECTIONS, CapportConfig, Entry, Pipeline, Stage
+from capport_dagster.core.yaml_source import line_of, load_yaml_file
+from capport_dagster.errors import ConfigError, Location, Problem, did_you_mean
+
+__all__ = ["RUNNER_KEYS", "STAGE_KEYS", "load_config"]
+
+#: Keys a stage may have.
+STAGE_KEYS: tuple[str, ...] = ("label", "task", "args")
+
+#: Keys of a runner definition: a `runner` section that has one of them at its top is a single
+#: unnamed runner, read as the runner named `default`.
+RUNNER_KEYS: tuple[str, ...] = (
+    "logger",
+    "run_with",
+    "executor",
+    "max_concurrent",
+    "pipelines",
+    "schedule",
+)
+
+_DAGSTER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def load_config(config_dir: str | os.PathLike[str]) -> CapportConfig:
+    """Read every ``*.yml`` / ``*.yaml`` file directly in ``config_dir``, in name order.
+
+    Raises :class:`ConfigError` only when there is nothing to read; every other problem is
+    returned in ``CapportConfig.problems``.
+    """
+    directory = Path(os.path.abspath(config_dir))
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise ConfigError(f"the config directory {what}", Location(file=str(directory)))
+    files = tuple(
+        path
+        for path in sorted(directory.iterdir(), key=lambda p: p.name)
+        if path.suffix in (".yml", ".yaml") and not path.name.startswith(".") and path.is_file()
+    )
+    if not files:
+        raise ConfigError(
+            "the config directory has no YAML file (*.yml, *.yaml)", Location(file=str(directory))
+        )
+    reader = _Reader()
+    for path in files:
+        reader.read_file(path)
+    return CapportConfig(
+        config_dir=directory,
+        files=files,
+        pipelines=MappingProxyType(reader.pipelines),
+        entries=MappingProxyType(
+            {section: MappingProxyType(entries) for section, entries in reader.entries.items()}
+        ),
+        problems=tuple(reader.problems),
+    )
+
+
+def _kind(value: object) -> str:
+    """A YAML user's word for a value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+class _Reader:
+    """Accumulates entries, pipelines and problems over the files of one directory."""
+
+    def __init__(self) -> None:
+        self.pipelines: dict[str, Pipeline] = {}
+        self.entries: dict[str, dict[str, Entry]] = {s: {} for s in SECTIONS if s != "pipeline"}
+        self.problems: list[Problem] = []
+        self._defined: dict[tuple[str, str], Location] = {}
+
+    def problem(self, location: Location, message: str) -> None:
+        self.problems.append(Problem(location, message))
+
+    def read_file(self, path: Path) -> None:
+        file = str(path)
+        try:
+            document = load_yaml_file(path)
+        except ConfigError as exc:
+            self.problem(exc.location, exc.message)
+            return
+        if document is None:
+            return
+        if not isinstance(document, dict):
+            self.problem(
+                Location(file=file, line=line_of(document)),
+                f"the top level must be a mapping of sections ({', '.join(SECTIONS)}), "
+                f"not {_kind(document)}",
+            )
+            return
+        for section, body in document.items():
+            location = Location(file=file, line=line_of(document, section), section=str(section))
+            if section not in SECTIONS:
+                self.problem(
+                    location,
+                    f"unknown section {str(section)!r}{did_you_mean(section, SECTIONS)} "
+                    f"(sections: {', '.join(SECTIONS)})",
+                )
+            elif body is not None:
+                self.read_section(section, body, location)
+
+    def read_section(self, section: str, body: Any, location: Location) -> None:
+        if section == "runner" and isinstance(body, dict) and any(k in body for k in RUNNER_KEYS):
+            body = {"default": body}
+            names_at = {"default": location.line}
+        elif isinstance(body, dict):
+            names_at = {name: line_of(body, name) for name in body}
+        else:
+            self.problem(
+                location, f"a section must be a mapping of name -> definition, not {_kind(body)}"
+            )
+            return
+        for name, definition in body.items():
+            where = location.with_(line=names_at[name] or location.line, name=str(name))
+            if not isinstance(name, str):
+                self.problem(where, f"{section} names must be strings, not {_kind(name)}")
+            elif self.is_new(section, name, where):
+                if section == "pipeline":
+                    self.pipelines[name] = self.read_pipeline(name, definition, where)
+                else:
+                    self.entries[section][name] = Entry(section, name, definition, where)
+
+    def is_new(self, section: str, name: str, where: Location) -> bool:
+        """Record a definition; False (and a clash problem) when another file already has it."""
+        first = self._defined.setdefault((section, name), where)
+        if first is where:
+            return True
+        self.problem(
+            where,
+            f"{section} '{name}' is defined in both {_file_line(first)} and {_file_line(where)}",
+        )
+        return False
+
+    def read_pipeline(self, name: str, body: Any, where: Location) -> Pipeline:
+        if not _DAGSTER_NAME.match(name):
+            self.problem(
+                where,
+                f"pipeline name {name!r} is not a valid Dagster job name "
+                "(letters, digits and underscores only)",
+            )
+        if not isinstance(body, list):
+            self.problem(where, f"a pipeline must be a list of stages, not {_kind(body)}")
+            return Pipeline(name, (), where)
+        if not body:
+            self.problem(where, "a pipeline must have at least one stage")
+        stages: list[Stage] = []
+        first_index: dict[str, int] = {}
+        for index, raw in enumerate(body):
+            stage = self.read_stage(raw, where.with_(line=line_of(body, index), index=index))
+            if stage is None:
+                continue
+            if stage.label in first_index:
+                self.problem(
+                    stage.location,
+                    f"duplicate label {stage.label!r}: stages #{first_index[stage.label]} "
+                    f"and #{index} share it (labels must be unique within a pipeline)",
+                )
+                continue
+            first_index[stage.label] = index
+            stages.append(stage)
+        return Pipeline(name, tuple(stages), where)
+
+    def read_stage(self, raw: Any, where: Location) -> Stage | None:
+        """One stage, or None (with problems) when it has no usable label and task."""
+        if not isinstance(raw, dict):
+            self.problem(
+                where, f"a stage must be a mapping with 'label' and 'task', not {_kind(raw)}"
+            )
+            return None
+        label = raw.get("label")
+        if isinstance(label, str):
+            where = where.with_(stage=label)
+        usable = True
+        for key in ("label", "task"):
+            value = raw.get(key)
+            at = where.with_(line=line_of(raw, key) or where.line)
+            if key not in raw:
+                self.problem(at, f"the stage has no {key!r}")
+                usable = False
+            elif not isinstance(value, str):
+                self.problem(at, f"{key!r} must be a string, not {_kind(value)}")
+                usable = False
+            elif not value:
+                self.problem(at, f"{key!r} must not be empty")
+                usable = False
+        if usable and not _DAGSTER_NAME.match(label):
+            self.problem(
+                where.with_(line=line_of(raw, "label") or where.line),
+                f"label {label!r} is not a valid Dagster op name "
+                "(letters, digits and underscores only)",
+            )
+        for key in raw:
+            if key not in STAGE_KEYS:
+                self.problem(
+                    where.with_(line=line_of(raw, key) or where.line),
+                    f"unknown stage key {str(key)!r}{did_you_mean(key, STAGE_KEYS)} "
+                    f"(stage keys: {', '.join(STAGE_KEYS)})",
+                )
+        if not usable:
+            return None
+        return Stage(label=raw["label"], task=raw["task"], args=raw.get("args"), location=where)
+
+
+def _file_line(location: Location) -> str:
+    name = Path(location.file).name if location.file else "?"
+    return f"{name}:{location.line}" if location.line is not None else name

@@ -1,0 +1,207 @@
+"""The task registry: what a stage's `task:` name means.
+
+A task is declared once, with everything the graph and the translator need: how to check its args,
+which dataframes it **reads** and **writes** (computed from the args alone, so dependencies are
+known before anything runs) and the function that does the work. Built-in tasks are registered
+exactly like a user's own:
+
+    from capport_dagster import task
+
+    @task("dedupe", reads=lambda a: [a["input"]], writes=lambda a: [a["save_df"]])
+    def dedupe(args, frames, ctx):
+        return {args["save_df"]: frames[args["input"]].unique()}
+
+The run function receives the frames it reads (`pl.LazyFrame` in lazy modes, `pl.DataFrame` in
+eager ones) and returns a mapping of the frames it writes, lazy or eager as is convenient: the
+runtime converts to the run's mode. It may be an `async def` (I/O-bound tasks).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
+import polars as pl
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from capport_dagster.core.modes import RunMode
+from capport_dagster.errors import ConfigError, Location, did_you_mean
+
+if TYPE_CHECKING:
+    from capport_dagster.core.config import CapportConfig
+    from capport_dagster.core.models import Model
+    from capport_dagster.core.transforms import Transform
+
+__all__ = [
+    "DEFAULT_REGISTRY",
+    "BindContext",
+    "Frame",
+    "RunContext",
+    "TaskRegistry",
+    "TaskSpec",
+    "import_task_modules",
+    "task",
+]
+
+Frame: TypeAlias = pl.DataFrame | pl.LazyFrame
+RunFn: TypeAlias = Callable[..., Mapping[str, Frame] | Awaitable[Mapping[str, Frame]] | None]
+
+
+class BindContext(Protocol):
+    """What a task may look up while its args are checked (at validation time, before any run)."""
+
+    config: CapportConfig
+    location: Location
+
+    def model(self, name: str) -> Model:
+        """The named model, or a located ConfigError with a did-you-mean."""
+
+    def transform(self, name: str, kwargs: Mapping[str, Any] | None = None) -> Transform:
+        """The named transform with `$$kwargs` substituted, parsed and checked."""
+
+    def check_path(self, template: str) -> str:
+        """Check a path template's `$VARIABLES` are defined; returns the template unchanged."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a task sees while it runs: the mode, the run's variables and where it is."""
+
+    mode: RunMode
+    variables: Mapping[str, str]
+    location: Location
+    log: logging.Logger | logging.LoggerAdapter = field(
+        default_factory=lambda: logging.getLogger("capport")
+    )
+
+    def path(self, template: str) -> Path:
+        """Expand `$VARIABLES` in a path; relative paths resolve against the working directory."""
+        from capport_dagster.core.variables import expand
+
+        return Path(expand(template, self.variables, self.location)).expanduser().absolute()
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything the project knows about one task.
+
+    `parse` turns the raw YAML args into the value the other three functions receive; it raises
+    `ConfigError` (located by the caller) for malformed args. It defaults to pydantic validation
+    when `args_model` is given, else to passing the YAML through.
+    """
+
+    name: str
+    run: RunFn
+    reads: Callable[[Any], Iterable[str]]
+    writes: Callable[[Any], Iterable[str]]
+    parse: Callable[[Any, BindContext], Any] | None = None
+    args_model: type[BaseModel] | None = None
+    description: str = ""
+
+    def parse_args(self, raw: Any, ctx: BindContext) -> Any:
+        if self.parse is not None:
+            return self.parse(raw, ctx)
+        if self.args_model is not None:
+            return validate_model(
+                self.args_model, raw, ctx.location, f"args for task '{self.name}'"
+            )
+        return raw
+
+
+def validate_model(model: type[BaseModel], raw: Any, location: Location, what: str) -> BaseModel:
+    """Pydantic validation whose failure reads like the rest of capport's errors.
+
+    `what` names the thing checked, e.g. "args for task 'load_csv'" or "runner".
+    """
+    try:
+        return model.model_validate({} if raw is None else raw)
+    except PydanticValidationError as exc:
+        causes = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'args'}: {err['msg'].lower()}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"malformed {what}: {causes}", location) from None
+
+
+class TaskRegistry:
+    """Task names to their specs. Copy it to give a project its own set of tasks."""
+
+    def __init__(self, specs: Iterable[TaskSpec] = ()) -> None:
+        self._specs: dict[str, TaskSpec] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: TaskSpec, *, replace: bool = False) -> TaskSpec:
+        if spec.name in self._specs and not replace:
+            raise ValueError(f"task '{spec.name}' is already registered (pass replace=True)")
+        self._specs[spec.name] = spec
+        return spec
+
+    def task(
+        self,
+        name: str,
+        *,
+        reads: Callable[[Any], Iterable[str]],
+        writes: Callable[[Any], Iterable[str]],
+        args: type[BaseModel] | None = None,
+        parse: Callable[[Any, BindContext], Any] | None = None,
+        replace: bool = False,
+    ) -> Callable[[RunFn], RunFn]:
+        """Decorator registering the decorated function as the run function of task `name`."""
+
+        def decorate(fn: RunFn) -> RunFn:
+            spec = TaskSpec(
+                name=name,
+                run=fn,
+                reads=reads,
+                writes=writes,
+                parse=parse,
+                args_model=args,
+                description=(fn.__doc__ or "").strip().split("\n")[0],
+            )
+            self.register(spec, replace=replace)
+            return fn
+
+        return decorate
+
+    def get(self, name: str, location: Location | None = None) -> TaskSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown task '{name}'{did_you_mean(name, self._specs)}"
+                f" (tasks: {', '.join(sorted(self._specs))})",
+                location,
+            ) from None
+
+    def copy(self) -> TaskRegistry:
+        return TaskRegistry(self._specs.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._specs))
+
+
+def import_task_modules(modules: Iterable[str]) -> None:
+    """Import the modules that register a user's own tasks (`capport run -m my_tasks`)."""
+    import importlib
+
+    for module in modules:
+        importlib.import_module(module)
+
+
+#: The registry `load_definitions` uses unless given another; built-in tasks live here.
+DEFAULT_REGISTRY = TaskRegistry()
+
+#: Register a task in the default registry: `@task("name", reads=..., writes=...)`.
+task = DEFAULT_REGISTRY.task
+
+# The built-in tasks register themselves in DEFAULT_REGISTRY; importing them here means nobody can
+# see the default registry without them.
+from capport_dagster.core import tasks as _builtin_tasks  # noqa: E402, F401

@@ -1,0 +1,126 @@
+"""Running one stage: the part of a run that does not depend on the orchestrator.
+
+The translator calls :func:`run_stage` from inside a Dagster op. It gives the task its frames in
+the mode's form, converts what the task returns back to it (eager modes collect here, lazy modes
+never do), runs blocking Polars work off the event loop in the async modes (Polars releases the
+GIL, so threads really overlap) and turns every failure into a located `TaskError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Iterable, Mapping
+
+import polars as pl
+
+from capport_dagster.core.graph import StageNode
+from capport_dagster.core.models import Model, explain_cast_failure
+from capport_dagster.core.registry import Frame, RunContext
+from capport_dagster.errors import CapportError, TaskError
+
+__all__ = ["run_stage"]
+
+# Models whose casts a lazy frame still carries in its plan: a strict cast in a lazy plan fails
+# only when a later stage collects, so the frame remembers which models it went through in order
+# to name them in the error. Stored as an attribute: LazyFrames are plain Python objects.
+_MODELS_ATTR = "_capport_models"
+
+
+async def run_stage(
+    node: StageNode, frames: Mapping[str, Frame], ctx: RunContext
+) -> dict[str, Frame]:
+    """Run `node`'s task on `frames` (keyed by frame name) and return the frames it writes."""
+    models = _models_upstream(frames.values(), node)
+    inputs = {name: _as_mode(frame, ctx) for name, frame in frames.items()}
+    try:
+        result = await _call(node, inputs, ctx)
+        missing = [name for name in node.writes if name not in result]
+        if missing:
+            raise TaskError(
+                f"task '{node.stage.task}' did not return frame(s) {', '.join(missing)}"
+                f" (it returned {', '.join(result) or 'nothing'})",
+                ctx.location,
+            )
+        outputs = {name: result[name] for name in node.writes}
+        if not ctx.mode.is_lazy:
+            outputs = await _off_loop(ctx, _collect_all, outputs)
+    except CapportError:
+        raise
+    except Exception as exc:
+        raise _task_error(exc, node, models, ctx) from exc
+    for frame in outputs.values():
+        if isinstance(frame, pl.LazyFrame):
+            setattr(frame, _MODELS_ATTR, models)
+    return outputs
+
+
+async def _call(node: StageNode, inputs: dict[str, Frame], ctx: RunContext) -> dict[str, Frame]:
+    run = node.spec.run
+    if inspect.iscoroutinefunction(run):
+        result = await run(node.args, inputs, ctx)
+    else:
+        result = await _off_loop(ctx, run, node.args, inputs, ctx)
+    if inspect.isawaitable(result):
+        result = await result
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping):
+        raise TaskError(
+            f"task '{node.stage.task}' must return a mapping of frame name to frame, "
+            f"got {type(result).__name__}",
+            ctx.location,
+        )
+    return dict(result)
+
+
+async def _off_loop(ctx: RunContext, fn, *args):  # type: ignore[no-untyped-def]
+    """In async modes, blocking work goes to a thread so other stages keep running."""
+    if ctx.mode.is_async:
+        return await asyncio.to_thread(fn, *args)
+    return fn(*args)
+
+
+def _as_mode(frame: Frame, ctx: RunContext) -> Frame:
+    if ctx.mode.is_lazy:
+        return frame.lazy() if isinstance(frame, pl.DataFrame) else frame
+    # An eager stage can receive a LazyFrame only from a persisted frame being scanned back.
+    return frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+
+
+def _collect_all(outputs: dict[str, Frame]) -> dict[str, Frame]:
+    lazy = [name for name, frame in outputs.items() if isinstance(frame, pl.LazyFrame)]
+    collected = pl.collect_all([outputs[name] for name in lazy])  # type: ignore[misc]
+    return {**outputs, **dict(zip(lazy, collected, strict=True))}
+
+
+def _models_upstream(frames: Iterable[Frame], node: StageNode) -> tuple[Model, ...]:
+    models: dict[str, Model] = {}
+    for frame in frames:
+        for model in getattr(frame, _MODELS_ATTR, ()):
+            models[model.name] = model
+    for model in _models_of(node.args):
+        models[model.name] = model
+    return tuple(models.values())
+
+
+def _models_of(args: object) -> Iterable[Model]:
+    """Models a built-in task's args use (`load_csv`/`save_csv` entries)."""
+    for file in getattr(args, "files", ()):
+        if getattr(file, "model", None) is not None:
+            yield file.model
+
+
+def _task_error(
+    exc: Exception, node: StageNode, models: tuple[Model, ...], ctx: RunContext
+) -> TaskError:
+    explained = explain_cast_failure(exc, models, ctx.location)
+    if explained is not None:
+        return explained
+    if isinstance(exc, pl.exceptions.PolarsError):
+        detail = str(exc).split("\n\n")[0].strip()
+    elif isinstance(exc, OSError):
+        detail = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+    else:
+        detail = f"{type(exc).__name__}: {exc}"
+    return TaskError(f"task '{node.stage.task}' failed: {detail}", ctx.location)

@@ -1,0 +1,469 @@
+"""Transforms: a named list of steps (`select`, `join`, `drop`) that builds a Polars LazyFrame.
+
+Parsing and applying are apart so `capport validate` reports every bad step of every transform
+without data, and a run only builds a lazy plan that Polars can optimise as a whole (a `select`
+of 2 of 20 CSV columns reads only those 2). Decisions a user of the YAML sees:
+
+- **Column paths**: a dot always goes into a struct field: `team.name` is
+  `pl.col("team").struct.field("name")`. A column whose own name contains a dot cannot be
+  selected by path; rename it where it is loaded.
+- **format / concat** cast each column to a string; any null input gives a null result. The
+  concat `separator` defaults to one space.
+- **Join keys** are column names (not paths). Every join but `cross` coalesces its keys into one
+  column, `full` included (polars would keep both by default): left, inner and full keep the left
+  key names, right keeps the right ones, so a full join gives one key column holding every key.
+  Other right columns whose names clash with left ones get the suffix `_right`. Nulls never
+  match nulls (SQL). Row order is kept: left order for left/inner/full (then unmatched right
+  rows), right order for right joins, so every run gives the same frame.
+- **drop** takes exact column names; `true`, `null` or the string `"true"` (any case) drop,
+  `false`/`"false"` keep.
+- Steps are numbered from 1 in messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import polars as pl
+
+from capport_dagster.core.yaml_source import column_of, line_of
+from capport_dagster.errors import (
+    ConfigError,
+    Location,
+    Problem,
+    TaskError,
+    ValidationError,
+    did_you_mean,
+)
+
+__all__ = [
+    "ACTIONS",
+    "JOIN_HOWS",
+    "PLANNED_STEPS",
+    "STEPS",
+    "DropStep",
+    "JoinStep",
+    "SelectItem",
+    "SelectStep",
+    "Step",
+    "Transform",
+    "parse_select",
+    "parse_transform",
+    "select_exprs",
+]
+
+STEPS: tuple[str, ...] = ("select", "join", "drop")
+PLANNED_STEPS: tuple[str, ...] = ("filter", "order", "limit", "head", "tail", "sql")
+JOIN_HOWS: tuple[str, ...] = ("left", "right", "full", "cross", "inner")
+ACTIONS: tuple[str, ...] = ("concat", "format")
+
+_SOURCE_KEYS = ("action", "args")
+_ACTION_KEYS = {"format": ("template", "cols"), "concat": ("cols", "separator")}
+_JOIN_KEYS = ("join", "right", "right_select", "left_on", "right_on", "how")
+_ORDER = {"left": "left", "right": "right", "inner": "left_right", "full": "left_right"}
+
+
+@dataclass(frozen=True)
+class SelectItem:
+    """One output column of a select: a column path, or a `format`/`concat` of column paths."""
+
+    name: str
+    action: Literal["column", "format", "concat"]
+    cols: tuple[str, ...]
+    template: str = "{}"
+    separator: str = " "
+
+
+@dataclass(frozen=True)
+class SelectStep:
+    kind: ClassVar[str] = "select"
+    items: tuple[SelectItem, ...]
+
+    def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+        return frame.select(select_exprs(self.items))
+
+
+@dataclass(frozen=True)
+class JoinStep:
+    kind: ClassVar[str] = "join"
+    right: str
+    how: str
+    left_on: tuple[str, ...] = ()
+    right_on: tuple[str, ...] = ()
+    right_select: tuple[SelectItem, ...] | None = None
+
+    def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+        right = frames[self.right].lazy()
+        if self.right_select is not None:
+            right = right.select(select_exprs(self.right_select))
+        if self.how == "cross":
+            return frame.join(right, how="cross")
+        return frame.join(
+            right,
+            left_on=list(self.left_on),
+            right_on=list(self.right_on),
+            how=self.how,  # type: ignore[arg-type]
+            coalesce=True,
+            maintain_order=_ORDER[self.how],  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class DropStep:
+    kind: ClassVar[str] = "drop"
+    columns: tuple[str, ...]
+
+    def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+        return frame.drop(list(self.columns)) if self.columns else frame
+
+
+Step = SelectStep | JoinStep | DropStep
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A parsed transform: reusable by any stage, shared between threads (it is immutable)."""
+
+    name: str
+    steps: tuple[Step, ...]
+
+    def reads(self) -> tuple[str, ...]:
+        """The frames the joins name, in step order: the stage's extra dependencies."""
+        names = [step.right for step in self.steps if isinstance(step, JoinStep)]
+        return tuple(dict.fromkeys(names))
+
+    def apply(
+        self,
+        frame: pl.LazyFrame,
+        frames: Mapping[str, pl.LazyFrame],
+        *,
+        location: Location | None = None,
+    ) -> pl.LazyFrame:
+        """Build the plan; never collects.
+
+        The schema is resolved after each step (no data is read), so a missing column is
+        reported with the step that names it rather than as a bare Polars error at collect time.
+        """
+        plan = frame.lazy()
+        for number, step in enumerate(self.steps, 1):
+            where = f"transform '{self.name}', step {number} ({step.kind})"
+            if isinstance(step, JoinStep) and step.right not in frames:
+                given = ", ".join(sorted(frames)) or "none"
+                raise TaskError(
+                    f"{where}: frame '{step.right}' was not given (frames: {given})", location
+                )
+            plan = step.apply(plan, frames)
+            try:
+                plan.collect_schema()
+            except pl.exceptions.PolarsError as exc:
+                raise TaskError(f"{where}: {_polars_detail(exc)}", location) from exc
+        return plan
+
+
+# -- parsing -------------------------------------------------------------------------------------
+
+
+def parse_transform(name: str, body: Any, location: Location) -> Transform:
+    """Read one transform definition (after `$$kwargs` substitution); reports every bad step."""
+    if not isinstance(body, list):
+        raise ConfigError(
+            "a transform is a list of steps (- select: ..., - join: ..., - drop: ...),"
+            f" got {_describe(body)}",
+            location,
+        )
+    if not body:
+        raise ConfigError("a transform needs at least one step", location)
+    problems: list[Problem] = []
+    steps: list[Step] = []
+    for number, raw in enumerate(body, 1):
+        messages: list[str] = []
+        step = _parse_step(number, raw, messages)
+        if step is not None and not messages:
+            steps.append(step)
+        where = _at(location, body, number - 1)
+        problems += [Problem(where, message) for message in messages]
+    _raise_problems(problems)
+    return Transform(name, tuple(steps))
+
+
+def _parse_step(number: int, raw: Any, messages: list[str]) -> Step | None:
+    if not isinstance(raw, Mapping) or len(raw) != 1:
+        got = _describe(raw)
+        if isinstance(raw, Mapping) and raw:
+            got = f"{_count(len(raw), 'key')}: {', '.join(map(str, raw))}"
+        messages.append(
+            f"step {number}: a step is a mapping with exactly one key"
+            f" ({', '.join(STEPS)}), got {got}"
+        )
+        return None
+    ((kind, args),) = raw.items()
+    context = f"step {number} ({kind})"
+    if kind == "select":
+        return SelectStep(_parse_select(args, context, messages))
+    if kind == "join":
+        return _parse_join(args, context, messages)
+    if kind == "drop":
+        return DropStep(_parse_drop(args, context, messages))
+    if kind in PLANNED_STEPS:
+        messages.append(f"step {number}: step '{kind}' is not supported yet (planned)")
+    else:
+        hint = did_you_mean(kind, STEPS + PLANNED_STEPS)
+        messages.append(
+            f"step {number}: unknown step {kind!r}{hint} (valid steps: {', '.join(STEPS)})"
+        )
+    return None
+
+
+def parse_select(mapping: Any, location: Location, context: str) -> tuple[SelectItem, ...]:
+    """Read a `{new_col: SOURCE}` mapping; `context` prefixes messages (e.g. `step 2 (join)`)."""
+    messages: list[str] = []
+    items = _parse_select(mapping, context, messages)
+    _raise_problems([Problem(location, message) for message in messages])
+    return items
+
+
+def _parse_select(mapping: Any, context: str, messages: list[str]) -> tuple[SelectItem, ...]:
+    if not isinstance(mapping, Mapping) or not mapping:
+        got = "an empty mapping" if isinstance(mapping, Mapping) else _describe(mapping)
+        messages.append(f"{context}: expected a mapping of new column -> source, got {got}")
+        return ()
+    items: list[SelectItem] = []
+    for key, source in mapping.items():
+        if not isinstance(key, str) or not key:
+            messages.append(f"{context}: column name {key!r} must be a non-empty string")
+            continue
+        item = _parse_source(key, source, f"{context}: column '{key}'", messages)
+        if item is not None:
+            items.append(item)
+    return tuple(items)
+
+
+def _parse_source(key: str, source: Any, where: str, messages: list[str]) -> SelectItem | None:
+    if source is None or isinstance(source, str):
+        return _column_item(key, source, where, messages)
+    if not isinstance(source, Mapping):
+        messages.append(
+            f"{where}: a source is a column path, null or a mapping with action and args,"
+            f" got {_describe(source)}"
+        )
+        return None
+    if _unknown_keys(source, _SOURCE_KEYS, where, messages, "a source mapping"):
+        return None
+    if "action" not in source:
+        args = source.get("args")
+        if args is not None and not isinstance(args, str):
+            messages.append(f"{where}: args without an action is a column path, got {args!r}")
+            return None
+        return _column_item(key, args, where, messages)
+    action, args = source["action"], source.get("args")
+    if action not in ACTIONS:
+        hint = did_you_mean(action, ACTIONS)
+        messages.append(
+            f"{where}: unknown action {action!r}{hint} (valid actions: {', '.join(ACTIONS)})"
+        )
+        return None
+    where = f"{where} ({action})"
+    if not isinstance(args, Mapping):
+        messages.append(f"{where}: args must be a mapping, got {_describe(args)}")
+        return None
+    errors = len(messages)
+    _unknown_keys(args, _ACTION_KEYS[action], where, messages, f"{action} args")
+    cols = _columns(args.get("cols"), "cols", where, messages, required=True, paths=True) or ()
+    if action == "format":
+        template = args.get("template")
+        if not isinstance(template, str):
+            messages.append(f"{where}: template must be a string, got {_describe(template)}")
+        elif cols and template.count("{}") != len(cols):
+            messages.append(
+                f"{where}: template {template!r} has {_count(template.count('{}'), 'placeholder')}"
+                f" '{{}}' but cols has {_count(len(cols), 'column')}; they must match"
+            )
+        item = SelectItem(key, "format", cols, template=str(template))
+    else:
+        separator = args.get("separator", " ")
+        if not isinstance(separator, str):
+            messages.append(f"{where}: separator must be a string, got {_describe(separator)}")
+        item = SelectItem(key, "concat", cols, separator=str(separator))
+    return item if len(messages) == errors else None
+
+
+def _column_item(key: str, path: str | None, where: str, messages: list[str]) -> SelectItem | None:
+    path = key if path is None else path
+    if not _valid_path(path):
+        messages.append(f"{where}: column path {path!r} has an empty part")
+        return None
+    return SelectItem(key, "column", (path,))
+
+
+def _parse_join(args: Any, context: str, messages: list[str]) -> JoinStep | None:
+    if not isinstance(args, Mapping):
+        messages.append(f"{context}: expected a mapping with join, left_on, right_on and how")
+        return None
+    errors = len(messages)
+    _unknown_keys(args, _JOIN_KEYS, context, messages, "a join")
+    right = args.get("join", args.get("right"))
+    if "join" in args and "right" in args:
+        messages.append(f"{context}: name the right frame with 'join' or 'right', not both")
+    elif not isinstance(right, str) or not right:
+        messages.append(f"{context}: the right frame is required: join: FRAME_NAME")
+    how = args.get("how")
+    if how is None:
+        messages.append(f"{context}: how is required (one of {', '.join(JOIN_HOWS)})")
+    elif how not in JOIN_HOWS:
+        hint = did_you_mean(str(how).lower(), JOIN_HOWS)
+        messages.append(f"{context}: unknown how {how!r}{hint} (valid: {', '.join(JOIN_HOWS)})")
+    left_on = _columns(args.get("left_on"), "left_on", context, messages)
+    right_on = _columns(args.get("right_on"), "right_on", context, messages)
+    if left_on is None or right_on is None:
+        pass  # already reported
+    elif how == "cross":
+        if left_on or right_on:
+            messages.append(f"{context}: a cross join takes no keys; remove left_on and right_on")
+    elif not left_on or not right_on:
+        if how in JOIN_HOWS:
+            missing = [k for k, v in (("left_on", left_on), ("right_on", right_on)) if not v]
+            messages.append(
+                f"{context}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'}"
+                f" required for how: {how} (only a cross join takes no keys)"
+            )
+    elif len(left_on) != len(right_on):
+        messages.append(
+            f"{context}: left_on has {_count(len(left_on), 'column')}"
+            f" but right_on has {len(right_on)}"
+        )
+    right_select = None
+    if args.get("right_select") is not None:
+        right_select = _parse_select(args["right_select"], f"{context} right_select", messages)
+    if len(messages) > errors:
+        return None
+    return JoinStep(str(right), str(how), left_on or (), right_on or (), right_select)
+
+
+def _parse_drop(args: Any, context: str, messages: list[str]) -> tuple[str, ...]:
+    if not isinstance(args, Mapping) or not args:
+        got = "an empty mapping" if isinstance(args, Mapping) else _describe(args)
+        messages.append(f"{context}: expected a mapping of column -> true/false, got {got}")
+        return ()
+    dropped: list[str] = []
+    for key, value in args.items():
+        flag = value.lower() if isinstance(value, str) else value
+        if flag is None or flag is True or flag == "true":
+            dropped.append(str(key))
+        elif not (flag is False or flag == "false"):
+            messages.append(
+                f"{context}: column '{key}': {value!r} is not a drop flag"
+                " (true or null drops the column, false keeps it)"
+            )
+    return tuple(dropped)
+
+
+def _columns(
+    value: Any,
+    label: str,
+    where: str,
+    messages: list[str],
+    *,
+    required: bool = False,
+    paths: bool = False,
+) -> tuple[str, ...] | None:
+    """A column list given as a name, a comma-separated string or a YAML list; None if bad."""
+    if value is None or value == "" or value == []:
+        if required:
+            messages.append(f"{where}: {label} is required (a list of columns)")
+            return None
+        return ()
+    if isinstance(value, str):
+        names = [part.strip() for part in value.split(",")]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        names = list(value)
+    else:
+        messages.append(
+            f"{where}: {label} must be a column name, a comma-separated string or a list of"
+            f" names, got {_describe(value)}"
+        )
+        return None
+    if not all(_valid_path(n) if paths else n for n in names):
+        messages.append(f"{where}: {label} {value!r} has an empty column name")
+        return None
+    return tuple(names)
+
+
+# -- building expressions ------------------------------------------------------------------------
+
+
+def select_exprs(items: tuple[SelectItem, ...]) -> list[pl.Expr]:
+    """The Polars expressions of a parsed select, one per output column, in order."""
+    exprs: list[pl.Expr] = []
+    for item in items:
+        cols = [_path_expr(path) for path in item.cols]
+        if item.action == "format":
+            expr = pl.format(item.template, *cols)
+        elif item.action == "concat":
+            expr = pl.concat_str(cols, separator=item.separator, ignore_nulls=False)
+        else:
+            expr = cols[0]
+        exprs.append(expr.alias(item.name))
+    return exprs
+
+
+def _path_expr(path: str) -> pl.Expr:
+    head, *fields = path.split(".")
+    expr = pl.col(head)
+    for field in fields:
+        expr = expr.struct.field(field)
+    return expr
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _valid_path(path: str) -> bool:
+    return bool(path) and all(path.split("."))
+
+
+def _unknown_keys(
+    mapping: Mapping, allowed: tuple[str, ...], where: str, messages: list[str], what: str
+) -> bool:
+    unknown = [key for key in mapping if key not in allowed]
+    for key in unknown:
+        messages.append(
+            f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}"
+            f" ({what} takes {', '.join(allowed)})"
+        )
+    return bool(unknown)
+
+
+def _at(location: Location, container: object, key: object) -> Location:
+    """The location of one key of a YAML mapping or item of a list, when the loader kept it."""
+    line = line_of(container, key)
+    return location if line is None else location.with_(line=line, column=column_of(container, key))
+
+
+def _raise_problems(problems: list[Problem]) -> None:
+    if len(problems) == 1:
+        raise ConfigError(problems[0].message, problems[0].location)
+    if problems:
+        raise ValidationError(problems)
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def _polars_detail(exc: Exception) -> str:
+    first = str(exc).split("\n\n")[0].strip()
+    if isinstance(exc, pl.exceptions.StructFieldNotFoundError):
+        return f"struct field {first!r} not found"
+    return first

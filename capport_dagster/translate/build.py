@@ -1,0 +1,60 @@
+"""Build Dagster `Definitions` from a capport config directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from dagster import Definitions, JobDefinition
+
+from capport_dagster.core.graph import Project, load_project
+from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry, import_task_modules
+from capport_dagster.translate.jobs import build_job
+from capport_dagster.translate.translator import CapportTranslator
+
+__all__ = ["build_definitions", "job_for", "load_definitions"]
+
+
+def build_definitions(
+    *, project: Project, translator: CapportTranslator | None = None
+) -> Definitions:
+    """One job per pipeline of a validated project."""
+    translator = translator or CapportTranslator()
+    config_dir = str(Path(project.config.config_dir).absolute())
+    jobs = [
+        build_job(
+            graph,
+            config_dir=config_dir,
+            runner=project.runner_for(name),
+            translator=translator,
+        )
+        for name, graph in project.graphs.items()
+    ]
+    return Definitions(jobs=jobs)
+
+
+def load_definitions(
+    config_dir: str | os.PathLike[str],
+    *,
+    translator: CapportTranslator | None = None,
+    registry: TaskRegistry = DEFAULT_REGISTRY,
+) -> Definitions:
+    """Dagster definitions for every pipeline in `config_dir`.
+
+    Raises `capport_dagster.ValidationError` listing every problem when the config is invalid.
+    """
+    return build_definitions(project=load_project(config_dir, registry), translator=translator)
+
+
+def job_for(config_dir: str, pipeline: str, modules: Sequence[str] = ()) -> JobDefinition:
+    """The job of one pipeline: the target `capport run` reconstructs in worker processes."""
+    import_task_modules(modules)
+    project = load_project(config_dir, pipelines=[pipeline])
+    graph = project.graphs[pipeline]
+    return build_job(
+        graph,
+        config_dir=str(Path(config_dir).absolute()),
+        runner=project.runner_for(pipeline),
+        translator=CapportTranslator(),
+    )

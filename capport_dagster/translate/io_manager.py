@@ -1,0 +1,54 @@
+"""Where frames live between stages: in memory, or as Parquet when stages run in processes.
+
+In-process runs (sync and asyncio executors) pass the very frame objects along, so a LazyFrame
+stays a plan and Polars optimises across stages. Under the multiprocess executor each stage is a
+process, so frames are persisted by dagster-polars' Parquet IO manager: DataFrames are written,
+LazyFrames are *sunk* (streamed, never collected in Python) and inputs are always *scanned*
+lazily; the op then gives the task the mode's form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from dagster import InputContext, OutputContext
+from dagster_polars import PolarsParquetIOManager
+from pydantic import PrivateAttr
+
+__all__ = ["CapportIOManager"]
+
+
+class CapportIOManager(PolarsParquetIOManager):
+    """Frames in memory (`persist: false`, the default) or as Parquet under `base_dir`."""
+
+    persist: bool = False
+    _frames: dict[tuple[str, ...], Any] = PrivateAttr(default_factory=dict)
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if self.persist:
+            super().handle_output(context, obj)
+        else:
+            self._frames[tuple(context.get_identifier())] = obj
+
+    def load_input(self, context: InputContext) -> Any:
+        if self.persist:
+            return super().load_input(context)
+        upstream = context.upstream_output
+        assert upstream is not None
+        return self._frames[tuple(upstream.get_identifier())]
+
+    def dump_to_path(self, context: OutputContext, obj: Any, path: Any) -> None:
+        if isinstance(obj, pl.LazyFrame):
+            self.sink_df_to_path(context, obj, path)
+        else:
+            self.write_df_to_path(context, obj, path)
+
+    def load_from_path(self, context: InputContext, path: Any) -> pl.LazyFrame:
+        if not path.exists():
+            raise FileNotFoundError(f"persisted frame {path} does not exist")
+        return self.scan_df_from_path(path, context)
+
+    def get_metadata(self, context: OutputContext, obj: Any) -> dict:
+        # The op already attaches row count, schema and preview, without collecting lazy frames.
+        return {}

@@ -1,0 +1,63 @@
+"""One Dagster op per stage: inputs are the frames it reads, outputs the frames it writes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+from dagster import In, OpDefinition, OpExecutionContext, Out, Output, op
+
+from capport_dagster.core.graph import FrameVersion, StageNode
+from capport_dagster.core.registry import RunContext
+from capport_dagster.core.runtime import run_stage
+from capport_dagster.translate.metadata import frame_metadata
+from capport_dagster.translate.resources import CapportRun
+from capport_dagster.translate.translator import CapportTranslator
+
+__all__ = ["RUN_RESOURCE_KEY", "build_op"]
+
+RUN_RESOURCE_KEY = "capport"
+
+
+def build_op(
+    node: StageNode,
+    *,
+    translator: CapportTranslator,
+    final_versions: frozenset[FrameVersion],
+) -> OpDefinition:
+    """The op for `node`. `final_versions` are the frames the pipeline ends with: the ones a
+    preview is computed for when the run asks (`capport run` does, to print them)."""
+    input_names = {translator.get_input_name(frame): frame for frame in node.reads}
+    output_names = {translator.get_output_name(v): v for v in node.outputs}
+
+    @op(
+        name=translator.get_op_name(node),
+        description=translator.get_op_description(node),
+        ins={name: In(description=f"frame {frame}") for name, frame in input_names.items()},
+        out={
+            name: Out(description=f"frame {version.name} (version {version.version})")
+            for name, version in output_names.items()
+        },
+        tags=dict(translator.get_op_tags(node)),
+        required_resource_keys={RUN_RESOURCE_KEY},
+    )
+    async def stage_op(context: OpExecutionContext, **inputs: object) -> AsyncIterator[Output]:
+        run: CapportRun = getattr(context.resources, RUN_RESOURCE_KEY)
+        ctx = RunContext(
+            mode=run.run_mode,
+            variables=run.variables(),
+            location=node.location,
+            log=context.log,  # type: ignore[arg-type]
+        )
+        frames: Mapping[str, object] = {input_names[k]: v for k, v in inputs.items()}
+        outputs = await run_stage(node, frames, ctx)  # type: ignore[arg-type]
+        for name, version in output_names.items():
+            frame = outputs[version.name]
+            preview = run.preview and version in final_versions
+            if run.run_mode.is_async:  # metadata may plan or collect: keep the loop free
+                metadata = await asyncio.to_thread(frame_metadata, frame, preview=preview)
+            else:
+                metadata = frame_metadata(frame, preview=preview)
+            yield Output(frame, name, metadata=metadata)
+
+    return stage_op

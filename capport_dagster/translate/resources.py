@@ -1,0 +1,67 @@
+"""The run settings every capport op reads: mode, output directory, reference date/time."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pendulum
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
+
+from capport_dagster.core.modes import RunMode
+from capport_dagster.core.variables import run_variables
+
+__all__ = ["CapportRun"]
+
+
+class CapportRun(ConfigurableResource):
+    """Settings of one run, set through the job's run config (see `run_config.py`).
+
+    `ref_datetime` defaults to the moment the run was created (so every stage of a run, and a
+    re-execution of it, sees the same `$REF_DATE`), in the runner's timezone.
+    """
+
+    config_dir: str
+    mode: str = RunMode.SYNC_LAZY.value
+    output_dir: str = "output"
+    ref_datetime: str | None = None
+    timezone: str = "UTC"
+    preview: bool = False
+
+    _reference: datetime | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._reference = self._resolve_reference(context)
+
+    def _resolve_reference(self, context: InitResourceContext | None) -> datetime:
+        zone = pendulum.timezone(self.timezone)
+        if self.ref_datetime:
+            parsed = pendulum.parse(self.ref_datetime, tz=zone)
+            assert isinstance(parsed, pendulum.DateTime)
+            return parsed
+        run = context.dagster_run if context is not None else None
+        if run is not None and context is not None and context.instance is not None:
+            record = context.instance.get_run_record_by_id(run.run_id)
+            if record is not None:
+                return pendulum.instance(record.create_timestamp).in_timezone(zone)
+        return pendulum.now(zone)
+
+    @property
+    def run_mode(self) -> RunMode:
+        return RunMode(self.mode)
+
+    @property
+    def reference(self) -> datetime:
+        if self._reference is None:
+            self._reference = self._resolve_reference(None)
+        return self._reference
+
+    def variables(self) -> dict[str, str]:
+        return run_variables(
+            config_dir=Path(self.config_dir),
+            output_dir=Path(self.output_dir),
+            ref_datetime=self.reference,
+            environ=os.environ,
+        )

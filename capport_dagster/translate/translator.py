@@ -1,0 +1,81 @@
+"""How capport names and describes things in Dagster; subclass to change it.
+
+Every mapping is one public method taking one core object and returning one value, whose body
+calls a default function kept beside it (the dagster-dbt `DagsterDbtTranslator` pattern):
+
+    class MyTranslator(CapportTranslator):
+        def get_op_tags(self, node):
+            return {**super().get_op_tags(node), "team": "data-eng"}
+
+    defs = load_definitions("config", translator=MyTranslator())
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from capport_dagster.core.graph import FrameVersion, PipelineGraph, StageNode
+
+__all__ = ["CapportTranslator", "dagster_name"]
+
+_INVALID = re.compile(r"[^A-Za-z0-9_]")
+
+
+def dagster_name(name: str) -> str:
+    """Dagster names allow letters, digits and `_`; anything else becomes `_`."""
+    cleaned = _INVALID.sub("_", name)
+    return cleaned if cleaned and not cleaned[0].isdigit() else f"_{cleaned}"
+
+
+def default_job_name(graph: PipelineGraph) -> str:
+    return dagster_name(graph.name)
+
+
+def default_op_name(node: StageNode) -> str:
+    return dagster_name(node.label)
+
+
+def default_frame_name(frame: str) -> str:
+    return dagster_name(frame)
+
+
+def default_op_description(node: StageNode) -> str:
+    reads = ", ".join(node.reads) or "nothing"
+    writes = ", ".join(node.writes) or "nothing"
+    return f"Stage {node.index} `{node.label}`: task `{node.stage.task}`, reads {reads}, writes {writes}."
+
+
+def default_op_tags(node: StageNode) -> Mapping[str, str]:
+    # Higher priority for earlier stages: executors start the earliest ready stage first, so
+    # sync modes run in list order.
+    return {"dagster/priority": str(-node.index), "capport/task": node.stage.task}
+
+
+def default_job_tags(graph: PipelineGraph) -> Mapping[str, str]:
+    return {"capport/pipeline": graph.name}
+
+
+class CapportTranslator:
+    """Maps pipelines, stages and frames to Dagster names, descriptions and tags."""
+
+    def get_job_name(self, graph: PipelineGraph) -> str:
+        return default_job_name(graph)
+
+    def get_job_tags(self, graph: PipelineGraph) -> Mapping[str, str]:
+        return default_job_tags(graph)
+
+    def get_op_name(self, node: StageNode) -> str:
+        return default_op_name(node)
+
+    def get_op_description(self, node: StageNode) -> str:
+        return default_op_description(node)
+
+    def get_op_tags(self, node: StageNode) -> Mapping[str, str]:
+        return default_op_tags(node)
+
+    def get_input_name(self, frame: str) -> str:
+        return default_frame_name(frame)
+
+    def get_output_name(self, version: FrameVersion) -> str:
+        return default_frame_name(version.name)

@@ -1,0 +1,34 @@
+"""Shared test helpers: small config directories written on the fly."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = REPO / "config"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """`write_config({"a.yml": "...yaml..."})` -> a config directory holding those files.
+
+    The test runs in `tmp_path`, so error locations print as `config/<file>` and relative
+    outputs land in the temporary directory.
+    """
+    monkeypatch.chdir(tmp_path)
+
+    def write(files: dict[str, str], directory: str = "config") -> Path:
+        config_dir = tmp_path / directory
+        config_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            path = config_dir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return config_dir
+
+    return write

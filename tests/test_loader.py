@@ -1,0 +1,371 @@
+"""Reading a config directory: merging, clashes, stages, and every problem with its location."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from capport_dagster.core import loader
+from capport_dagster.core.config import SECTIONS, CapportConfig, Entry, Stage
+from capport_dagster.core.loader import load_config
+from capport_dagster.core.yaml_source import LocatedDict, line_of
+from capport_dagster.errors import ConfigError, Location
+
+PIPELINE = """\
+pipeline:
+  players:
+    - label: load_ids
+      task: load_csv
+      args: { filepath: ids.csv, df_name: PLAYER_IDS }
+    - label: done
+      task: noop
+"""
+
+
+def make(tmp_path: Path, **files: str) -> Path:
+    """A config dir with the given files; `a_yml="..."` writes `a.yml`."""
+    for name, text in files.items():
+        stem, _, ext = name.rpartition("_")
+        (tmp_path / f"{stem}.{ext}").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+def problems(config: CapportConfig) -> list[tuple[Location, str]]:
+    return [(p.location, p.message) for p in config.problems]
+
+
+def test_public_api() -> None:
+    assert set(loader.__all__) == {"RUNNER_KEYS", "STAGE_KEYS", "load_config"}
+
+
+# --- valid ---------------------------------------------------------------------------------
+
+
+def test_pipeline_and_stages(tmp_path: Path) -> None:
+    config = load_config(make(tmp_path, a_yml=PIPELINE))
+    file = str(tmp_path / "a.yml")
+    assert config.problems == ()
+    assert config.config_dir == tmp_path
+    assert config.files == (tmp_path / "a.yml",)
+    players = config.pipelines["players"]
+    assert players.location == Location(file=file, line=2, section="pipeline", name="players")
+    load_ids, done = players.stages
+    assert load_ids == Stage(
+        label="load_ids",
+        task="load_csv",
+        args={"filepath": "ids.csv", "df_name": "PLAYER_IDS"},
+        location=Location(
+            file=file, line=3, section="pipeline", name="players", stage="load_ids", index=0
+        ),
+    )
+    assert isinstance(load_ids.args, LocatedDict) and line_of(load_ids.args, "filepath") == 5
+    assert (done.args, done.index, done.location.line) == (None, 1, 6)
+
+
+def test_sections_merge_across_files_in_name_order(tmp_path: Path) -> None:
+    config = load_config(
+        make(
+            tmp_path,
+            b_yaml="transform:\n  t2: []\nmodel:\n  m: {id: int}\n",
+            a_yml=PIPELINE + "transform:\n  t1: [{drop: {x: true}}]\n",
+            c_yml="",  # an empty file is fine
+            d_yml="service:\n",  # and so is an empty section
+        )
+    )
+    assert config.problems == ()
+    assert [p.name for p in config.files] == ["a.yml", "b.yaml", "c.yml", "d.yml"]
+    assert list(config.transforms) == ["t1", "t2"]
+    assert config.transforms["t2"] == Entry(
+        section="transform",
+        name="t2",
+        body=[],
+        location=Location(file=str(tmp_path / "b.yaml"), line=2, section="transform", name="t2"),
+    )
+    assert config.models["m"].body == {"id": "int"}
+    assert list(config.pipelines) == ["players"]
+
+
+def test_mappings_are_read_only(tmp_path: Path) -> None:
+    config = load_config(make(tmp_path, a_yml=PIPELINE))
+    assert isinstance(config.pipelines, MappingProxyType)
+    assert isinstance(config.entries, MappingProxyType)
+    assert set(config.entries) == set(SECTIONS) - {"pipeline"}
+    assert all(isinstance(entries, MappingProxyType) for entries in config.entries.values())
+
+
+def test_only_yaml_files_directly_in_the_directory(tmp_path: Path) -> None:
+    make(tmp_path, a_yml=PIPELINE, notes_txt="pipelines: oops", x_YML="nope: 1")
+    (tmp_path / ".hidden.yml").write_text("bad: [", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yml").write_text("nope: 1\n", encoding="utf-8")
+    config = load_config(tmp_path)
+    assert config.problems == ()
+    assert config.files == (tmp_path / "a.yml",)
+
+
+def test_unnamed_runner_is_default(tmp_path: Path) -> None:
+    config = load_config(make(tmp_path, a_yml="runner:\n  run_with: async_eager\n"))
+    assert config.problems == ()
+    assert config.runners["default"] == Entry(
+        section="runner",
+        name="default",
+        body={"run_with": "async_eager"},
+        location=Location(file=str(tmp_path / "a.yml"), line=1, section="runner", name="default"),
+    )
+
+
+def test_named_runners(tmp_path: Path) -> None:
+    text = "runner:\n  nightly: {run_with: sync_lazy}\n  hourly: {run_with: async_lazy}\n"
+    config = load_config(make(tmp_path, a_yml=text))
+    assert list(config.runners) == ["nightly", "hourly"]
+    assert config.runners["hourly"].location.line == 3
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda d: d / "missing", "the config directory does not exist"),
+        (lambda d: make(d, a_yml=PIPELINE) / "a.yml", "the config directory is not a directory"),
+        (lambda d: make(d, a_txt="x: 1"), "the config directory has no YAML file (*.yml, *.yaml)"),
+    ],
+)
+def test_nothing_to_read_raises(tmp_path: Path, setup, message: str) -> None:
+    path = setup(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.message == message
+    assert caught.value.location == Location(file=str(path))
+
+
+# --- problems ------------------------------------------------------------------------------
+
+SECTION_LIST = "pipeline, transform, model, runner, logger, service, connection"
+
+
+def test_unknown_section(tmp_path: Path) -> None:
+    config = load_config(make(tmp_path, a_yml="transform: {}\npipelines:\n  p: []\nzzz: 1\n"))
+    file = str(tmp_path / "a.yml")
+    assert problems(config) == [
+        (
+            Location(file=file, line=2, section="pipelines"),
+            f"unknown section 'pipelines' - did you mean 'pipeline'? (sections: {SECTION_LIST})",
+        ),
+        (
+            Location(file=file, line=4, section="zzz"),
+            f"unknown section 'zzz' (sections: {SECTION_LIST})",
+        ),
+    ]
+
+
+def test_clash_names_both_files(tmp_path: Path) -> None:
+    config = load_config(
+        make(
+            tmp_path,
+            a_yml="model:\n  m: {}\ntransform:\n  x: []\n",
+            b_yml="# b\n\n\n\n\n\ntransform:\n  x: [{drop: {y: true}}]\n",
+        )
+    )
+    assert problems(config) == [
+        (
+            Location(file=str(tmp_path / "b.yml"), line=8, section="transform", name="x"),
+            "transform 'x' is defined in both a.yml:4 and b.yml:8",
+        )
+    ]
+    assert config.transforms["x"].body == []  # the first definition is kept
+
+
+def test_unnamed_runner_clashes_with_named_default(tmp_path: Path) -> None:
+    config = load_config(
+        make(tmp_path, a_yml="runner:\n  default: {}\n", b_yml="runner:\n  pipelines: [p]\n")
+    )
+    assert problems(config) == [
+        (
+            Location(file=str(tmp_path / "b.yml"), line=1, section="runner", name="default"),
+            "runner 'default' is defined in both a.yml:2 and b.yml:1",
+        )
+    ]
+
+
+def test_file_problems_do_not_stop_the_others(tmp_path: Path) -> None:
+    config = load_config(
+        make(
+            tmp_path,
+            a_yml="pipeline:\n  p: [\n",
+            b_yml="- just\n- a list\n",
+            c_yml="model: {m: {id: int}}\nmodel: {n: {}}\n",
+            d_yml="'plain text'\n",
+            e_yml=PIPELINE,
+        )
+    )
+    assert problems(config) == [
+        (
+            Location(file=str(tmp_path / "a.yml"), line=3, column=1),
+            "invalid YAML: expected the node content, but found '<stream end>' "
+            "(while parsing a flow node)",
+        ),
+        (
+            Location(file=str(tmp_path / "b.yml"), line=1),
+            f"the top level must be a mapping of sections ({SECTION_LIST}), not a list",
+        ),
+        (
+            Location(file=str(tmp_path / "c.yml"), line=2, column=1),
+            "duplicate key 'model' (first at line 1)",
+        ),
+        (
+            Location(file=str(tmp_path / "d.yml")),
+            f"the top level must be a mapping of sections ({SECTION_LIST}), not a string",
+        ),
+    ]
+    assert list(config.pipelines) == ["players"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "transform: [a, b]\n",
+            [({"line": 1}, "a section must be a mapping of name -> definition, not a list")],
+            id="section not a mapping",
+        ),
+        pytest.param(
+            "model:\n  1: {}\n",
+            [({"line": 2, "name": "1"}, "model names must be strings, not a number")],
+            id="entry name not a string",
+        ),
+        pytest.param(
+            "pipeline:\n  my-job: [{label: a, task: noop}]\n",
+            [
+                (
+                    {"line": 2, "name": "my-job"},
+                    "pipeline name 'my-job' is not a valid Dagster job name "
+                    "(letters, digits and underscores only)",
+                )
+            ],
+            id="bad pipeline name",
+        ),
+        pytest.param(
+            "pipeline:\n  p: {label: a, task: noop}\n",
+            [({"line": 2, "name": "p"}, "a pipeline must be a list of stages, not a mapping")],
+            id="pipeline not a list",
+        ),
+        pytest.param(
+            "pipeline:\n  p:\n",
+            [({"line": 2, "name": "p"}, "a pipeline must be a list of stages, not null")],
+            id="pipeline null",
+        ),
+        pytest.param(
+            "pipeline:\n  p: []\n",
+            [({"line": 2, "name": "p"}, "a pipeline must have at least one stage")],
+            id="empty pipeline",
+        ),
+    ],
+)
+def test_section_and_pipeline_problems(tmp_path: Path, text: str, expected: list) -> None:
+    config = load_config(make(tmp_path, a_yml=text))
+    section = text.split(":", 1)[0]
+    assert problems(config) == [
+        (Location(file=str(tmp_path / "a.yml"), section=section, **where), message)
+        for where, message in expected
+    ]
+
+
+def stage_problems(tmp_path: Path, stages: str) -> tuple[list[tuple[dict, str]], list[str]]:
+    """Problems of pipeline `p` as (location fields beyond file/section/name, message)."""
+    config = load_config(make(tmp_path, a_yml=f"pipeline:\n  p:\n{stages}"))
+    found = []
+    for location, message in problems(config):
+        assert (location.file, location.section, location.name) == (
+            str(tmp_path / "a.yml"),
+            "pipeline",
+            "p",
+        )
+        found.append(
+            ({"line": location.line, "stage": location.stage, "index": location.index}, message)
+        )
+    return found, [stage.label for stage in config.pipelines["p"].stages]
+
+
+@pytest.mark.parametrize(
+    ("stages", "expected", "kept"),
+    [
+        pytest.param(
+            "    - task: noop\n    - label: b\n      task: noop\n",
+            [({"line": 3, "stage": None, "index": 0}, "the stage has no 'label'")],
+            ["b"],
+            id="missing label",
+        ),
+        pytest.param(
+            "    - label: a\n",
+            [({"line": 3, "stage": "a", "index": 0}, "the stage has no 'task'")],
+            [],
+            id="missing task",
+        ),
+        pytest.param(
+            "    - label: [a]\n      task: 3\n",
+            [
+                ({"line": 3, "stage": None, "index": 0}, "'label' must be a string, not a list"),
+                ({"line": 4, "stage": None, "index": 0}, "'task' must be a string, not a number"),
+            ],
+            [],
+            id="not strings",
+        ),
+        pytest.param(
+            "    - label: ''\n      task: noop\n",
+            [({"line": 3, "stage": "", "index": 0}, "'label' must not be empty")],
+            [],
+            id="empty label",
+        ),
+        pytest.param(
+            "    - label: load ids\n      task: noop\n",
+            [
+                (
+                    {"line": 3, "stage": "load ids", "index": 0},
+                    "label 'load ids' is not a valid Dagster op name "
+                    "(letters, digits and underscores only)",
+                )
+            ],
+            ["load ids"],
+            id="bad label",
+        ),
+        pytest.param(
+            "    - label: a\n      task: noop\n      arg: {x: 1}\n",
+            [
+                (
+                    {"line": 5, "stage": "a", "index": 0},
+                    "unknown stage key 'arg' - did you mean 'args'? "
+                    "(stage keys: label, task, args)",
+                )
+            ],
+            ["a"],
+            id="unknown key",
+        ),
+        pytest.param(
+            "    - label: a\n      task: noop\n    - noop\n    - label: a\n      task: noop\n",
+            [
+                (
+                    {"line": 5, "stage": None, "index": 1},
+                    "a stage must be a mapping with 'label' and 'task', not a string",
+                ),
+                (
+                    {"line": 6, "stage": "a", "index": 2},
+                    "duplicate label 'a': stages #0 and #2 share it "
+                    "(labels must be unique within a pipeline)",
+                ),
+            ],
+            ["a"],
+            id="duplicate label and not a mapping",
+        ),
+    ],
+)
+def test_stage_problems(
+    tmp_path: Path, stages: str, expected: list[tuple[dict, str]], kept: list[str]
+) -> None:
+    assert stage_problems(tmp_path, stages) == (expected, kept)
+
+
+def test_problem_prints_with_its_location(tmp_path: Path) -> None:
+    config = load_config(make(tmp_path, a_yml="pipeline:\n  p:\n    - label: a\n"))
+    (problem,) = config.problems
+    assert str(problem).endswith("a.yml:3, pipeline 'p', stage 'a' (#0): the stage has no 'task'")

@@ -1,0 +1,512 @@
+"""Models: parsing the `model` section, reshaping frames strictly, explaining lazy cast failures,
+and checking constraints."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal, assert_series_equal
+
+from capport_dagster.core import models
+from capport_dagster.core.config import Entry
+from capport_dagster.core.models import (
+    DTYPES,
+    Model,
+    ModelColumn,
+    Violation,
+    constraint_violations,
+    explain_cast_failure,
+    parse_model,
+    reshape,
+)
+from capport_dagster.core.yaml_source import parse_yaml
+from capport_dagster.errors import (
+    ConfigError,
+    Location,
+    ModelCastError,
+    TaskError,
+    ValidationError,
+)
+
+LOC = Location(file="models.yml", section="model", name="person")
+STAGE = Location(stage="load", index=1)
+UTC = ZoneInfo("UTC")
+NYC = ZoneInfo("America/New_York")
+VALID = ", ".join(DTYPES)
+
+
+def model(body: Any, name: str = "person") -> Model:
+    return parse_model(Entry("model", name, body, LOC))
+
+
+def one(dtype: str, name: str = "c") -> Model:
+    return model({name: dtype})
+
+
+def test_public_api() -> None:
+    assert set(models.__all__) == {
+        "CHECKED_CONSTRAINTS",
+        "DTYPES",
+        "Model",
+        "ModelColumn",
+        "Violation",
+        "constraint_violations",
+        "explain_cast_failure",
+        "parse_model",
+        "reshape",
+    }
+
+
+# -- parsing: valid ------------------------------------------------------------------------------
+
+EXPECTED_DTYPES = {
+    "int": pl.Int64(),
+    "int8": pl.Int8(),
+    "int16": pl.Int16(),
+    "int32": pl.Int32(),
+    "int64": pl.Int64(),
+    "uint8": pl.UInt8(),
+    "uint16": pl.UInt16(),
+    "uint32": pl.UInt32(),
+    "uint64": pl.UInt64(),
+    "float": pl.Float32(),
+    "double": pl.Float64(),
+    "str": pl.String(),
+    "char": pl.String(),
+    "bool": pl.Boolean(),
+    "time": pl.Time(),
+    "date": pl.Date(),
+    "datetime_utc": pl.Datetime("ms", "UTC"),
+    "datetime_nyt": pl.Datetime("ms", "America/New_York"),
+    "list[str]": pl.List(pl.String()),
+    "list[int]": pl.List(pl.Int64()),
+    "list[double]": pl.List(pl.Float64()),
+}
+
+
+def test_every_dtype_of_the_spec_and_nothing_else() -> None:
+    assert list(DTYPES) == list(EXPECTED_DTYPES)
+
+
+@pytest.mark.parametrize(("name", "dtype"), EXPECTED_DTYPES.items())
+def test_parse_each_dtype(name: str, dtype: pl.DataType) -> None:
+    assert one(name).columns == (ModelColumn("c", name, dtype),)
+
+
+def test_parse_full_model() -> None:
+    parsed = model(
+        {
+            "id": {"dtype": "uint64", "constraints": ["primary", "foreign", "primary"]},
+            "full_name": "str",
+            "deathdate?": "date",
+            "code": {"dtype": "char", "constraints": "unique"},
+            "tags?": {"dtype": "list[str]", "constraints": None},
+        }
+    )
+    assert parsed == Model(
+        "person",
+        (
+            ModelColumn("id", "uint64", pl.UInt64(), False, ("primary", "foreign")),
+            ModelColumn("full_name", "str", pl.String()),
+            ModelColumn("deathdate", "date", pl.Date(), True),
+            ModelColumn("code", "char", pl.String(), False, ("unique",)),
+            ModelColumn("tags", "list[str]", pl.List(pl.String()), True),
+        ),
+        LOC,
+    )
+    assert parsed.names == ("id", "full_name", "deathdate", "code", "tags")
+    assert parsed.checks == (("id", "primary"), ("code", "unique"))
+
+
+# -- parsing: invalid ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (["id"], "a model is a mapping of column name -> dtype, got a list"),
+        (None, "a model is a mapping of column name -> dtype, got null"),
+        ({}, "a model needs at least one column"),
+        (
+            {"id": "uint46"},
+            f"column 'id': unknown dtype 'uint46' - did you mean 'uint64'? (valid dtypes: {VALID})",
+        ),
+        ({"id": "integer"}, f"column 'id': unknown dtype 'integer' (valid dtypes: {VALID})"),
+        (
+            {"id": 5},
+            "column 'id': dtype must be a name or a mapping with dtype and constraints,"
+            f" got int 5 (valid dtypes: {VALID})",
+        ),
+        (
+            {"id": {"constraints": ["primary"]}},
+            f"column 'id': dtype is required (valid dtypes: {VALID})",
+        ),
+        (
+            {"id": {"dtype": "int", "constraint": ["primary"]}},
+            "column 'id': unknown key 'constraint' - did you mean 'constraints'?"
+            " (a column mapping takes dtype and constraints)",
+        ),
+        (
+            {"id": {"dtype": "int", "constraints": [1]}},
+            "column 'id': constraints must be a list of names such as"
+            " [primary, unique, not_null], got a list",
+        ),
+        ({"id": "int", "id?": "str"}, "column 'id' is defined twice"),
+        ({"?": "int"}, "column name '?' must be a non-empty string"),
+        ({3: "int"}, "column name 3 must be a non-empty string"),
+    ],
+)
+def test_parse_errors(body: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        model(body)
+    assert type(info.value) is ConfigError
+    assert info.value.message == message
+    assert info.value.location == LOC
+
+
+def test_parse_reports_every_bad_column_with_its_line() -> None:
+    text = "model:\n  person:\n    id: uint46\n    name: str\n    born: daet\n"
+    body = parse_yaml(text, "models.yml")["model"]["person"]
+    with pytest.raises(ValidationError) as info:
+        model(body)
+    assert [(p.location.line, p.message) for p in info.value.problems] == [
+        (
+            3,
+            f"column 'id': unknown dtype 'uint46' - did you mean 'uint64'? (valid dtypes: {VALID})",
+        ),
+        (5, f"column 'born': unknown dtype 'daet' - did you mean 'date'? (valid dtypes: {VALID})"),
+    ]
+    assert str(info.value).startswith("the configuration has 2 errors:\n  error: models.yml:3:5,")
+
+
+# -- reshape: valid ------------------------------------------------------------------------------
+
+CONVERSIONS = [
+    ("int", pl.Series(["1", "-2", None]), pl.Series([1, -2, None], dtype=pl.Int64)),
+    ("int8", pl.Series([1, -128]), pl.Series([1, -128], dtype=pl.Int8)),
+    ("int16", pl.Series(["300"]), pl.Series([300], dtype=pl.Int16)),
+    ("int32", pl.Series([1.9]), pl.Series([1], dtype=pl.Int32)),
+    ("int64", pl.Series([True, False]), pl.Series([1, 0], dtype=pl.Int64)),
+    ("uint8", pl.Series([255]), pl.Series([255], dtype=pl.UInt8)),
+    ("uint16", pl.Series(["65535"]), pl.Series([65535], dtype=pl.UInt16)),
+    ("uint32", pl.Series([7]), pl.Series([7], dtype=pl.UInt32)),
+    ("uint64", pl.Series(["18446744073709551615"]), pl.Series([2**64 - 1], dtype=pl.UInt64)),
+    ("float", pl.Series(["1.5"]), pl.Series([1.5], dtype=pl.Float32)),
+    ("double", pl.Series([1, None]), pl.Series([1.0, None], dtype=pl.Float64)),
+    ("str", pl.Series([1, None]), pl.Series(["1", None], dtype=pl.String)),
+    ("char", pl.Series(["a", "", None]), pl.Series(["a", "", None])),
+    ("char", pl.Series([7]), pl.Series(["7"])),
+    (
+        "bool",
+        pl.Series(["true", "FALSE", "1", "0", None]),
+        pl.Series([True, False, True, False, None]),
+    ),
+    ("bool", pl.Series([0, 2]), pl.Series([False, True])),
+    (
+        "time",
+        pl.Series(["10:00", "10:00:01.5", None]),
+        pl.Series([time(10), time(10, 0, 1, 500000), None]),
+    ),
+    ("time", pl.Series([datetime(2024, 1, 2, 9, 30)]), pl.Series([time(9, 30)])),
+    ("date", pl.Series(["2024-01-02", None]), pl.Series([date(2024, 1, 2), None])),
+    ("date", pl.Series([datetime(2024, 1, 2, 23, 59)]), pl.Series([date(2024, 1, 2)])),
+    # naive text is a wall time in the model's zone; an offset keeps the instant
+    (
+        "datetime_utc",
+        pl.Series(["2024-01-02 09:30:00.123456"]),
+        pl.Series(
+            [datetime(2024, 1, 2, 9, 30, 0, 123000, tzinfo=UTC)], dtype=pl.Datetime("ms", "UTC")
+        ),
+    ),
+    (
+        "datetime_utc",
+        pl.Series(["2024-01-02T09:30:00+02:00"]),
+        pl.Series([datetime(2024, 1, 2, 7, 30, tzinfo=UTC)], dtype=pl.Datetime("ms", "UTC")),
+    ),
+    (
+        "datetime_nyt",
+        pl.Series(["2024-01-02 09:30:00", None]),
+        pl.Series(
+            [datetime(2024, 1, 2, 9, 30, tzinfo=NYC), None],
+            dtype=pl.Datetime("ms", "America/New_York"),
+        ),
+    ),
+    (
+        "datetime_nyt",
+        pl.Series([datetime(2024, 1, 2, 9, 30)]),
+        pl.Series(
+            [datetime(2024, 1, 2, 9, 30, tzinfo=NYC)], dtype=pl.Datetime("ms", "America/New_York")
+        ),
+    ),
+    (
+        "datetime_nyt",
+        pl.Series([datetime(2024, 1, 2, 14, 30)], dtype=pl.Datetime("us", "UTC")),
+        pl.Series(
+            [datetime(2024, 1, 2, 9, 30, tzinfo=NYC)], dtype=pl.Datetime("ms", "America/New_York")
+        ),
+    ),
+    (
+        "datetime_utc",
+        pl.Series([date(2024, 1, 2)]),
+        pl.Series([datetime(2024, 1, 2, tzinfo=UTC)], dtype=pl.Datetime("ms", "UTC")),
+    ),
+    ("list[str]", pl.Series([["a", None], None]), pl.Series([["a", None], None])),
+    ("list[int]", pl.Series([["1", "2"], []]), pl.Series([[1, 2], []], dtype=pl.List(pl.Int64))),
+    ("list[double]", pl.Series([[1, 2]]), pl.Series([[1.0, 2.0]])),
+    ("date", pl.Series([None, None]), pl.Series([None, None], dtype=pl.Date)),
+]
+
+
+@pytest.mark.parametrize(("dtype", "given", "expected"), CONVERSIONS)
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
+def test_reshape_converts(dtype: str, given: pl.Series, expected: pl.Series, lazy: bool) -> None:
+    frame = pl.DataFrame({"c": given})
+    result = reshape(frame.lazy(), one(dtype)).collect() if lazy else reshape(frame, one(dtype))
+    assert_series_equal(result["c"], expected.alias("c"))
+
+
+def test_reshape_selects_model_columns_in_order_and_fills_optional() -> None:
+    parsed = model({"id": "int", "name": "str", "born?": "date", "tags?": "list[int]"})
+    frame = pl.DataFrame({"extra": [0, 0], "name": ["a", "b"], "id": ["2", "1"]})
+    expected = pl.DataFrame(
+        {"id": [2, 1], "name": ["a", "b"], "born": [None, None], "tags": [None, None]},
+        schema={"id": pl.Int64, "name": pl.String, "born": pl.Date, "tags": pl.List(pl.Int64)},
+    )
+    assert_frame_equal(reshape(frame, parsed), expected)
+    assert_frame_equal(reshape(frame.lazy(), parsed).collect(), expected)
+
+
+def test_reshape_of_a_lazy_frame_reads_no_data() -> None:
+    calls: list[int] = []
+
+    def spy(series: pl.Series) -> pl.Series:
+        calls.append(len(series))
+        return series
+
+    lazy = pl.LazyFrame({"id": ["1", "x"]}).with_columns(pl.col("id").map_batches(spy, pl.String))
+    result = reshape(lazy, one("int", "id"))
+    assert isinstance(result, pl.LazyFrame)
+    assert calls == []
+    with pytest.raises(pl.exceptions.InvalidOperationError):
+        result.collect()
+    assert calls == [2]
+
+
+# -- reshape: invalid ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        (
+            {"ID": [1]},
+            "model 'person': required column 'id' is missing - did you mean 'ID'?"
+            " (the data has columns: ID)",
+        ),
+        (
+            {"x": [1]},
+            "model 'person': required columns 'id', 'name' are missing (the data has columns: x)",
+        ),
+    ],
+)
+def test_reshape_missing_required_column(columns: dict, message: str, lazy: bool) -> None:
+    frame = pl.DataFrame(columns)
+    with pytest.raises(TaskError) as info:
+        reshape(
+            frame.lazy() if lazy else frame,
+            model({"id": "int", "name": "str", "b?": "int"}),
+            location=STAGE,
+        )
+    assert info.value.message == message
+    assert info.value.location == STAGE
+
+
+def test_reshape_nested_mismatch_fails_before_any_data() -> None:
+    with pytest.raises(ModelCastError) as info:
+        reshape(pl.LazyFrame({"c": ["1,2"]}), one("list[int]"))
+    assert (
+        info.value.message
+        == "model 'person', column 'c': cannot cast a column of type str to list[int]"
+    )
+
+
+CAST_FAILURES = [
+    ("int", ["1", "x", None], "'x'", "1 of 3 values"),
+    ("int8", [1, 300], "300", "1 of 2 values"),
+    ("int16", ["1e9"], "'1e9'", "1 of 1 value"),
+    ("int32", [float("nan")], "nan", "1 of 1 value"),
+    ("int64", ["9223372036854775808"], "'9223372036854775808'", "1 of 1 value"),
+    ("uint8", [-1, 2, -3], "-1", "2 of 3 values"),
+    ("uint16", ["-1"], "'-1'", "1 of 1 value"),
+    ("uint32", ["a"], "'a'", "1 of 1 value"),
+    ("uint64", ["1", "2", "x"], "'x'", "1 of 3 values"),
+    ("float", ["1.5", "one"], "'one'", "1 of 2 values"),
+    ("double", ["pi"], "'pi'", "1 of 1 value"),
+    ("char", ["a", "ab"], "'ab'", "1 of 2 values"),
+    ("bool", ["true", "yes"], "'yes'", "1 of 2 values"),
+    ("time", ["10:00", "25:00"], "'25:00'", "1 of 2 values"),
+    ("date", ["2024-01-02", "2024-02-30"], "'2024-02-30'", "1 of 2 values"),
+    ("datetime_utc", ["2024-01-02 10:00:00", "soon"], "'soon'", "1 of 2 values"),
+    ("datetime_nyt", ["2024-01-02 10:00:00", "later"], "'later'", "1 of 2 values"),
+    ("list[int]", [["1", "x"]], "['1', 'x']", "1 of 1 value"),
+    ("list[double]", [["1.5", "x"]], "['1.5', 'x']", "1 of 1 value"),
+]
+
+
+@pytest.mark.parametrize(("dtype", "values", "value", "count"), CAST_FAILURES)
+def test_eager_cast_failure_names_model_column_dtype_and_value(
+    dtype: str, values: list, value: str, count: str
+) -> None:
+    with pytest.raises(ModelCastError) as info:
+        reshape(pl.DataFrame({"c": values}), one(dtype), location=STAGE)
+    assert info.value.message == (
+        f"model 'person', column 'c': cannot cast value {value} to {dtype} ({count} failed)"
+    )
+    assert info.value.location == STAGE
+
+
+@pytest.mark.parametrize(("dtype", "values", "value", "count"), CAST_FAILURES)
+@pytest.mark.parametrize("engine", ["in-memory", "streaming"])
+def test_lazy_cast_failure_is_explained(
+    dtype: str, values: list, value: str, count: str, engine: str
+) -> None:
+    plan = reshape(pl.LazyFrame({"c": values}), one(dtype))
+    with pytest.raises(pl.exceptions.PolarsError) as info:
+        plan.collect(engine=engine)  # type: ignore[call-overload]
+    explained = explain_cast_failure(info.value, [one("int", "other"), one(dtype)], STAGE)
+    assert explained is not None
+    # Polars reports the failing list elements, not the list, and only a list's first element
+    shown = {"list[int]": "'x'", "list[double]": "'x'"}.get(dtype, value)
+    prefix = f"model 'person', column 'c': cannot cast value {shown} to {dtype} ("
+    assert explained.message.startswith(prefix)
+    assert explained.location == STAGE
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("2024-03-10 02:30:00", "skips"),
+        ("2024-11-03 01:30:00", "repeats"),
+    ],
+)
+@pytest.mark.parametrize("source", ["text", "naive datetime"])
+def test_daylight_saving_wall_times_fail_eager_and_lazy(value: str, why: str, source: str) -> None:
+    frame = pl.DataFrame({"ts": [value]})
+    if source != "text":
+        frame = frame.with_columns(pl.col("ts").str.to_datetime())
+    message = (
+        f"model 'person', column 'ts': cannot cast value '{value}' to datetime_nyt"
+        f" (a daylight saving change {why} that wall time in America/New_York)"
+    )
+    parsed = one("datetime_nyt", "ts")
+    with pytest.raises(ModelCastError) as info:
+        reshape(frame, parsed)
+    assert info.value.message == message
+    with pytest.raises(pl.exceptions.ComputeError) as lazy_info:
+        reshape(frame.lazy(), parsed).collect()
+    explained = explain_cast_failure(lazy_info.value, [parsed], STAGE)
+    assert explained is not None and explained.message == message
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("boom"),
+        pl.exceptions.ColumnNotFoundError('unable to find column "c"'),
+        # a cast of another column, or of this column to another dtype, is not the model's
+        pl.exceptions.InvalidOperationError(
+            "conversion from `str` to `u64` failed in column 'other' for 1 out of 1 values: [\"x\"]"
+        ),
+        pl.exceptions.InvalidOperationError(
+            "conversion from `str` to `i32` failed in column 'c' for 1 out of 1 values: [\"x\"]"
+        ),
+        pl.exceptions.ComputeError(
+            "datetime '2024-03-10 02:30:00' is non-existent in time zone 'Europe/Paris'"
+        ),
+    ],
+)
+def test_explain_ignores_other_errors(error: Exception) -> None:
+    assert explain_cast_failure(error, [one("uint64")], STAGE) is None
+
+
+def test_explain_without_column_name_needs_one_candidate() -> None:
+    error = pl.exceptions.InvalidOperationError(
+        "conversion from `str` to `date` failed in column '_POLARS_TMP_0' for 2 out of 9 values:"
+        ' ["x, \\"y\\"", "z"]'
+    )
+    explained = explain_cast_failure(error, [model({"a": "int", "b": "date"})], STAGE)
+    assert explained is not None
+    assert explained.message == (
+        "model 'person', column 'b': cannot cast value 'x, \"y\"' to date (2 of 9 values failed)"
+    )
+    assert explain_cast_failure(error, [model({"a": "date", "b": "date"})], STAGE) is None
+
+
+# -- constraints ---------------------------------------------------------------------------------
+
+CONSTRAINED = {
+    "id": {"dtype": "int", "constraints": ["primary"]},
+    "email": {"dtype": "str", "constraints": ["unique", "indexed"]},
+    "name": {"dtype": "str", "constraints": ["not_null"]},
+    "team": {"dtype": "str", "constraints": ["foreign"]},
+}
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
+def test_constraints_pass(lazy: bool) -> None:
+    frame = pl.DataFrame(
+        {"id": [1, 2, 3], "email": ["a", None, None], "name": ["x", "y", "x"], "team": ["t"] * 3}
+    )
+    assert constraint_violations(frame.lazy() if lazy else frame, model(CONSTRAINED)) == []
+
+
+def test_constraints_violated_with_counts_and_examples() -> None:
+    frame = pl.LazyFrame(
+        {
+            "id": [1, 1, None, 2, 2, 3],
+            "email": ["a", "b", "a", None, None, "c"],
+            "name": ["x", None, "y", None, "z", "w"],
+            "team": [None] * 6,
+        }
+    )
+    assert constraint_violations(frame, model(CONSTRAINED)) == [
+        Violation("id", "primary", 5, (1, None, 2)),
+        Violation("email", "unique", 2, ("a",)),
+        Violation("name", "not_null", 2, (None,)),
+    ]
+    assert constraint_violations(frame, model(CONSTRAINED), examples=1)[0].examples == (1,)
+    assert str(Violation("id", "primary", 5, (1, None))) == (
+        "column 'id' breaks 'primary' in 5 rows (e.g. 1, None)"
+    )
+
+
+def test_constraints_run_one_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    collects: list[pl.LazyFrame] = []
+    original = pl.LazyFrame.collect
+
+    def counting(self: pl.LazyFrame, *args: Any, **kwargs: Any) -> pl.DataFrame:
+        collects.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pl.LazyFrame, "collect", counting)
+    frame = pl.LazyFrame({"id": [1, 1], "email": ["a", "a"], "name": [None, "b"], "team": [1, 1]})
+    assert len(constraint_violations(frame, model(CONSTRAINED))) == 3
+    assert len(collects) == 1
+
+
+def test_constraints_without_checks_read_nothing() -> None:
+    assert constraint_violations(pl.LazyFrame({"x": [1, 1]}), one("int", "x")) == []
+
+
+def test_constraints_on_missing_column() -> None:
+    with pytest.raises(TaskError) as info:
+        constraint_violations(pl.LazyFrame({"x": [1]}), model(CONSTRAINED), location=STAGE)
+    assert info.value.message == (
+        "model 'person': required columns 'email', 'id', 'name' are missing"
+        " (the data has columns: x)"
+    )
