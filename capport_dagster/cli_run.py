@@ -134,7 +134,8 @@ def _print_final_frames(graph: PipelineGraph, events: list) -> None:
     from capport_dagster.translate.translator import CapportTranslator
 
     translator = CapportTranslator()
-    for name, version in graph.final_versions.items():
+    for version in graph.results:
+        name = version.name
         node = graph.by_label[version.writer]
         event = outputs.get((translator.get_op_name(node), translator.get_output_name(version)))
         if event is None:

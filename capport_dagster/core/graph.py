@@ -187,6 +187,21 @@ class PipelineGraph:
                 final[version.name] = version
         return MappingProxyType(final)
 
+    @cached_property
+    def results(self) -> tuple[FrameVersion, ...]:
+        """What the pipeline produces: frame versions that no later stage transforms further,
+        i.e. read by nobody or only by stages that write no frame (sinks such as `save_csv`)."""
+        readers: dict[FrameVersion, list[StageNode]] = {}
+        for node in self.nodes:
+            for version in node.inputs.values():
+                readers.setdefault(version, []).append(node)
+        return tuple(
+            version
+            for node in self.nodes
+            for version in node.outputs
+            if all(not reader.outputs for reader in readers.get(version, []))
+        )
+
     @staticmethod
     def _bind(
         stage: Stage, registry: TaskRegistry, lookups: _ConfigLookups, problems: list[Problem]

@@ -247,11 +247,11 @@ def reshape(frame: FrameT, model: Model, *, location: Location | None = None) ->
         raise _diagnose(frame, model, plan, exc, location) from exc
 
 
-_Plan = list[tuple[ModelColumn, pl.Expr, pl.Expr | None]]
+_Plan = list[tuple[ModelColumn, pl.Expr, pl.Expr | None]]  # column, strict, failed mask
 
 
 def _plan(schema: pl.Schema, model: Model, location: Location) -> _Plan:
-    """(column, strict expr, lenient expr or None when nothing can fail) for every column."""
+    """Per column: the strict expression, and a mask of the rows it rejects (None: it can't)."""
     missing = [c.name for c in model.columns if c.name not in schema and not c.optional]
     if missing:
         raise TaskError(_missing_message(model, missing, list(schema)), location)
@@ -261,8 +261,9 @@ def _plan(schema: pl.Schema, model: Model, location: Location) -> _Plan:
             plan.append((column, pl.lit(None, dtype=column.dtype).alias(column.name), None))
             continue
         source = schema[column.name]
-        strict, lenient = _conversion(pl.col(column.name), source, column, model, location)
-        plan.append((column, strict.alias(column.name), lenient))
+        src = pl.col(column.name)
+        strict, lenient = _conversion(src, source, column, model, location)
+        plan.append((column, strict.alias(column.name), _failed(src, lenient, column.dtype)))
     return plan
 
 
@@ -363,28 +364,34 @@ def _rejecter(name: str, dtype_name: str, dtype: pl.DataType) -> Callable[[pl.Se
     return reject
 
 
+def _failed(src: pl.Expr, lenient: pl.Expr | None, target: pl.DataType) -> pl.Expr | None:
+    """Rows whose value the strict cast rejects: the lenient cast lost a value there."""
+    if lenient is None:
+        return None
+    if isinstance(target, pl.List):  # a bad element becomes a null inside the list
+        kept = lenient.list.drop_nulls().list.len()
+        return src.list.drop_nulls().list.len().ne_missing(kept)
+    return src.is_not_null() & lenient.is_null()
+
+
 def _diagnose(
     frame: pl.DataFrame, model: Model, plan: _Plan, exc: Exception, location: Location
 ) -> CapportError:
     """Find the first column (in model order) with a value its cast rejects, and show it."""
-    checks = [(column, lenient) for column, _, lenient in plan if lenient is not None]
+    explained = explain_cast_failure(exc, [model], location)
+    if explained is not None and _DST.search(str(exc)):  # already says why, beyond the value
+        return explained
+    checks = [(column, failed) for column, _, failed in plan if failed is not None]
     exprs: list[pl.Expr] = []
-    for i, (column, lenient) in enumerate(checks):
-        src = pl.col(column.name)
-        bad = src.is_not_null() & lenient.is_null()
-        exprs += [bad.sum().alias(f"count_{i}"), src.filter(bad).first().alias(f"value_{i}")]
-    try:  # the lenient twins may fail too (a skipped DST wall time): then read the message
-        row = frame.select(exprs).row(0) if exprs else ()
-    except pl.exceptions.PolarsError:
-        row = ()
-    for i, (column, _) in enumerate(checks[: len(row) // 2]):
+    for i, (column, failed) in enumerate(checks):
+        example = pl.col(column.name).filter(failed).first()
+        exprs += [failed.sum().alias(f"count_{i}"), example.alias(f"value_{i}")]
+    row = frame.select(exprs).row(0) if exprs else ()
+    for i, (column, _) in enumerate(checks):
         count, value = row[2 * i], row[2 * i + 1]
         if count:
             return _cast_error(model, column, _show(value), count, frame.height, location)
-    explained = explain_cast_failure(exc, [model], location)
-    if explained is not None:
-        return explained
-    return TaskError(f"model '{model.name}': {_first_line(exc)}", location)
+    return explained or TaskError(f"model '{model.name}': {_first_line(exc)}", location)
 
 
 def _cast_error(
@@ -577,6 +584,9 @@ def _describe(value: object) -> str:
 
 
 def _show(value: object) -> str:
+    """A value as the messages show it: text quoted, NaN spelt as Polars spells it."""
+    if isinstance(value, float) and value != value:
+        return "NaN"
     return repr(value) if isinstance(value, str) or value is None else str(value)
 
 

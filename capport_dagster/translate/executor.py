@@ -45,7 +45,6 @@ def default_concurrency() -> int:
         "executor": Field(EXECUTOR_ENUM, default_value="in_process"),
         "max_concurrent": Field(Noneable(int), default_value=None),
     },
-    description="Runs stages as the capport mode says: in list order, or as soon as ready.",
 )
 def capport_executor(init_context):  # type: ignore[no-untyped-def]
     config = init_context.executor_config

@@ -35,8 +35,8 @@ def build_job(
     translator: CapportTranslator,
 ) -> JobDefinition:
     _check_unique_names(graph, translator)
-    final = frozenset(graph.final_versions.values())
-    ops = {node.label: build_op(node, translator=translator, final_versions=final) for node in graph.nodes}
+    results = frozenset(graph.results)
+    ops = {node.label: build_op(node, translator=translator, results=results) for node in graph.nodes}
     dependencies: dict[NodeInvocation, dict[str, DependencyDefinition]] = {}
     for node in graph.nodes:
         edges = {

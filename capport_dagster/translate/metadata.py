@@ -36,7 +36,13 @@ def frame_metadata(frame: Any, *, preview: bool) -> dict[str, Any]:
 
 
 def _eager_metadata(head: pl.DataFrame, rows: int) -> dict[str, Any]:
-    with pl.Config(tbl_rows=PREVIEW_ROWS, tbl_cols=12, fmt_str_lengths=40):
+    with pl.Config(
+        tbl_rows=PREVIEW_ROWS,
+        tbl_cols=12,
+        fmt_str_lengths=24,
+        tbl_width_chars=160,
+        tbl_hide_dataframe_shape=True,
+    ):
         text = str(head)
     return {
         "dagster/row_count": MetadataValue.int(rows),

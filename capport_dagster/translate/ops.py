@@ -1,9 +1,11 @@
-"""One Dagster op per stage: inputs are the frames it reads, outputs the frames it writes."""
+"""One Dagster op per stage: inputs are the frames it reads, outputs the frames it writes.
 
-from __future__ import annotations
+(No `from __future__ import annotations` here: Dagster inspects the op's context annotation.)
+"""
+
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 from dagster import In, OpDefinition, OpExecutionContext, Out, Output, op
 
@@ -23,10 +25,10 @@ def build_op(
     node: StageNode,
     *,
     translator: CapportTranslator,
-    final_versions: frozenset[FrameVersion],
+    results: frozenset[FrameVersion],
 ) -> OpDefinition:
-    """The op for `node`. `final_versions` are the frames the pipeline ends with: the ones a
-    preview is computed for when the run asks (`capport run` does, to print them)."""
+    """The op for `node`. `results` are the frames the pipeline produces: the ones a preview is
+    computed for when the run asks (`capport run` does, to print them)."""
     input_names = {translator.get_input_name(frame): frame for frame in node.reads}
     output_names = {translator.get_output_name(v): v for v in node.outputs}
 
@@ -41,7 +43,7 @@ def build_op(
         tags=dict(translator.get_op_tags(node)),
         required_resource_keys={RUN_RESOURCE_KEY},
     )
-    async def stage_op(context: OpExecutionContext, **inputs: object) -> AsyncIterator[Output]:
+    async def stage_op(context: OpExecutionContext, **inputs):  # type: ignore[no-untyped-def]
         run: CapportRun = getattr(context.resources, RUN_RESOURCE_KEY)
         ctx = RunContext(
             mode=run.run_mode,
@@ -53,7 +55,7 @@ def build_op(
         outputs = await run_stage(node, frames, ctx)  # type: ignore[arg-type]
         for name, version in output_names.items():
             frame = outputs[version.name]
-            preview = run.preview and version in final_versions
+            preview = run.preview and version in results
             if run.run_mode.is_async:  # metadata may plan or collect: keep the loop free
                 metadata = await asyncio.to_thread(frame_metadata, frame, preview=preview)
             else:
