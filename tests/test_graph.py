@@ -108,8 +108,7 @@ def test_every_problem_is_reported_at_once(write_config):
         f"error: {where}:5, pipeline 'p', stage 'bad_args' (#2): malformed args for task "
         "'load_csv': filepath: field required; df_name: field required; path: extra inputs "
         "are not permitted",
-        f"error: {where}:6, pipeline 'p', stage 'no_transform' (#3): unknown transform "
-        "'missing'",
+        f"error: {where}:6, pipeline 'p', stage 'no_transform' (#3): unknown transform 'missing'",
         f"error: {where}:7, pipeline 'p', stage 'no_model' (#4): unknown model 'nope'",
         f"error: {where}:8, pipeline 'p', stage 'noop_args' (#5): task 'noop' takes no args, "
         "got {'x': 1}",
@@ -128,11 +127,7 @@ def test_custom_task_gets_the_same_wiring(write_config):
         return {}
 
     config = write_config(
-        {
-            "p.yml": pipeline(
-                stage("m", "make", "{ out: F }"), stage("u", "use", "{ in: F }")
-            )
-        }
+        {"p.yml": pipeline(stage("m", "make", "{ out: F }"), stage("u", "use", "{ in: F }"))}
     )
     graph = load_project(config, registry).graphs["p"]
     assert graph.by_label["u"].inputs == {"F": FrameVersion("F", "m", 0, 0)}

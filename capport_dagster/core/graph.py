@@ -266,6 +266,8 @@ class PipelineGraph:
                 latest[version.name] = version
             nodes.append(StageNode(stage, spec, args, MappingProxyType(inputs), tuple(outputs)))
 
+        if any(item is None for item in bound):
+            return nodes  # a stage with errors may be the reader: "never read" would mislead
         for node in nodes:
             for version in node.outputs:
                 if version not in read_versions:

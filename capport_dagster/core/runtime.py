@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -19,7 +20,9 @@ from capport_dagster.core.models import Model, explain_cast_failure
 from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.errors import CapportError, TaskError
 
-__all__ = ["run_stage"]
+__all__ = ["PREVIEW_ROWS", "FrameSummary", "StageResult", "run_stage"]
+
+PREVIEW_ROWS = 5
 
 # Models whose casts a lazy frame still carries in its plan: a strict cast in a lazy plan fails
 # only when a later stage collects, so the frame remembers which models it went through in order
@@ -27,10 +30,39 @@ __all__ = ["run_stage"]
 _MODELS_ATTR = "_capport_models"
 
 
+@dataclass(frozen=True)
+class FrameSummary:
+    """What a run can say about an output frame without extra work (plus a preview if asked).
+
+    A DataFrame is in memory: its row count and head are free. A LazyFrame is a plan: it gets its
+    schema (planning only) and, for frames the run previews, its head and length.
+    """
+
+    schema: Mapping[str, pl.DataType]
+    rows: int | None
+    head: pl.DataFrame | None
+    lazy: bool
+
+
+@dataclass(frozen=True)
+class StageResult:
+    frames: Mapping[str, Frame]
+    summaries: Mapping[str, FrameSummary]
+
+
 async def run_stage(
-    node: StageNode, frames: Mapping[str, Frame], ctx: RunContext
-) -> dict[str, Frame]:
-    """Run `node`'s task on `frames` (keyed by frame name) and return the frames it writes."""
+    node: StageNode,
+    frames: Mapping[str, Frame],
+    ctx: RunContext,
+    *,
+    preview: Collection[str] = (),
+) -> StageResult:
+    """Run `node`'s task on `frames` (keyed by frame name): the frames it writes, summarised.
+
+    `preview` names output frames whose head and length are wanted even in lazy mode (for a
+    final frame `capport run` prints); collecting them can fail like any collect, so it happens
+    here, under the same error handling.
+    """
     models = _models_upstream(frames.values(), node)
     inputs = {name: _as_mode(frame, ctx) for name, frame in frames.items()}
     try:
@@ -45,6 +77,7 @@ async def run_stage(
         outputs = {name: result[name] for name in node.writes}
         if not ctx.mode.is_lazy:
             outputs = await _off_loop(ctx, _collect_all, outputs)
+        summaries = await _off_loop(ctx, _summarise, outputs, preview)
     except CapportError:
         raise
     except Exception as exc:
@@ -52,7 +85,7 @@ async def run_stage(
     for frame in outputs.values():
         if isinstance(frame, pl.LazyFrame):
             setattr(frame, _MODELS_ATTR, models)
-    return outputs
+    return StageResult(outputs, summaries)
 
 
 async def _call(node: StageNode, inputs: dict[str, Frame], ctx: RunContext) -> dict[str, Frame]:
@@ -92,6 +125,19 @@ def _collect_all(outputs: dict[str, Frame]) -> dict[str, Frame]:
     lazy = [name for name, frame in outputs.items() if isinstance(frame, pl.LazyFrame)]
     collected = pl.collect_all([outputs[name] for name in lazy])  # type: ignore[misc]
     return {**outputs, **dict(zip(lazy, collected, strict=True))}
+
+
+def _summarise(outputs: Mapping[str, Frame], preview: Collection[str]) -> dict[str, FrameSummary]:
+    summaries = {}
+    for name, frame in outputs.items():
+        if isinstance(frame, pl.DataFrame):
+            summaries[name] = FrameSummary(frame.schema, frame.height, frame.head(PREVIEW_ROWS), False)
+        elif name in preview:
+            head, length = pl.collect_all([frame.head(PREVIEW_ROWS), frame.select(pl.len())])
+            summaries[name] = FrameSummary(head.schema, length.item(), head, True)
+        else:
+            summaries[name] = FrameSummary(frame.collect_schema(), None, None, True)
+    return summaries
 
 
 def _models_upstream(frames: Iterable[Frame], node: StageNode) -> tuple[Model, ...]:

@@ -22,6 +22,7 @@ of 2 of 20 CSV columns reads only those 2). Decisions a user of the YAML sees:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -147,6 +148,7 @@ class Transform:
         reported with the step that names it rather than as a bare Polars error at collect time.
         """
         plan = frame.lazy()
+        columns = plan.collect_schema().names()
         for number, step in enumerate(self.steps, 1):
             where = f"transform '{self.name}', step {number} ({step.kind})"
             if isinstance(step, JoinStep) and step.right not in frames:
@@ -156,9 +158,10 @@ class Transform:
                 )
             plan = step.apply(plan, frames)
             try:
-                plan.collect_schema()
+                columns = plan.collect_schema().names()
             except pl.exceptions.PolarsError as exc:
-                raise TaskError(f"{where}: {_polars_detail(exc)}", location) from exc
+                detail = _polars_detail(exc, step, columns)
+                raise TaskError(f"{where}: {detail}", location) from exc
         return plan
 
 
@@ -462,8 +465,16 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
-def _polars_detail(exc: Exception) -> str:
+def _polars_detail(exc: Exception, step: Step, columns: list[str]) -> str:
+    """The first line of a Polars error, reworded for the errors a config typo causes."""
     first = str(exc).split("\n\n")[0].strip()
     if isinstance(exc, pl.exceptions.StructFieldNotFoundError):
         return f"struct field {first!r} not found"
+    if isinstance(exc, pl.exceptions.ColumnNotFoundError):
+        quoted = re.search(r'"(.+?)"', first)  # the wording differs between Polars versions
+        name = quoted.group(1) if quoted else first
+        if isinstance(step, JoinStep):
+            return f"column '{name}' not found in the left or the right frame"
+        hint = did_you_mean(name, columns)
+        return f"column '{name}' not found{hint} (columns: {', '.join(columns)})"
     return first

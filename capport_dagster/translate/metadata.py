@@ -1,8 +1,7 @@
-"""Dagster metadata for a stage's output frames: schema always, row count and preview when cheap.
+"""Dagster metadata for a stage's output frames, from the core's `FrameSummary`.
 
-A DataFrame is already in memory, so its row count and head cost nothing. A LazyFrame is a plan:
-collecting it for metadata would defeat lazy mode, so it gets its schema (planning only) and,
-when the run asks for a preview of final frames, its head and length in one `collect_all`.
+Schema always; row count and a preview when the frame is in memory or the run asked for a
+preview. Lazy frames are never collected just to describe them.
 """
 
 from __future__ import annotations
@@ -12,30 +11,29 @@ from typing import Any
 import polars as pl
 from dagster import MetadataValue, TableColumn, TableSchema
 
-__all__ = ["PREVIEW_ROWS", "frame_metadata"]
+from capport_dagster.core.runtime import PREVIEW_ROWS, FrameSummary
 
-PREVIEW_ROWS = 5
+__all__ = ["frame_metadata"]
 
 
-def frame_metadata(frame: Any, *, preview: bool) -> dict[str, Any]:
-    if isinstance(frame, pl.LazyFrame):
-        schema = frame.collect_schema()
-        metadata = {"capport/lazy": MetadataValue.bool(True)}
-        if preview:
-            head, length = pl.collect_all([frame.head(PREVIEW_ROWS), frame.select(pl.len())])
-            metadata.update(_eager_metadata(head, length.item()))
-    elif isinstance(frame, pl.DataFrame):
-        schema = frame.schema
-        metadata = _eager_metadata(frame.head(PREVIEW_ROWS), frame.height)
-    else:
-        return {}
-    metadata["dagster/column_schema"] = MetadataValue.table_schema(
-        TableSchema(columns=[TableColumn(name, str(dtype)) for name, dtype in schema.items()])
-    )
+def frame_metadata(summary: FrameSummary) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "dagster/column_schema": MetadataValue.table_schema(
+            TableSchema(
+                columns=[TableColumn(name, str(dtype)) for name, dtype in summary.schema.items()]
+            )
+        ),
+        "capport/columns": MetadataValue.int(len(summary.schema)),
+        "capport/lazy": MetadataValue.bool(summary.lazy),
+    }
+    if summary.rows is not None:
+        metadata["dagster/row_count"] = MetadataValue.int(summary.rows)
+    if summary.head is not None:
+        metadata["capport/preview"] = MetadataValue.text(_table(summary.head))
     return metadata
 
 
-def _eager_metadata(head: pl.DataFrame, rows: int) -> dict[str, Any]:
+def _table(head: pl.DataFrame) -> str:
     with pl.Config(
         tbl_rows=PREVIEW_ROWS,
         tbl_cols=12,
@@ -43,9 +41,4 @@ def _eager_metadata(head: pl.DataFrame, rows: int) -> dict[str, Any]:
         tbl_width_chars=160,
         tbl_hide_dataframe_shape=True,
     ):
-        text = str(head)
-    return {
-        "dagster/row_count": MetadataValue.int(rows),
-        "capport/columns": MetadataValue.int(head.width),
-        "capport/preview": MetadataValue.text(text),
-    }
+        return str(head)

@@ -4,7 +4,6 @@
 """
 
 
-import asyncio
 from collections.abc import Mapping
 
 from dagster import In, OpDefinition, OpExecutionContext, Out, Output, op
@@ -52,14 +51,13 @@ def build_op(
             log=context.log,  # type: ignore[arg-type]
         )
         frames: Mapping[str, object] = {input_names[k]: v for k, v in inputs.items()}
-        outputs = await run_stage(node, frames, ctx)  # type: ignore[arg-type]
+        preview = {v.name for v in node.outputs if v in results} if run.preview else set()
+        result = await run_stage(node, frames, ctx, preview=preview)  # type: ignore[arg-type]
         for name, version in output_names.items():
-            frame = outputs[version.name]
-            preview = run.preview and version in results
-            if run.run_mode.is_async:  # metadata may plan or collect: keep the loop free
-                metadata = await asyncio.to_thread(frame_metadata, frame, preview=preview)
-            else:
-                metadata = frame_metadata(frame, preview=preview)
-            yield Output(frame, name, metadata=metadata)
+            yield Output(
+                result.frames[version.name],
+                name,
+                metadata=frame_metadata(result.summaries[version.name]),
+            )
 
     return stage_op

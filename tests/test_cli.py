@@ -1,0 +1,237 @@
+"""`capport` as a user runs it: exit codes, located one-line errors, results on stdout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from capport_dagster.cli import main
+from tests.conftest import EXAMPLE_CONFIG, FIXTURES
+
+ORIGINAL = FIXTURES / "capport_original"
+
+
+def capport(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed command, in a subprocess: real exit codes and real stderr."""
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    return subprocess.run(
+        [sys.executable, "-m", "capport_dagster.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
+
+
+# --- validate -------------------------------------------------------------------------------
+
+
+def test_validate_reports_each_problem_of_an_original_capport_config(capsys, monkeypatch):
+    monkeypatch.chdir(ORIGINAL)
+    assert main(["validate", "-c", "."]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    where = "pipeline.yml:{}, pipeline 'players', stage '{}' (#{})".format
+    known = "(tasks: load_csv, noop, save_csv, transform)"
+    assert err.splitlines() == [
+        f"error: {where(6, 'fetch_ids', 0)}: unknown task 'mongo' {known}",
+        f"error: {where(12, 'build_urls', 1)}: reads frame 'PLAYER_IDS' before any earlier "
+        "stage writes it",
+        f"error: {where(18, 'fetch_players', 2)}: unknown task 'http_request_json' {known}",
+        f"error: {where(24, 'enrich', 3)}: malformed args for task 'transform': save_df: "
+        "field required",
+        f"error: {where(29, 'shape', 4)}: reads frame 'PLAYERS_CLEAN' before any earlier "
+        "stage writes it; it is written later by stage 'clean' - move that stage first",
+        f"error: {where(47, 'store', 7)}: unknown task 'postgres' {known}",
+        f"error: {where(53, 'reconcile', 8)}: unknown task 'recon' {known}",
+        f"error: {where(56, 'notify', 9)}: unknown task 'discord' {known}",
+        "error: transform.yml:13:7, transform 'shape_players': step 1 (select): column "
+        "'teams': unknown action 'to_list' (valid actions: concat, format)",
+        "the configuration has 9 errors",
+    ]
+
+
+def test_validate_accepts_the_examples():
+    result = capport("validate", "-c", str(EXAMPLE_CONFIG))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"valid: 3 pipeline(s), 19 stage(s) in {EXAMPLE_CONFIG}\n"
+
+
+def test_validate_prints_warnings_and_still_passes(write_config, capsys):
+    write_config({"p.yml": "pipeline:\n  p:\n    - {label: a, task: load_csv, args: "
+                  "{filepath: a.csv, df_name: A}}\n"})
+    assert main(["validate", "-c", "config"]) == 0
+    _, err = capsys.readouterr()
+    assert err == (
+        "warning: config/p.yml:3, pipeline 'p', stage 'a' (#0): frame 'A' is written but no "
+        "later stage reads it\n"
+    )
+
+
+def test_bad_yaml_exits_2_with_line_and_column(write_config, capsys):
+    write_config({"p.yml": "pipeline:\n  p: [\n"})
+    assert main(["validate", "-c", "config"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: config/p.yml:3:1: ")
+    assert "Traceback" not in err
+
+
+def test_missing_config_dir_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "-c", "nowhere"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_usage_error_exits_2():
+    result = capport("run", "-c", "config")
+    assert result.returncode == 2
+    assert "the following arguments are required: -p/--pipeline" in result.stderr
+
+
+# --- run ------------------------------------------------------------------------------------
+
+
+def test_run_shows_progress_and_prints_results(tmp_path):
+    result = capport("run", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[capport] ")]
+    assert progress == [
+        "[capport] running pipeline 'label_teams' (4 stages), mode sync_lazy, executor in_process",
+        "[capport] load_teams: started",
+        *progress[2:3],
+        "[capport] label_teams: started",
+        *progress[4:5],
+        "[capport] drop_ids: started",
+        *progress[6:7],
+        "[capport] save_teams: started",
+        *progress[8:9],
+    ]
+    assert all(line.endswith("s") and ": done in " in line for line in progress[2::2])
+    assert result.stdout.startswith("TEAMS: shape (4, 2)\n")
+    assert "│ Maple Leafs (TOR) ┆ Toronto  │" in result.stdout
+    assert_frame_equal(
+        pl.read_csv(tmp_path / "label_teams" / "teams.csv"),
+        pl.DataFrame(
+            {
+                "label": ["Devils (NJD)", "Bruins (BOS)", "Maple Leafs (TOR)", "Oilers (EDM)"],
+                "city": ["Newark", "Boston", "Toronto", "Edmonton"],
+            }
+        ),
+    )
+
+
+FAILING = {
+    "data/people.csv": "id,name\n1,Ann\nx,Bob\n",
+    "model.yml": "model:\n  person:\n    id: uint64\n    name: str\n",
+    "p.yml": """
+        pipeline:
+          people:
+            - label: load
+              task: load_csv
+              args: { filepath: $CONFIG_DIR/data/people.csv, df_name: PEOPLE, model: person }
+            - label: save
+              task: save_csv
+              args: { filepath: $OUTPUT_DIR/people.csv, df_name: PEOPLE }
+    """,
+}
+
+
+@pytest.mark.parametrize(
+    ("mode", "options", "failing_stage"),
+    [
+        # Lazy: the cast runs when the sink collects, so the save stage fails, naming the model.
+        ("sync_lazy", ["--no-preview"], "save' (#1)"),
+        # ... unless `capport run` previews the loaded frame, which collects it at load.
+        ("sync_lazy", [], "load' (#0)"),
+        ("sync_eager", [], "load' (#0)"),
+        ("async_eager", ["--no-preview"], "load' (#0)"),
+    ],
+)
+def test_failed_cast_exits_1_names_model_column_and_value_and_writes_nothing(
+    write_config, tmp_path, mode, options, failing_stage
+):
+    config = write_config(FAILING)
+    out = tmp_path / "out"
+    result = capport(
+        "run", "-c", str(config), "-p", "people", "-o", str(out), "--mode", mode, *options,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        f"error: config/p.yml:{3 if 'load' in failing_stage else 6}, pipeline 'people', "
+        f"stage '{failing_stage}: model 'person', column 'id': cannot cast value 'x' to uint64"
+        " (1 of 2 values failed)"
+    ]
+    assert result.stderr.endswith("run failed\n")
+    assert not out.exists() or list(out.rglob("*")) == []
+
+
+def test_missing_input_file_is_a_located_run_failure(write_config, tmp_path):
+    config = write_config(
+        {"p.yml": "pipeline:\n  p:\n    - {label: load, task: load_csv, args: "
+                  "{filepath: nowhere.csv, df_name: A}}\n"
+                  "    - {label: save, task: save_csv, args: {filepath: o.csv, df_name: A}}\n"}
+    )
+    result = capport("run", "-c", str(config), "-p", "p", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"error: config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: no such file " \
+        f"{tmp_path / 'nowhere.csv'}\n" in result.stderr
+
+
+def test_debug_shows_the_traceback(write_config, tmp_path):
+    config = write_config({"p.yml": "pipeline:\n  p:\n    - { label: a, task: nope }\n"})
+    assert "Traceback" not in capport("validate", "-c", str(config)).stderr
+    debug = capport("--debug", "validate", "-c", str(config))
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_run_with_invalid_config_exits_2(write_config, capsys):
+    write_config({"p.yml": "pipeline:\n  p:\n    - { label: a, task: nope }\n"})
+    assert main(["run", "-c", "config", "-p", "p"]) == 2
+    assert capsys.readouterr().err.startswith("error: config/p.yml:3, pipeline 'p', stage 'a'")
+
+
+def test_run_unknown_pipeline_exits_2(capsys):
+    assert main(["run", "-c", str(EXAMPLE_CONFIG), "-p", "enrich"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown pipeline 'enrich'" in err
+
+
+def test_bad_reference_date_exits_2(capsys, tmp_path):
+    code = main(["run", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "-d", "someday",
+                 "-o", str(tmp_path)])
+    assert code == 2
+    assert "-d 'someday' is not an ISO 8601 date" in capsys.readouterr().err
+
+
+# --- graph ----------------------------------------------------------------------------------
+
+
+def test_graph_formats(capsys):
+    assert main(["graph", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "--format",
+                 "mermaid"]) == 0
+    assert capsys.readouterr().out == (
+        "flowchart LR\n"
+        '  s0["load_teams<br/><i>load_csv</i>"]\n'
+        '  s1["label_teams<br/><i>transform</i>"]\n'
+        '  s2["drop_ids<br/><i>transform</i>"]\n'
+        '  s3["save_teams<br/><i>save_csv</i>"]\n'
+        "  s0 -->|TEAMS| s1\n"
+        "  s1 -->|TEAMS| s2\n"
+        "  s2 -->|TEAMS| s3\n"
+    )
+    assert main(["graph", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams"]) == 0
+    text = capsys.readouterr().out
+    assert "  [2] drop_ids (transform)\n      reads  TEAMS <- label_teams\n" in text
+    assert main(["graph", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "--format",
+                 "dot"]) == 0
+    assert '  "label_teams" -> "drop_ids" [label="TEAMS"];\n' in capsys.readouterr().out

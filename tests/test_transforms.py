@@ -1,0 +1,670 @@
+"""Transforms: parsing select/join/drop steps with every problem reported, and applying them as a
+lazy Polars plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from capport_dagster.core import transforms
+from capport_dagster.core.transforms import (
+    DropStep,
+    JoinStep,
+    SelectItem,
+    SelectStep,
+    Transform,
+    parse_select,
+    parse_transform,
+    select_exprs,
+)
+from capport_dagster.core.yaml_source import parse_yaml
+from capport_dagster.errors import ConfigError, Location, TaskError, ValidationError
+
+LOC = Location(file="transforms.yml", section="transform", name="enrich")
+STAGE = Location(stage="enrich", index=2)
+
+PLAYERS = pl.LazyFrame(
+    {
+        "id": [1, 2, 3],
+        "team": ["a", "b", "c"],
+        "name": [{"first": "Ann", "last": "Lee"}, {"first": None, "last": "Kim"}, None],
+        "info": [{"bio": {"age": 30}}, {"bio": {"age": None}}, {"bio": None}],
+    }
+)
+TEAMS = pl.LazyFrame({"code": ["a", "b", "d"], "title": ["Aces", "Bees", "Dogs"]})
+
+
+def run(body: list, frame: pl.LazyFrame = PLAYERS, **frames: pl.LazyFrame) -> pl.DataFrame:
+    result = parse_transform("enrich", body, LOC).apply(frame, frames)
+    assert isinstance(result, pl.LazyFrame)
+    return result.collect()
+
+
+def test_public_api() -> None:
+    assert set(transforms.__all__) == {
+        "ACTIONS",
+        "JOIN_HOWS",
+        "PLANNED_STEPS",
+        "STEPS",
+        "DropStep",
+        "JoinStep",
+        "SelectItem",
+        "SelectStep",
+        "Step",
+        "Transform",
+        "parse_select",
+        "parse_transform",
+        "select_exprs",
+    }
+
+
+# -- parsing: valid ------------------------------------------------------------------------------
+
+
+def test_parse_every_step_kind() -> None:
+    body = [
+        {"select": {"id": None, "first": "name.first", "t": {"args": "team"}}},
+        {
+            "join": {
+                "join": "TEAMS",
+                "right_select": {"code": None},
+                "left_on": "t",
+                "right_on": ["code"],
+                "how": "left",
+            }
+        },
+        {"join": {"right": "OTHER", "how": "cross"}},
+        {"join": {"join": "TEAMS", "left_on": "a, b", "right_on": "c,d", "how": "inner"}},
+        {"drop": {"first": True, "id": False}},
+    ]
+    assert parse_transform("enrich", body, LOC) == Transform(
+        "enrich",
+        (
+            SelectStep(
+                (
+                    SelectItem("id", "column", ("id",)),
+                    SelectItem("first", "column", ("name.first",)),
+                    SelectItem("t", "column", ("team",)),
+                )
+            ),
+            JoinStep(
+                "TEAMS", "left", ("t",), ("code",), (SelectItem("code", "column", ("code",)),)
+            ),
+            JoinStep("OTHER", "cross"),
+            JoinStep("TEAMS", "inner", ("a", "b"), ("c", "d")),
+            DropStep(("first",)),
+        ),
+    )
+
+
+def test_reads_names_joined_frames_in_step_order_once() -> None:
+    join = {"left_on": "id", "right_on": "id", "how": "left"}
+    body = [
+        {"join": {"join": "B", **join}},
+        {"join": {"right": "A", **join}},
+        {"join": {"join": "B", **join}},
+    ]
+    assert parse_transform("t", body, LOC).reads() == ("B", "A")
+    assert parse_transform("t", [{"drop": {"x": True}}], LOC).reads() == ()
+
+
+def test_parse_select_is_reusable() -> None:
+    items = parse_select(
+        {"full": {"action": "concat", "args": {"cols": ["a", "b"], "separator": "-"}}}, LOC, "ctx"
+    )
+    assert items == (SelectItem("full", "concat", ("a", "b"), separator="-"),)
+    frame = pl.DataFrame({"a": ["x"], "b": [1]})
+    assert_frame_equal(frame.select(select_exprs(items)), pl.DataFrame({"full": ["x-1"]}))
+
+
+# -- parsing: invalid ----------------------------------------------------------------------------
+
+HOWS = "(valid: left, right, full, cross, inner)"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"select": {"a": None}},
+            "a transform is a list of steps (- select: ..., - join: ..., - drop: ...), got a"
+            " mapping",
+        ),
+        ([], "a transform needs at least one step"),
+        # steps
+        (
+            ["select"],
+            "step 1: a step is a mapping with exactly one key (select, join, drop), got str"
+            " 'select'",
+        ),
+        (
+            [{}],
+            "step 1: a step is a mapping with exactly one key (select, join, drop), got a mapping",
+        ),
+        (
+            [{"select": {"a": None}, "drop": {"a": True}}],
+            "step 1: a step is a mapping with exactly one key (select, join, drop), got 2 keys:"
+            " select, drop",
+        ),
+        ([{"filter": "a > 1"}], "step 1: step 'filter' is not supported yet (planned)"),
+        ([{"order": ["a"]}], "step 1: step 'order' is not supported yet (planned)"),
+        ([{"limit": 3}], "step 1: step 'limit' is not supported yet (planned)"),
+        ([{"head": 3}], "step 1: step 'head' is not supported yet (planned)"),
+        ([{"tail": 3}], "step 1: step 'tail' is not supported yet (planned)"),
+        ([{"sql": "select 1"}], "step 1: step 'sql' is not supported yet (planned)"),
+        (
+            [{"selct": {}}],
+            "step 1: unknown step 'selct' - did you mean 'select'? (valid steps: select, join,"
+            " drop)",
+        ),
+        ([{"rename": {}}], "step 1: unknown step 'rename' (valid steps: select, join, drop)"),
+        # select
+        (
+            [{"select": None}],
+            "step 1 (select): expected a mapping of new column -> source, got null",
+        ),
+        (
+            [{"select": {}}],
+            "step 1 (select): expected a mapping of new column -> source, got an empty mapping",
+        ),
+        ([{"select": {1: "a"}}], "step 1 (select): column name 1 must be a non-empty string"),
+        (
+            [{"select": {"a": "b..c"}}],
+            "step 1 (select): column 'a': column path 'b..c' has an empty part",
+        ),
+        (
+            [{"select": {"a": 3}}],
+            "step 1 (select): column 'a': a source is a column path, null or a mapping with"
+            " action and args, got int 3",
+        ),
+        (
+            [{"select": {"a": {"action": "to_list", "args": {"cols": ["b"]}}}}],
+            "step 1 (select): column 'a': unknown action 'to_list' (valid actions: concat, format)",
+        ),
+        (
+            [{"select": {"a": {"action": "formt", "args": {}}}}],
+            "step 1 (select): column 'a': unknown action 'formt' - did you mean 'format'? (valid"
+            " actions: concat, format)",
+        ),
+        (
+            [{"select": {"a": {"action": "format", "arg": {}}}}],
+            "step 1 (select): column 'a': unknown key 'arg' - did you mean 'args'? (a source"
+            " mapping takes action, args)",
+        ),
+        (
+            [{"select": {"a": {"args": ["b"]}}}],
+            "step 1 (select): column 'a': args without an action is a column path, got ['b']",
+        ),
+        (
+            [{"select": {"a": {"action": "format", "args": "b"}}}],
+            "step 1 (select): column 'a' (format): args must be a mapping, got str 'b'",
+        ),
+        (
+            [
+                {
+                    "select": {
+                        "a": {"action": "format", "args": {"template": "x/{}/{}", "cols": ["b"]}}
+                    }
+                }
+            ],
+            "step 1 (select): column 'a' (format): template 'x/{}/{}' has 2 placeholders '{}'"
+            " but cols has 1 column; they must match",
+        ),
+        (
+            [{"select": {"a": {"action": "format", "args": {"cols": ["b"]}}}}],
+            "step 1 (select): column 'a' (format): template must be a string, got null",
+        ),
+        (
+            [{"select": {"a": {"action": "concat", "args": {"cols": []}}}}],
+            "step 1 (select): column 'a' (concat): cols is required (a list of columns)",
+        ),
+        (
+            [{"select": {"a": {"action": "concat", "args": {"cols": [1]}}}}],
+            "step 1 (select): column 'a' (concat): cols must be a column name, a comma-separated"
+            " string or a list of names, got a list",
+        ),
+        (
+            [{"select": {"a": {"action": "concat", "args": {"cols": "b", "separator": 1}}}}],
+            "step 1 (select): column 'a' (concat): separator must be a string, got int 1",
+        ),
+        (
+            [{"select": {"a": {"action": "concat", "args": {"cols": "b", "sep": " "}}}}],
+            "step 1 (select): column 'a' (concat): unknown key 'sep' (concat args takes cols,"
+            " separator)",
+        ),
+        # join
+        (
+            [{"join": "TEAMS"}],
+            "step 1 (join): expected a mapping with join, left_on, right_on and how",
+        ),
+        (
+            [{"join": {"left_on": "a", "right_on": "a", "how": "left"}}],
+            "step 1 (join): the right frame is required: join: FRAME_NAME",
+        ),
+        (
+            [{"join": {"join": "A", "right": "B", "left_on": "a", "right_on": "a", "how": "left"}}],
+            "step 1 (join): name the right frame with 'join' or 'right', not both",
+        ),
+        (
+            [{"join": {"join": "A", "left_on": "a", "right_on": "a"}}],
+            "step 1 (join): how is required (one of left, right, full, cross, inner)",
+        ),
+        (
+            [{"join": {"join": "A", "left_on": "a", "right_on": "a", "how": "outer"}}],
+            f"step 1 (join): unknown how 'outer' {HOWS}",
+        ),
+        (
+            [{"join": {"join": "A", "left_on": "a", "right_on": "a", "how": "LEFT"}}],
+            f"step 1 (join): unknown how 'LEFT' - did you mean 'left'? {HOWS}",
+        ),
+        (
+            [{"join": {"join": "A", "left_on": "a", "right_on": "a", "how": "inr"}}],
+            f"step 1 (join): unknown how 'inr' - did you mean 'inner'? {HOWS}",
+        ),
+        (
+            [{"join": {"join": "A", "left_on": "a, b", "right_on": ["a"], "how": "left"}}],
+            "step 1 (join): left_on has 2 columns but right_on has 1",
+        ),
+        (
+            [{"join": {"join": "A", "left_on": "a", "right_on": "a,b,c", "how": "inner"}}],
+            "step 1 (join): left_on has 1 column but right_on has 3",
+        ),
+        (
+            [{"join": {"join": "A", "how": "full"}}],
+            "step 1 (join): left_on and right_on are required for how: full (only a cross join"
+            " takes no keys)",
+        ),
+        (
+            [{"join": {"join": "A", "left_on": "a", "how": "right"}}],
+            "step 1 (join): right_on is required for how: right (only a cross join takes no keys)",
+        ),
+        (
+            [{"join": {"join": "A", "left_on": "a", "right_on": "a", "how": "cross"}}],
+            "step 1 (join): a cross join takes no keys; remove left_on and right_on",
+        ),
+        (
+            [{"join": {"join": "A", "left_on": "a,", "right_on": "a", "how": "left"}}],
+            "step 1 (join): left_on 'a,' has an empty column name",
+        ),
+        (
+            [{"join": {"join": "A", "left_on": 1, "right_on": "a", "how": "left"}}],
+            "step 1 (join): left_on must be a column name, a comma-separated string or a list of"
+            " names, got int 1",
+        ),
+        (
+            [
+                {
+                    "join": {
+                        "join": "A",
+                        "lefton": "a",
+                        "left_on": "a",
+                        "right_on": "a",
+                        "how": "left",
+                    }
+                }
+            ],
+            "step 1 (join): unknown key 'lefton' - did you mean 'left_on'? (a join takes join,"
+            " right, right_select, left_on, right_on, how)",
+        ),
+        (
+            [
+                {
+                    "join": {
+                        "join": "A",
+                        "left_on": "a",
+                        "right_on": "a",
+                        "how": "left",
+                        "right_select": {"a": 1},
+                    }
+                }
+            ],
+            "step 1 (join) right_select: column 'a': a source is a column path, null or a"
+            " mapping with action and args, got int 1",
+        ),
+        # drop
+        (
+            [{"drop": ["a"]}],
+            "step 1 (drop): expected a mapping of column -> true/false, got a list",
+        ),
+        (
+            [{"drop": {}}],
+            "step 1 (drop): expected a mapping of column -> true/false, got an empty mapping",
+        ),
+        (
+            [{"drop": {"a": "yes"}}],
+            "step 1 (drop): column 'a': 'yes' is not a drop flag (true or null drops the column,"
+            " false keeps it)",
+        ),
+        (
+            [{"drop": {"a": 1}}],
+            "step 1 (drop): column 'a': 1 is not a drop flag (true or null drops the column,"
+            " false keeps it)",
+        ),
+    ],
+)
+def test_parse_errors(body: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_transform("enrich", body, LOC)
+    assert type(info.value) is ConfigError
+    assert info.value.message == message
+    assert info.value.location == LOC
+
+
+def test_parse_reports_every_problem_with_its_line() -> None:
+    text = """\
+transform:
+  enrich:
+    - select: { a: { action: concat, args: { cols: [] } }, b: { action: to_list } }
+    - filter: a > 1
+    - join: { join: A, left_on: [a, b], right_on: a, how: lft }
+"""
+    body = parse_yaml(text, "transforms.yml")["transform"]["enrich"]
+    with pytest.raises(ValidationError) as info:
+        parse_transform("enrich", body, LOC)
+    assert [(p.location.line, p.message) for p in info.value.problems] == [
+        (3, "step 1 (select): column 'a' (concat): cols is required (a list of columns)"),
+        (
+            3,
+            "step 1 (select): column 'b': unknown action 'to_list' (valid actions: concat, format)",
+        ),
+        (4, "step 2: step 'filter' is not supported yet (planned)"),
+        (5, "step 3 (join): left_on has 2 columns but right_on has 1"),
+        (5, f"step 3 (join): unknown how 'lft' - did you mean 'left'? {HOWS}"),
+    ]
+    assert str(info.value).splitlines()[1] == (
+        "  error: transforms.yml:3:7, transform 'enrich': step 1 (select): column 'a' (concat):"
+        " cols is required (a list of columns)"
+    )
+
+
+def test_parse_select_raises_with_the_callers_context() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"^transforms.yml, transform 'enrich': here: column 'a': unknown action 'x'",
+    ):
+        parse_select({"a": {"action": "x"}}, LOC, "here")
+
+
+# -- select --------------------------------------------------------------------------------------
+
+
+def test_select_keeps_exactly_the_listed_columns_in_order() -> None:
+    result = run(
+        [
+            {
+                "select": {
+                    "team": None,
+                    "player": "id",
+                    "first": "name.first",
+                    "age": "info.bio.age",
+                    "last": {"args": "name.last"},
+                    "same": {"args": None},
+                }
+            }
+        ],
+        PLAYERS.with_columns(same=pl.lit("s")),
+    )
+    expected = pl.DataFrame(
+        {
+            "team": ["a", "b", "c"],
+            "player": [1, 2, 3],
+            "first": ["Ann", None, None],
+            "age": [30, None, None],
+            "last": ["Lee", "Kim", None],
+            "same": ["s", "s", "s"],
+        }
+    )
+    assert_frame_equal(result, expected)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            {"action": "format", "args": {"template": "p/{}/{}", "cols": ["id", "name.last"]}},
+            ["p/1/Lee", "p/2/Kim", None],
+        ),
+        (
+            {"action": "format", "args": {"template": "{}:{}", "cols": "team, name.first"}},
+            ["a:Ann", None, None],
+        ),
+        (
+            {"action": "format", "args": {"template": "age {}", "cols": ["info.bio.age"]}},
+            ["age 30", None, None],
+        ),
+        (
+            {"action": "concat", "args": {"cols": ["name.first", "name.last"]}},
+            ["Ann Lee", None, None],
+        ),
+        (
+            {"action": "concat", "args": {"cols": ["team", "id"], "separator": ""}},
+            ["a1", "b2", "c3"],
+        ),
+        (
+            {"action": "concat", "args": {"cols": "team,id,name.last", "separator": "-"}},
+            ["a-1-Lee", "b-2-Kim", None],
+        ),
+    ],
+)
+def test_select_actions_cast_to_text_and_null_in_gives_null(source: dict, expected: list) -> None:
+    result = run([{"select": {"out": source}}])
+    assert_frame_equal(result, pl.DataFrame({"out": expected}, schema={"out": pl.String}))
+
+
+# -- join ----------------------------------------------------------------------------------------
+
+LEFT = pl.LazyFrame({"id": [1, 2, 3], "k": ["a", "b", "c"], "v": ["x", "y", "z"]})
+RIGHT = pl.LazyFrame({"key": ["b", "d", "a"], "v": ["B", "D", "A"], "n": [2, 4, 1]})
+
+
+def join(how: str, **extra: Any) -> pl.DataFrame:
+    step = {"join": "R", "left_on": "k", "right_on": "key", "how": how, **extra}
+    return run([{"join": step}], LEFT, R=RIGHT)
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        (
+            "left",
+            {
+                "id": [1, 2, 3],
+                "k": ["a", "b", "c"],
+                "v": ["x", "y", "z"],
+                "v_right": ["A", "B", None],
+                "n": [1, 2, None],
+            },
+        ),
+        (
+            "inner",
+            {"id": [1, 2], "k": ["a", "b"], "v": ["x", "y"], "v_right": ["A", "B"], "n": [1, 2]},
+        ),
+        # full: one key column holding every key (coalesced), unmatched right rows last
+        (
+            "full",
+            {
+                "id": [1, 2, 3, None],
+                "k": ["a", "b", "c", "d"],
+                "v": ["x", "y", "z", None],
+                "v_right": ["A", "B", None, "D"],
+                "n": [1, 2, None, 4],
+            },
+        ),
+        # right: the right key name and the right row order
+        (
+            "right",
+            {
+                "id": [2, None, 1],
+                "v": ["y", None, "x"],
+                "key": ["b", "d", "a"],
+                "v_right": ["B", "D", "A"],
+                "n": [2, 4, 1],
+            },
+        ),
+    ],
+)
+def test_join_hows(how: str, expected: dict) -> None:
+    assert_frame_equal(join(how), pl.DataFrame(expected))
+
+
+def test_cross_join_takes_no_keys() -> None:
+    for keys in ({}, {"left_on": None, "right_on": []}, {"left_on": "", "right_on": ""}):
+        result = run(
+            [{"join": {"right": "R", "how": "cross", **keys}}],
+            LEFT.select("id"),
+            R=RIGHT.select("n"),
+        )
+        assert_frame_equal(
+            result, pl.DataFrame({"id": [1, 1, 1, 2, 2, 2, 3, 3, 3], "n": [2, 4, 1] * 3})
+        )
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"left_on": "id, k", "right_on": "id,key"},
+        {"left_on": ["id", "k"], "right_on": ["id", "key"]},
+    ],
+)
+def test_join_on_several_keys(keys: dict) -> None:
+    right = pl.LazyFrame({"id": [1, 2], "key": ["a", "x"], "n": [10, 20]})
+    result = run([{"join": {"join": "R", "how": "inner", **keys}}], LEFT, R=right)
+    assert_frame_equal(result, pl.DataFrame({"id": [1], "k": ["a"], "v": ["x"], "n": [10]}))
+
+
+def test_right_select_applies_to_the_right_frame_first() -> None:
+    result = join(
+        "left",
+        right_select={
+            "key": None,
+            "label": {"action": "format", "args": {"template": "<{}>", "cols": "v"}},
+        },
+    )
+    expected = pl.DataFrame(
+        {"id": [1, 2, 3], "k": ["a", "b", "c"], "v": ["x", "y", "z"], "label": ["<A>", "<B>", None]}
+    )
+    assert_frame_equal(result, expected)
+
+
+def test_join_then_select_and_drop() -> None:
+    body = [
+        {"select": {"team": None, "player": "name.last"}},
+        {
+            "join": {
+                "join": "TEAMS",
+                "right_select": {"team": "code", "player": "title"},
+                "left_on": "team",
+                "right_on": "team",
+                "how": "left",
+            }
+        },
+        {"drop": {"team": True}},
+    ]
+    result = run(body, TEAMS=TEAMS)
+    assert_frame_equal(
+        result,
+        pl.DataFrame({"player": ["Lee", "Kim", None], "player_right": ["Aces", "Bees", None]}),
+    )
+
+
+# -- drop ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flag", "dropped"),
+    [
+        (True, True),
+        (None, True),
+        ("true", True),
+        ("TRUE", True),
+        (False, False),
+        ("false", False),
+        ("False", False),
+    ],
+)
+def test_drop_flags(flag: Any, dropped: bool) -> None:
+    result = run([{"drop": {"team": flag, "info": True}}])
+    assert result.columns == (["id", "name"] if dropped else ["id", "team", "name"])
+
+
+def test_drop_all_false_keeps_the_frame() -> None:
+    assert parse_transform("t", [{"drop": {"a": False}}], LOC).steps == (DropStep(()),)
+    assert run([{"drop": {"team": "false"}}]).columns == PLAYERS.collect_schema().names()
+
+
+# -- applying: errors and laziness ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            [{"select": {"a": "nope"}}],
+            "transform 'enrich', step 1 (select): column 'nope' not found"
+            " (columns: id, team, name, info)",
+        ),
+        (
+            [{"select": {"a": "tema"}}],
+            "transform 'enrich', step 1 (select): column 'tema' not found - did you mean 'team'?"
+            " (columns: id, team, name, info)",
+        ),
+        (
+            [{"select": {"a": "name.middle"}}],
+            "transform 'enrich', step 1 (select): struct field 'middle' not found",
+        ),
+        (
+            [{"select": {"team": None}}, {"drop": {"id": True}}],
+            "transform 'enrich', step 2 (drop): column 'id' not found (columns: team)",
+        ),
+        (
+            [{"join": {"join": "MISSING", "how": "cross"}}],
+            "transform 'enrich', step 1 (join): frame 'MISSING' was not given (frames: TEAMS)",
+        ),
+        (
+            [{"join": {"join": "TEAMS", "left_on": "teem", "right_on": "code", "how": "left"}}],
+            "transform 'enrich', step 1 (join): column 'teem' not found in the left or the right"
+            " frame",
+        ),
+    ],
+)
+def test_apply_errors_name_the_step(body: list, message: str) -> None:
+    transform = parse_transform("enrich", body, LOC)
+    with pytest.raises(TaskError) as info:
+        transform.apply(PLAYERS, {"TEAMS": TEAMS}, location=STAGE)
+    assert info.value.message == message
+    assert info.value.location == STAGE
+
+
+def test_apply_builds_a_plan_without_reading_data() -> None:
+    calls: list[int] = []
+
+    def spy(series: pl.Series) -> pl.Series:
+        calls.append(len(series))
+        return series
+
+    watched = PLAYERS.with_columns(pl.col("id").map_batches(spy, pl.Int64))
+    body = [
+        {"select": {"id": None, "team": None}},
+        {"join": {"join": "TEAMS", "left_on": "team", "right_on": "code", "how": "full"}},
+        {"drop": {"team": True}},
+    ]
+    plan = parse_transform("enrich", body, LOC).apply(
+        watched, {"TEAMS": watched.select(code="team")}
+    )
+    assert isinstance(plan, pl.LazyFrame)
+    assert calls == []
+    assert plan.collect().height == 3
+    assert calls != []
+
+
+def test_select_pushes_the_projection_into_the_csv_scan(tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    pl.DataFrame({f"c{i}": [i, i + 1] for i in range(20)}).write_csv(path)
+    body = [{"select": {"a": "c3", "b": {"action": "concat", "args": {"cols": ["c7", "c3"]}}}}]
+    plan = parse_transform("t", body, LOC).apply(pl.scan_csv(path), {})
+    assert "PROJECT 2/20 COLUMNS" in plan.explain()
+    assert_frame_equal(plan.collect(), pl.DataFrame({"a": [3, 4], "b": ["7 3", "8 4"]}))
