@@ -1,7 +1,7 @@
 """capport on Dagster: YAML-described Polars pipelines as Dagster jobs.
 
-    from capport_dagster import load_definitions
-    defs = load_definitions("config")
+from capport_dagster import load_definitions
+defs = load_definitions("config")
 """
 
 from capport_dagster.core.graph import PipelineGraph, Project, load_project
@@ -36,6 +36,7 @@ def __getattr__(name: str) -> object:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'capport_dagster' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_REGISTRY",

@@ -29,7 +29,10 @@ def _parser() -> argparse.ArgumentParser:
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("-c", "--config", required=True, type=Path, help="config directory")
         sub.add_argument(
-            "-m", "--module", action="append", default=[],
+            "-m",
+            "--module",
+            action="append",
+            default=[],
             help="import this module first (it registers your own tasks); repeatable",
         )
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
@@ -79,8 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug of ours or of a user's task: still no traceback by default
         if args.debug:
             raise
-        print(f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the "
-              "traceback)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_RUN_FAILED
 
 

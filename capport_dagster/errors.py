@@ -39,7 +39,7 @@ class Location:
     index: int | None = None
 
     def with_(self, **changes: object) -> Location:
-        """A copy with some fields replaced (locations are shared between threads, never mutated)."""
+        """A copy with some fields replaced (locations are shared, never mutated)."""
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def __str__(self) -> str:

@@ -65,8 +65,12 @@ def test_validate_accepts_the_examples():
 
 
 def test_validate_prints_warnings_and_still_passes(write_config, capsys):
-    write_config({"p.yml": "pipeline:\n  p:\n    - {label: a, task: load_csv, args: "
-                  "{filepath: a.csv, df_name: A}}\n"})
+    write_config(
+        {
+            "p.yml": "pipeline:\n  p:\n    - {label: a, task: load_csv, args: "
+            "{filepath: a.csv, df_name: A}}\n"
+        }
+    )
     assert main(["validate", "-c", "config"]) == 0
     _, err = capsys.readouterr()
     assert err == (
@@ -160,7 +164,16 @@ def test_failed_cast_exits_1_names_model_column_and_value_and_writes_nothing(
     config = write_config(FAILING)
     out = tmp_path / "out"
     result = capport(
-        "run", "-c", str(config), "-p", "people", "-o", str(out), "--mode", mode, *options,
+        "run",
+        "-c",
+        str(config),
+        "-p",
+        "people",
+        "-o",
+        str(out),
+        "--mode",
+        mode,
+        *options,
         cwd=tmp_path,
     )
     assert result.returncode == 1
@@ -177,14 +190,18 @@ def test_failed_cast_exits_1_names_model_column_and_value_and_writes_nothing(
 
 def test_missing_input_file_is_a_located_run_failure(write_config, tmp_path):
     config = write_config(
-        {"p.yml": "pipeline:\n  p:\n    - {label: load, task: load_csv, args: "
-                  "{filepath: nowhere.csv, df_name: A}}\n"
-                  "    - {label: save, task: save_csv, args: {filepath: o.csv, df_name: A}}\n"}
+        {
+            "p.yml": "pipeline:\n  p:\n    - {label: load, task: load_csv, args: "
+            "{filepath: nowhere.csv, df_name: A}}\n"
+            "    - {label: save, task: save_csv, args: {filepath: o.csv, df_name: A}}\n"
+        }
     )
     result = capport("run", "-c", str(config), "-p", "p", cwd=tmp_path)
     assert result.returncode == 1
-    assert f"error: config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: no such file " \
+    assert (
+        f"error: config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: no such file "
         f"{tmp_path / 'nowhere.csv'}\n" in result.stderr
+    )
 
 
 def test_debug_shows_the_traceback(write_config, tmp_path):
@@ -207,8 +224,19 @@ def test_run_unknown_pipeline_exits_2(capsys):
 
 
 def test_bad_reference_date_exits_2(capsys, tmp_path):
-    code = main(["run", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "-d", "someday",
-                 "-o", str(tmp_path)])
+    code = main(
+        [
+            "run",
+            "-c",
+            str(EXAMPLE_CONFIG),
+            "-p",
+            "label_teams",
+            "-d",
+            "someday",
+            "-o",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     assert "-d 'someday' is not an ISO 8601 date" in capsys.readouterr().err
 
@@ -217,8 +245,9 @@ def test_bad_reference_date_exits_2(capsys, tmp_path):
 
 
 def test_graph_formats(capsys):
-    assert main(["graph", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "--format",
-                 "mermaid"]) == 0
+    assert (
+        main(["graph", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "--format", "mermaid"]) == 0
+    )
     assert capsys.readouterr().out == (
         "flowchart LR\n"
         '  s0["load_teams<br/><i>load_csv</i>"]\n'
@@ -232,6 +261,5 @@ def test_graph_formats(capsys):
     assert main(["graph", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams"]) == 0
     text = capsys.readouterr().out
     assert "  [2] drop_ids (transform)\n      reads  TEAMS <- label_teams\n" in text
-    assert main(["graph", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "--format",
-                 "dot"]) == 0
+    assert main(["graph", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "--format", "dot"]) == 0
     assert '  "label_teams" -> "drop_ids" [label="TEAMS"];\n' in capsys.readouterr().out

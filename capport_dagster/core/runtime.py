@@ -131,7 +131,9 @@ def _summarise(outputs: Mapping[str, Frame], preview: Collection[str]) -> dict[s
     summaries = {}
     for name, frame in outputs.items():
         if isinstance(frame, pl.DataFrame):
-            summaries[name] = FrameSummary(frame.schema, frame.height, frame.head(PREVIEW_ROWS), False)
+            summaries[name] = FrameSummary(
+                frame.schema, frame.height, frame.head(PREVIEW_ROWS), False
+            )
         elif name in preview:
             head, length = pl.collect_all([frame.head(PREVIEW_ROWS), frame.select(pl.len())])
             summaries[name] = FrameSummary(head.schema, length.item(), head, True)

@@ -102,7 +102,9 @@ def _run_load_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
         if not path.is_file():
             raise TaskError(f"load_csv: no such file {path}", ctx.location)
         frame = pl.scan_csv(path)
-        loaded[file.df_name] = reshape(frame, file.model) if file.model else frame
+        loaded[file.df_name] = (
+            reshape(frame, file.model, location=ctx.location) if file.model else frame
+        )
     return loaded
 
 
@@ -110,7 +112,7 @@ def _run_save_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
     for file in args.files:
         frame = frames[file.df_name]
         if file.model is not None:
-            frame = reshape(frame, file.model)
+            frame = reshape(frame, file.model, location=ctx.location)
         path = ctx.path(file.filepath)
         with atomic_path(path) as temporary:
             if isinstance(frame, pl.LazyFrame):
@@ -151,7 +153,7 @@ def _transform_reads(args: TransformArgs) -> tuple[str, ...]:
 
 def _run_transform(args: TransformArgs, frames: Mapping[str, Frame], ctx: RunContext) -> dict:
     lazy = {name: frame.lazy() for name, frame in frames.items()}
-    return {args.save_df: args.transform.apply(lazy[args.input], lazy)}
+    return {args.save_df: args.transform.apply(lazy[args.input], lazy, location=ctx.location)}
 
 
 # --- registration ---------------------------------------------------------------------------

@@ -79,6 +79,8 @@ class SelectItem:
 
 @dataclass(frozen=True)
 class SelectStep:
+    """`select`: the output has exactly these columns, so later steps see a known shape."""
+
     kind: ClassVar[str] = "select"
     items: tuple[SelectItem, ...]
 
@@ -88,6 +90,8 @@ class SelectStep:
 
 @dataclass(frozen=True)
 class JoinStep:
+    """`join`: `right` names another frame of the pipeline, hence a dependency of the stage."""
+
     kind: ClassVar[str] = "join"
     right: str
     how: str
@@ -113,6 +117,8 @@ class JoinStep:
 
 @dataclass(frozen=True)
 class DropStep:
+    """`drop`: only the columns flagged to drop; those flagged to keep need no work."""
+
     kind: ClassVar[str] = "drop"
     columns: tuple[str, ...]
 

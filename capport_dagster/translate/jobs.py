@@ -36,7 +36,9 @@ def build_job(
 ) -> JobDefinition:
     _check_unique_names(graph, translator)
     results = frozenset(graph.results)
-    ops = {node.label: build_op(node, translator=translator, results=results) for node in graph.nodes}
+    ops = {
+        node.label: build_op(node, translator=translator, results=results) for node in graph.nodes
+    }
     dependencies: dict[NodeInvocation, dict[str, DependencyDefinition]] = {}
     for node in graph.nodes:
         edges = {

@@ -3,7 +3,6 @@
 (No `from __future__ import annotations` here: Dagster inspects the op's context annotation.)
 """
 
-
 from collections.abc import Mapping
 
 from dagster import In, OpDefinition, OpExecutionContext, Out, Output, op

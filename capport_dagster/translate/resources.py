@@ -41,7 +41,7 @@ class CapportRun(ConfigurableResource):
             parsed = pendulum.parse(self.ref_datetime, tz=zone)
             assert isinstance(parsed, pendulum.DateTime)
             return parsed
-        run = context.dagster_run if context is not None else None
+        run = context.run if context is not None else None
         if run is not None and context is not None and context.instance is not None:
             record = context.instance.get_run_record_by_id(run.run_id)
             if record is not None:

@@ -43,7 +43,8 @@ def default_frame_name(frame: str) -> str:
 def default_op_description(node: StageNode) -> str:
     reads = ", ".join(node.reads) or "nothing"
     writes = ", ".join(node.writes) or "nothing"
-    return f"Stage {node.index} `{node.label}`: task `{node.stage.task}`, reads {reads}, writes {writes}."
+    task = node.stage.task
+    return f"Stage {node.index} `{node.label}`: task `{task}`, reads {reads}, writes {writes}."
 
 
 def default_op_tags(node: StageNode) -> Mapping[str, str]:

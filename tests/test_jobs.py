@@ -1,0 +1,212 @@
+"""Pipelines as Dagster jobs: op graph, identical outputs in every mode, real instances."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import DagsterEventType, DagsterInstance, build_reconstructable_job, execute_job
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.execution.api import execute_run
+from polars.testing import assert_frame_equal
+
+from capport_dagster import load_definitions
+from capport_dagster.core.graph import Project, load_project
+from capport_dagster.core.loader import load_config
+from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry
+from capport_dagster.translate.build import build_definitions
+from tests.conftest import EXAMPLE_CONFIG
+
+MODES = ["sync_lazy", "sync_eager", "async_lazy", "async_eager"]
+EXAMPLE_PIPELINES = ["enrich_events", "label_teams", "branches"]
+
+
+def run_job(config_dir: Path, pipeline: str, instance: DagsterInstance, **run_config: object):
+    job = build_reconstructable_job(
+        "capport_dagster.translate.build",
+        "job_for",
+        reconstructable_args=(str(config_dir), pipeline, ()),
+    )
+    return execute_job(job, instance=instance, run_config=run_config, raise_on_error=False)
+
+
+def read_outputs(directory: Path) -> dict[str, pl.DataFrame]:
+    return {str(p.relative_to(directory)): pl.read_csv(p) for p in sorted(directory.rglob("*.csv"))}
+
+
+def test_job_per_pipeline_with_op_per_stage_wired_by_frames():
+    defs = load_definitions(EXAMPLE_CONFIG)
+    job = defs.resolve_job_def("enrich_events")
+    graph = load_project(EXAMPLE_CONFIG).graphs["enrich_events"]
+    assert sorted(node.name for node in job.graph.nodes) == sorted(n.label for n in graph.nodes)
+    deps = {
+        (invocation.name, input_name): (dep.node, dep.output)
+        for invocation, inputs in job.graph.dependencies.items()
+        for input_name, dep in inputs.items()
+    }
+    assert deps == {
+        ("shape_events", "EVENTS"): ("load_events", "EVENTS"),
+        ("join_teams", "EVENTS_SHAPED"): ("shape_events", "EVENTS_SHAPED"),
+        ("join_teams", "TEAMS"): ("load_reference", "TEAMS"),
+        ("join_players", "EVENTS_WITH_TEAMS"): ("join_teams", "EVENTS_WITH_TEAMS"),
+        ("join_players", "PLAYERS"): ("load_reference", "PLAYERS"),
+        ("save_report", "EVENTS_ENRICHED"): ("join_players", "EVENTS_ENRICHED"),
+    }
+    assert job.tags["capport/pipeline"] == "enrich_events"
+
+
+@pytest.mark.parametrize("pipeline", EXAMPLE_PIPELINES)
+def test_every_mode_gives_identical_outputs(pipeline, tmp_path):
+    outputs = {}
+    with DagsterInstance.ephemeral() as instance:
+        for mode in MODES:
+            out = tmp_path / mode
+            result = run_job(EXAMPLE_CONFIG, pipeline, instance, mode=mode, output_dir=str(out))
+            assert result.success, mode
+            outputs[mode] = read_outputs(out)
+    reference = outputs["sync_lazy"]
+    assert reference, "the pipeline wrote no CSV"
+    for mode in MODES[1:]:
+        assert outputs[mode].keys() == reference.keys()
+        for name, frame in reference.items():
+            assert_frame_equal(outputs[mode][name], frame)
+
+
+def test_multiprocess_executor_persists_frames_and_gives_the_same_outputs(tmp_path):
+    outputs = {}
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        for mode in ["sync_lazy", "async_eager"]:
+            out = tmp_path / mode
+            result = run_job(
+                EXAMPLE_CONFIG,
+                "label_teams",
+                instance,
+                mode=mode,
+                executor="multiprocess",
+                output_dir=str(out),
+            )
+            assert result.success
+            outputs[mode] = read_outputs(out)
+        persisted = list((tmp_path / "home" / "storage").rglob("*.parquet"))
+        assert persisted, "frames were not persisted between processes"
+    assert_frame_equal(
+        outputs["sync_lazy"]["label_teams/teams.csv"],
+        outputs["async_eager"]["label_teams/teams.csv"],
+    )
+
+
+def test_sync_mode_runs_stages_in_list_order(tmp_path):
+    graph = load_project(EXAMPLE_CONFIG).graphs["branches"]
+    with DagsterInstance.ephemeral() as instance:
+        result = run_job(EXAMPLE_CONFIG, "branches", instance, output_dir=str(tmp_path))
+        starts = [
+            e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_START
+        ]
+    assert starts == [node.label for node in graph.nodes]
+
+
+def test_run_through_a_sqlite_instance_in_dagster_home(tmp_path, monkeypatch):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.get() as instance:
+        result = run_job(EXAMPLE_CONFIG, "label_teams", instance, output_dir=str(tmp_path / "o"))
+        assert result.success
+        runs = instance.get_runs()
+        assert [r.job_name for r in runs] == ["label_teams"]
+        assert runs[0].tags["capport/pipeline"] == "label_teams"
+        assert runs[0].is_success
+    assert (home / "history" / "runs.db").exists()  # Dagster's default SQLite run storage
+    assert (tmp_path / "o" / "label_teams" / "teams.csv").exists()
+
+
+def test_dagster_job_execute_from_the_command_line(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CAPPORT_CONFIG_DIR": str(EXAMPLE_CONFIG),
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "job",
+            "execute",
+            "-m",
+            "capport_dagster.definitions",
+            "-j",
+            "label_teams",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.get() as instance:
+        assert [(r.job_name, r.is_success) for r in instance.get_runs()] == [("label_teams", True)]
+    # `output_dir` defaults to ./output relative to where the run happens.
+    written = pl.read_csv(tmp_path / "output" / "label_teams" / "teams.csv")
+    assert written.columns == ["label", "city"]
+
+
+# --- async execution ------------------------------------------------------------------------
+
+
+def barrier_registry(barrier: threading.Barrier) -> TaskRegistry:
+    """Two stages that can only finish if they run at the same time."""
+    registry = DEFAULT_REGISTRY.copy()
+
+    @registry.task("meet", reads=lambda a: [], writes=lambda a: [a["out"]])
+    def meet(args, frames, ctx):
+        barrier.wait()
+        return {args["out"]: pl.DataFrame({"x": [1]})}
+
+    return registry
+
+
+BARRIER_CONFIG = {
+    "p.yml": """
+        pipeline:
+          p:
+            - { label: left, task: meet, args: { out: A } }
+            - { label: right, task: meet, args: { out: B } }
+            - { label: save_a, task: save_csv, args: { filepath: a.csv, df_name: A } }
+            - { label: save_b, task: save_csv, args: { filepath: b.csv, df_name: B } }
+    """
+}
+
+
+@pytest.mark.parametrize(
+    ("mode", "max_concurrent", "overlap"),
+    [
+        ("async_eager", 2, True),
+        ("async_lazy", 2, True),
+        ("async_eager", 1, False),  # max_concurrent bounds the concurrency
+        ("sync_eager", None, False),
+        ("sync_lazy", 2, False),
+    ],
+)
+def test_async_modes_run_independent_stages_together(write_config, mode, max_concurrent, overlap):
+    barrier = threading.Barrier(2, timeout=3)
+    config = write_config(BARRIER_CONFIG)
+    project = Project.from_config(load_config(config), barrier_registry(barrier))
+    job = build_definitions(project=project).resolve_job_def("p")
+    run_config = {"mode": mode, "max_concurrent": max_concurrent}
+    with DagsterInstance.ephemeral() as instance:
+        # The job's own executor must run it: `execute_in_process` would force the in-process
+        # one. The registry lives in this test, so the job is run in memory, not reconstructed.
+        run = instance.create_run_for_job(job, run_config=run_config)
+        result = execute_run(InMemoryJob(job), run, instance, raise_on_error=False)
+    assert result.success is overlap
