@@ -75,7 +75,9 @@ async def run_stage(
                 ctx.location,
             )
         outputs = {name: result[name] for name in node.writes}
-        if not ctx.mode.is_lazy:
+        if ctx.mode.is_lazy:
+            outputs = {name: _as_mode(frame, ctx) for name, frame in outputs.items()}
+        else:
             outputs = await _off_loop(ctx, _collect_all, outputs)
         summaries = await _off_loop(ctx, _summarise, outputs, preview)
     except CapportError:

@@ -1,0 +1,156 @@
+"""Running stages: lazy stays lazy, eager collects, failures become located task errors."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import polars as pl
+import pytest
+from dagster import DagsterInstance
+from polars.testing import assert_frame_equal
+
+from capport_dagster.core.graph import FrameVersion, PipelineGraph, Project, load_project
+from capport_dagster.core.loader import load_config
+from capport_dagster.core.modes import RunMode
+from capport_dagster.core.registry import DEFAULT_REGISTRY, RunContext
+from capport_dagster.core.runtime import run_stage
+from capport_dagster.errors import TaskError
+from capport_dagster.translate.build import build_definitions
+from tests.conftest import EXAMPLE_CONFIG
+
+
+def run_in_order(graph: PipelineGraph, mode: RunMode, out: Path) -> dict[FrameVersion, object]:
+    """The core without Dagster: every stage in list order, frames kept by version."""
+    variables = {"CONFIG_DIR": str(EXAMPLE_CONFIG), "OUTPUT_DIR": str(out)}
+    store: dict[FrameVersion, object] = {}
+
+    async def run() -> None:
+        for node in graph.nodes:
+            frames = {name: store[version] for name, version in node.inputs.items()}
+            result = await run_stage(node, frames, RunContext(mode, variables, node.location))
+            for version in node.outputs:
+                store[version] = result.frames[version.name]
+
+    asyncio.run(run())
+    return store
+
+
+class CollectCounter:
+    """Counts every way a LazyFrame can be executed into memory."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        collect, collect_all = pl.LazyFrame.collect, pl.collect_all
+
+        def counted_collect(frame, *args, **kwargs):
+            self.count += 1
+            return collect(frame, *args, **kwargs)
+
+        def counted_collect_all(frames, *args, **kwargs):
+            self.count += len(frames)
+            return collect_all(frames, *args, **kwargs)
+
+        monkeypatch.setattr(pl.LazyFrame, "collect", counted_collect)
+        monkeypatch.setattr(pl, "collect_all", counted_collect_all)
+
+
+@pytest.mark.parametrize(("mode", "collects"), [("sync_lazy", 0), ("sync_eager", 6)])
+def test_lazy_mode_collects_nothing_before_the_sink(mode, collects, monkeypatch, tmp_path):
+    job = build_definitions(project=load_project(EXAMPLE_CONFIG)).resolve_job_def("enrich_events")
+    counter = CollectCounter(monkeypatch)
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            run_config={"mode": mode, "output_dir": str(tmp_path)}, instance=instance
+        )
+    assert result.success
+    # Eager: one collect per frame written (EVENTS, TEAMS, PLAYERS and three transforms);
+    # lazy: none at all, the save stage streams the whole plan to the CSV with `sink_csv`.
+    assert counter.count == collects
+    assert pl.read_csv(tmp_path / "enrich_events" / "events_enriched.csv").height == 12
+
+
+def test_lazy_plan_spans_stages_down_to_the_csv_scan(write_config, tmp_path):
+    wide = pl.DataFrame({f"c{i}": [i, i + 1] for i in range(20)})
+    config = write_config(
+        {
+            "p.yml": """
+                pipeline:
+                  p:
+                    - { label: load, task: load_csv, args: { filepath: wide.csv, df_name: W } }
+                    - { label: pick, task: transform, args: { name: two, input: W, save_df: T } }
+            """,
+            "t.yml": "transform:\n  two:\n    - select: { a: c3, b: c17 }\n",
+        }
+    )
+    wide.write_csv(tmp_path / "wide.csv")
+    graph = load_project(config).graphs["p"]
+    store = run_in_order(graph, RunMode.SYNC_LAZY, tmp_path)
+    picked = store[FrameVersion("T", "pick", 1, 0)]
+    assert isinstance(picked, pl.LazyFrame)
+    assert "PROJECT 2/20 COLUMNS" in picked.explain()
+    assert_frame_equal(picked.collect(), pl.DataFrame({"a": [3, 4], "b": [17, 18]}))
+
+
+def test_eager_mode_hands_dataframes_between_stages(tmp_path):
+    graph = load_project(EXAMPLE_CONFIG).graphs["label_teams"]
+    store = run_in_order(graph, RunMode.SYNC_EAGER, tmp_path)
+    assert all(isinstance(frame, pl.DataFrame) for frame in store.values())
+    lazy = run_in_order(graph, RunMode.SYNC_LAZY, tmp_path / "lazy")
+    final = graph.final_versions["TEAMS"]
+    assert_frame_equal(lazy[final].collect(), store[final])
+
+
+# --- custom tasks ---------------------------------------------------------------------------
+
+
+def project_with(write_config, registry, stages: str) -> PipelineGraph:
+    config = write_config({"p.yml": "pipeline:\n  p:\n" + stages})
+    return Project.from_config(load_config(config), registry).graphs["p"]
+
+
+def test_async_custom_task_is_awaited(write_config, tmp_path):
+    registry = DEFAULT_REGISTRY.copy()
+
+    @registry.task("make", reads=lambda a: [], writes=lambda a: [a["out"]])
+    async def make(args, frames, ctx):
+        await asyncio.sleep(0)
+        return {args["out"]: pl.DataFrame({"v": [args["value"]]})}
+
+    graph = project_with(
+        write_config,
+        registry,
+        "    - { label: m, task: make, args: { out: X, value: 7 } }\n"
+        "    - { label: s, task: save_csv, args: { filepath: x.csv, df_name: X } }\n",
+    )
+    for mode in RunMode:
+        store = run_in_order(graph, mode, tmp_path)
+        frame = store[FrameVersion("X", "m", 0, 0)]
+        assert isinstance(frame, pl.LazyFrame if mode.is_lazy else pl.DataFrame)
+        assert_frame_equal(frame.lazy().collect(), pl.DataFrame({"v": [7]}))
+
+
+def test_a_crashing_custom_task_becomes_a_located_task_error(write_config, tmp_path):
+    registry = DEFAULT_REGISTRY.copy()
+
+    @registry.task("boom", reads=lambda a: [], writes=lambda a: ["X"])
+    def boom(args, frames, ctx):
+        raise ValueError("the API said no")
+
+    graph = project_with(write_config, registry, "    - { label: b, task: boom }\n")
+    with pytest.raises(TaskError) as info:
+        run_in_order(graph, RunMode.SYNC_LAZY, tmp_path)
+    assert str(info.value) == (
+        "config/p.yml:3, pipeline 'p', stage 'b' (#0): task 'boom' failed: "
+        "ValueError: the API said no"
+    )
+
+
+def test_a_task_that_forgets_a_frame_it_declares_fails_clearly(write_config, tmp_path):
+    registry = DEFAULT_REGISTRY.copy()
+    registry.task("forgetful", reads=lambda a: [], writes=lambda a: ["X", "Y"])(
+        lambda args, frames, ctx: {"X": pl.DataFrame()}
+    )
+    graph = project_with(write_config, registry, "    - { label: f, task: forgetful }\n")
+    with pytest.raises(TaskError, match=r"task 'forgetful' did not return frame\(s\) Y"):
+        run_in_order(graph, RunMode.SYNC_EAGER, tmp_path)
