@@ -45,7 +45,7 @@ def test_job_per_pipeline_with_op_per_stage_wired_by_frames():
     graph = load_project(EXAMPLE_CONFIG).graphs["enrich_events"]
     assert sorted(node.name for node in job.graph.nodes) == sorted(n.label for n in graph.nodes)
     deps = {
-        (invocation.name, input_name): (dep.node, dep.output)
+        (invocation.alias, input_name): (dep.node, dep.output)
         for invocation, inputs in job.graph.dependencies.items()
         for input_name, dep in inputs.items()
     }

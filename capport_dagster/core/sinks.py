@@ -9,7 +9,8 @@ leftover is easy to spot and is never mistaken for output.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,14 +28,29 @@ def atomic_path(destination: Path) -> Iterator[Path]:
     destination is left untouched.
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=TEMP_SUFFIX, dir=destination.parent
-    )
-    os.close(fd)
-    temporary = Path(name)
+    temporary = _create_temporary(destination)
     try:
         yield temporary
+        if destination.exists():  # an overwrite keeps the file's permissions, as a plain write
+            shutil.copymode(destination, temporary)
         os.replace(temporary, destination)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _create_temporary(destination: Path) -> Path:
+    """A new empty file beside `destination`, with the permissions a plain write would give.
+
+    Not `tempfile.mkstemp`: it creates files readable by their owner only (0600), which the
+    rename would hand on to the output. `os.open` with 0666 lets the umask decide, as `open` does.
+    """
+    while True:
+        name = f".{destination.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        temporary = destination.with_name(name)
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return temporary

@@ -76,7 +76,13 @@ class FileFrames:
 def _file_frames_parser(entry_model: type[_LoadEntry], task: str, alias: str):
     def parse(raw: Any, ctx: BindContext) -> FileFrames:
         items = [raw] if isinstance(raw, Mapping) else raw
-        if not isinstance(items, list) or not items:
+        # Each item must be a mapping too: pydantic would call anything else "an instance of
+        # _LoadEntry", and would read a null item as an empty mapping.
+        if (
+            not isinstance(items, list)
+            or not items
+            or not all(isinstance(i, Mapping) for i in items)
+        ):
             raise ConfigError(
                 f"task '{task}' takes a mapping or a non-empty list of "
                 f"{{filepath, df_name, model?}} ({alias} is an alias of df_name), got {raw!r}",

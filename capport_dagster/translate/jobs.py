@@ -36,20 +36,31 @@ def build_job(
 ) -> JobDefinition:
     _check_unique_names(graph, translator)
     results = frozenset(graph.results)
+    job_name = translator.get_job_name(graph)
+    op_names = {node.label: translator.get_op_name(node) for node in graph.nodes}
+    # Dagster wants op definition names unique across a code location, and two pipelines may
+    # both have a stage `load`: definitions get the job's prefix, invocations the stage's name.
     ops = {
-        node.label: build_op(node, translator=translator, results=results) for node in graph.nodes
+        node.label: build_op(
+            node,
+            name=f"{job_name}__{op_names[node.label]}",
+            translator=translator,
+            results=results,
+        )
+        for node in graph.nodes
     }
     dependencies: dict[NodeInvocation, dict[str, DependencyDefinition]] = {}
     for node in graph.nodes:
         edges = {
             translator.get_input_name(frame): DependencyDefinition(
-                ops[version.writer].name, translator.get_output_name(version)
+                op_names[version.writer], translator.get_output_name(version)
             )
             for frame, version in node.inputs.items()
         }
-        dependencies[NodeInvocation(ops[node.label].name)] = edges
+        invocation = NodeInvocation(ops[node.label].name, alias=op_names[node.label])
+        dependencies[invocation] = edges
     job_graph = GraphDefinition(
-        name=translator.get_job_name(graph),
+        name=job_name,
         node_defs=list(ops.values()),
         dependencies=dependencies,
         description=f"capport pipeline '{graph.name}' ({len(graph.nodes)} stages)",

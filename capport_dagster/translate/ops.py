@@ -22,16 +22,21 @@ RUN_RESOURCE_KEY = "capport"
 def build_op(
     node: StageNode,
     *,
+    name: str,
     translator: CapportTranslator,
     results: frozenset[FrameVersion],
 ) -> OpDefinition:
     """The op for `node`. `results` are the frames the pipeline produces: the ones a preview is
-    computed for when the run asks (`capport run` does, to print them)."""
+    computed for when the run asks (`capport run` does, to print them).
+
+    `name` is the op *definition* name, unique in the code location; the job invokes it under
+    the stage's op name (its label), which is what the UI, step keys and run config show.
+    """
     input_names = {translator.get_input_name(frame): frame for frame in node.reads}
     output_names = {translator.get_output_name(v): v for v in node.outputs}
 
     @op(
-        name=translator.get_op_name(node),
+        name=name,
         description=translator.get_op_description(node),
         ins={name: In(description=f"frame {frame}") for name, frame in input_names.items()},
         out={

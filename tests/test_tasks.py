@@ -1,0 +1,500 @@
+"""The built-in tasks (SPEC 4): their args, what they read and write, and what they do."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from capport_dagster.core.graph import FrameVersion, PipelineGraph, load_project
+from capport_dagster.core.modes import RunMode
+from capport_dagster.core.registry import RunContext
+from capport_dagster.core.runtime import run_stage
+from capport_dagster.errors import ModelCastError, TaskError, ValidationError
+
+LAZY_AND_EAGER = pytest.mark.parametrize("mode", [RunMode.SYNC_LAZY, RunMode.SYNC_EAGER])
+
+
+def run_in_order(
+    graph: PipelineGraph, variables: Mapping[str, str], mode: RunMode = RunMode.SYNC_LAZY
+) -> dict[FrameVersion, pl.DataFrame]:
+    """Every stage in list order without Dagster; each written frame version, collected."""
+    store: dict[FrameVersion, pl.DataFrame | pl.LazyFrame] = {}
+
+    async def run() -> None:
+        for node in graph.nodes:
+            frames = {name: store[version] for name, version in node.inputs.items()}
+            result = await run_stage(node, frames, RunContext(mode, variables, node.location))
+            assert set(result.frames) == set(node.writes)
+            for version in node.outputs:
+                store[version] = result.frames[version.name]
+
+    asyncio.run(run())
+    return {version: frame.lazy().collect() for version, frame in store.items()}
+
+
+def final(graph: PipelineGraph, frames: Mapping[FrameVersion, pl.DataFrame], name: str):
+    return frames[graph.final_versions[name]]
+
+
+def pipeline(*stages: str) -> str:
+    return "pipeline:\n  p:\n" + "".join(f"    - {stage}\n" for stage in stages)
+
+
+def errors(config: Path) -> list[str]:
+    with pytest.raises(ValidationError) as info:
+        load_project(config)
+    return [str(problem) for problem in info.value.errors]
+
+
+@pytest.fixture
+def variables(tmp_path: Path) -> dict[str, str]:
+    """The built-in variables of a run, given explicitly (no environment)."""
+    return {
+        "CONFIG_DIR": str(tmp_path / "config"),
+        "OUTPUT_DIR": str(tmp_path / "out"),
+        "REF_DATE": "2024-03-05",
+        "REF_DATETIME": "2024-03-05T06:30:00+08:00",
+    }
+
+
+PEOPLE = pl.DataFrame({"id": [1, 2], "name": ["ann", "bob"]})
+TEAMS = pl.DataFrame({"team": ["red", "blue"], "size": [3, 4]})
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    PEOPLE.write_csv(tmp_path / "people.csv")
+    TEAMS.write_csv(tmp_path / "teams.csv")
+    return tmp_path
+
+
+# --- load_csv -------------------------------------------------------------------------------
+
+
+@LAZY_AND_EAGER
+def test_load_csv_with_one_mapping(write_config, data, variables, mode):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: people.csv, df_name: PEOPLE } }"
+            )
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    node = graph.by_label["load"]
+    assert (node.reads, node.writes) == ((), ("PEOPLE",))
+    assert_frame_equal(final(graph, run_in_order(graph, variables, mode), "PEOPLE"), PEOPLE)
+
+
+def test_load_csv_with_a_list(write_config, data, variables):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: [{ filepath: people.csv, df_name: P }, "
+                "{ filepath: teams.csv, df_name: T }] }"
+            )
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    assert graph.by_label["load"].writes == ("P", "T")
+    frames = run_in_order(graph, variables)
+    assert_frame_equal(final(graph, frames, "P"), PEOPLE)
+    assert_frame_equal(final(graph, frames, "T"), TEAMS)
+
+
+def test_load_csv_save_df_is_an_alias_of_df_name(write_config, data, variables):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: people.csv, save_df: P } }"
+            )
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    assert graph.by_label["load"].writes == ("P",)
+    assert_frame_equal(final(graph, run_in_order(graph, variables), "P"), PEOPLE)
+
+
+@pytest.mark.parametrize(("task", "alias"), [("load_csv", "save_df"), ("save_csv", "from_df")])
+def test_df_name_and_its_alias_together_are_refused(write_config, task, alias):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }",
+                f"{{ label: both, task: {task}, args: [{{ filepath: a.csv, df_name: A }}, "
+                f"{{ filepath: b.csv, df_name: A, {alias}: B }}] }}",
+            )
+        }
+    )
+    assert errors(config) == [
+        f"error: config/p.yml:4, pipeline 'p', stage 'both' (#1): task '{task}': give df_name "
+        f"or {alias}, not both"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        ("[]", "[]"),
+        ("null", "None"),
+        ("a.csv", "'a.csv'"),
+        ("7", "7"),
+        ("[a.csv]", "['a.csv']"),
+        (
+            "[{ filepath: a.csv, df_name: A }, null]",
+            "[{'filepath': 'a.csv', 'df_name': 'A'}, None]",
+        ),
+    ],
+)
+@pytest.mark.parametrize(("task", "alias"), [("load_csv", "save_df"), ("save_csv", "from_df")])
+def test_file_task_args_must_be_a_mapping_or_a_non_empty_list_of_them(
+    write_config, task, alias, args, shown
+):
+    config = write_config({"p.yml": pipeline(f"{{ label: io, task: {task}, args: {args} }}")})
+    assert errors(config) == [
+        f"error: config/p.yml:3, pipeline 'p', stage 'io' (#0): task '{task}' takes a mapping "
+        f"or a non-empty list of {{filepath, df_name, model?}} ({alias} is an alias of "
+        f"df_name), got {shown}"
+    ]
+
+
+def test_load_csv_entry_keys_are_checked(write_config):
+    config = write_config(
+        {"p.yml": pipeline("{ label: io, task: load_csv, args: { file: a.csv, from_df: A } }")}
+    )
+    assert errors(config) == [
+        "error: config/p.yml:3, pipeline 'p', stage 'io' (#0): malformed args for task "
+        "'load_csv': filepath: field required; df_name: field required; file: extra inputs are "
+        "not permitted; from_df: extra inputs are not permitted"
+    ]
+
+
+@LAZY_AND_EAGER
+def test_load_csv_with_a_model_reshapes_after_loading(write_config, tmp_path, variables, mode):
+    (tmp_path / "raw.csv").write_text("extra,name,id,born\nx,ann,1,2000-01-02\ny,bob,2,\n")
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: raw.csv, df_name: P, "
+                "model: person } }"
+            ),
+            "m.yml": """
+                model:
+                  person:
+                    id: uint64
+                    name: str
+                    born: date
+                    nick?: str
+            """,
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    expected = pl.DataFrame(
+        {
+            "id": pl.Series([1, 2], dtype=pl.UInt64),
+            "name": ["ann", "bob"],
+            "born": pl.Series([dt.date(2000, 1, 2), None], dtype=pl.Date),
+            "nick": pl.Series([None, None], dtype=pl.String),
+        }
+    )
+    assert_frame_equal(final(graph, run_in_order(graph, variables, mode), "P"), expected)
+
+
+@pytest.mark.parametrize(
+    ("mode", "where"),
+    [
+        # Lazy: the cast is part of the plan and fails where the plan runs, in the sink; the
+        # error still names the model the frame went through.
+        (RunMode.SYNC_LAZY, "config/p.yml:4, pipeline 'p', stage 'save' (#1)"),
+        (RunMode.SYNC_EAGER, "config/p.yml:3, pipeline 'p', stage 'load' (#0)"),
+    ],
+)
+def test_load_csv_with_a_model_fails_on_a_bad_value(write_config, tmp_path, variables, mode, where):
+    (tmp_path / "raw.csv").write_text("id\n1\ntwo\n")
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: raw.csv, df_name: P, "
+                "model: ids } }",
+                "{ label: save, task: save_csv, args: { filepath: out.csv, df_name: P } }",
+            ),
+            "m.yml": "model:\n  ids:\n    id: uint64\n",
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    with pytest.raises(ModelCastError) as info:
+        run_in_order(graph, variables, mode)
+    assert str(info.value) == (
+        f"{where}: model 'ids', column 'id': cannot cast value 'two' to uint64 "
+        "(1 of 2 values failed)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config", "raw.csv"]
+
+
+def test_load_csv_of_a_missing_file_is_a_task_error(write_config, variables):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: nope/gone.csv, df_name: P } }"
+            )
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    with pytest.raises(TaskError) as info:
+        run_in_order(graph, variables)
+    assert str(info.value) == (
+        "config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: no such file "
+        f"{Path.cwd() / 'nope' / 'gone.csv'}"
+    )
+
+
+# --- save_csv -------------------------------------------------------------------------------
+
+
+@LAZY_AND_EAGER
+def test_save_csv_from_df_alias_creates_parent_directories(
+    write_config, data, tmp_path, variables, mode
+):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: people.csv, df_name: P } }",
+                "{ label: save, task: save_csv, args: { filepath: deep/er/out.csv, from_df: P } }",
+            )
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    node = graph.by_label["save"]
+    assert (node.reads, node.writes, node.upstream) == (("P",), (), ("load",))
+    frames = run_in_order(graph, variables, mode)
+    assert_frame_equal(frames[FrameVersion("P", "load", 0, 0)], PEOPLE)
+    written = tmp_path / "deep" / "er" / "out.csv"
+    assert written.read_text() == "id,name\n1,ann\n2,bob\n"
+    assert sorted(p.name for p in written.parent.iterdir()) == ["out.csv"]
+
+
+@LAZY_AND_EAGER
+def test_save_csv_with_a_model_writes_the_model_columns_in_order(
+    write_config, tmp_path, variables, mode
+):
+    (tmp_path / "raw.csv").write_text("name,extra,id\nann,x,1\nbob,y,2\n")
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: raw.csv, df_name: P } }",
+                "{ label: save, task: save_csv, args: [{ filepath: out.csv, df_name: P, "
+                "model: out }] }",
+            ),
+            "m.yml": """
+                model:
+                  out:
+                    id: uint8
+                    name: str
+                    nick?: str
+            """,
+        }
+    )
+    run_in_order(load_project(config).graphs["p"], variables, mode)
+    assert (tmp_path / "out.csv").read_text() == "id,name,nick\n1,ann,\n2,bob,\n"
+    assert_frame_equal(
+        pl.read_csv(tmp_path / "out.csv", schema_overrides={"id": pl.UInt8, "nick": pl.String}),
+        pl.DataFrame(
+            {
+                "id": pl.Series([1, 2], dtype=pl.UInt8),
+                "name": ["ann", "bob"],
+                "nick": pl.Series([None, None], dtype=pl.String),
+            }
+        ),
+    )
+
+
+def test_paths_expand_the_run_variables(write_config, tmp_path, variables):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: $CONFIG_DIR/data/people.csv, "
+                "df_name: P } }",
+                "{ label: save, task: save_csv, args: { "
+                "filepath: '$OUTPUT_DIR/${REF_DATE}/people_$REF_DATE.csv', df_name: P } }",
+            ),
+            "data/people.csv": "id,name\n1,ann\n2,bob\n",
+        }
+    )
+    run_in_order(load_project(config).graphs["p"], variables)
+    out = tmp_path / "out"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
+        "2024-03-05",
+        "2024-03-05/people_2024-03-05.csv",
+    ]
+    assert (out / "2024-03-05" / "people_2024-03-05.csv").read_text() == "id,name\n1,ann\n2,bob\n"
+
+
+def test_an_undefined_variable_in_a_path_is_a_validation_error(write_config, monkeypatch):
+    monkeypatch.delenv("CAPPORT_TEST_NOT_SET", raising=False)
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: a.csv, df_name: P } }",
+                "{ label: save, task: save_csv, args: { "
+                "filepath: $OUTPUT_DIR/$CAPPORT_TEST_NOT_SET/x.csv, df_name: P } }",
+            )
+        }
+    )
+    assert errors(config) == [
+        "error: config/p.yml:4, pipeline 'p', stage 'save' (#1): undefined variable "
+        "$CAPPORT_TEST_NOT_SET in '$OUTPUT_DIR/$CAPPORT_TEST_NOT_SET/x.csv' (define it in the "
+        "environment; built-ins: CONFIG_DIR, OUTPUT_DIR, REF_DATE, REF_DATETIME)"
+    ]
+
+
+# --- transform ------------------------------------------------------------------------------
+
+TEMPLATES = """
+transform:
+  attach:
+    - join:
+        right: $$right
+        right_select: $$select
+        left_on: $$key
+        right_on: $$key
+        how: left
+  label:
+    - select:
+        id:
+        $$new: $$col
+        tag: { action: format, args: { template: "$$prefix-{}", cols: [name] } }
+"""
+
+
+@LAZY_AND_EAGER
+def test_transform_kwargs_fill_the_template(write_config, tmp_path, variables, mode):
+    (tmp_path / "a.csv").write_text("id,name\n1,ann\n2,bob\n3,cid\n")
+    (tmp_path / "b.csv").write_text("id,team,note\n3,blue,x\n1,red,y\n")
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: a, task: load_csv, args: { filepath: a.csv, df_name: A } }",
+                "{ label: b, task: load_csv, args: { filepath: b.csv, df_name: B } }",
+                "{ label: j, task: transform, args: { name: attach, input: A, save_df: J, "
+                "kwargs: { right: B, key: id, select: { id: null, team_name: team } } } }",
+                "{ label: l, task: transform, args: { name: label, input: J, save_df: L, "
+                "kwargs: { new: team, col: team_name, prefix: P } } }",
+            ),
+            "t.yml": TEMPLATES,
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    assert graph.by_label["j"].reads == ("A", "B")
+    assert graph.by_label["j"].upstream == ("a", "b")
+    assert graph.by_label["l"].reads == ("J",)
+    frames = run_in_order(graph, variables, mode)
+    assert_frame_equal(
+        final(graph, frames, "J"),
+        pl.DataFrame(
+            {"id": [1, 2, 3], "name": ["ann", "bob", "cid"], "team_name": ["red", None, "blue"]}
+        ),
+    )
+    assert_frame_equal(
+        final(graph, frames, "L"),
+        pl.DataFrame(
+            {"id": [1, 2, 3], "team": ["red", None, "blue"], "tag": ["P-ann", "P-bob", "P-cid"]}
+        ),
+    )
+
+
+def test_transform_reads_its_input_and_every_joined_frame(write_config, tmp_path, variables):
+    (tmp_path / "a.csv").write_text("id,x\n1,a\n2,b\n")
+    (tmp_path / "b.csv").write_text("id,y\n1,c\n")
+    (tmp_path / "c.csv").write_text("id,z\n2,d\n")
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: c, task: load_csv, args: { filepath: c.csv, df_name: C } }",
+                "{ label: a, task: load_csv, args: { filepath: a.csv, df_name: A } }",
+                "{ label: b, task: load_csv, args: { filepath: b.csv, df_name: B } }",
+                "{ label: t, task: transform, args: { name: three, input: A, save_df: A } }",
+            ),
+            "t.yml": """
+                transform:
+                  three:
+                    - join: { right: B, left_on: id, right_on: id, how: left }
+                    - join: { right: A, left_on: id, right_on: id, how: inner }
+                    - join: { right: C, left_on: id, right_on: id, how: left }
+                    - join: { right: B, left_on: id, right_on: id, how: left }
+            """,
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    node = graph.by_label["t"]
+    assert node.reads == ("A", "B", "C")
+    assert node.upstream == ("c", "a", "b")
+    assert node.inputs["A"] == FrameVersion("A", "a", 1, 0)
+    assert node.outputs == (FrameVersion("A", "t", 3, 1),)
+    assert_frame_equal(
+        final(graph, run_in_order(graph, variables), "A"),
+        pl.DataFrame(
+            {
+                "id": [1, 2],
+                "x": ["a", "b"],
+                "y": ["c", None],
+                "x_right": ["a", "b"],
+                "z": [None, "d"],
+                "y_right": ["c", None],
+            }
+        ),
+    )
+
+
+def test_transform_args_are_checked(write_config):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: t, task: transform, args: { name: label, input: A, save: B, "
+                "kwargs: [1] } }"
+            ),
+            "t.yml": TEMPLATES,
+        }
+    )
+    assert errors(config) == [
+        "error: config/p.yml:3, pipeline 'p', stage 't' (#0): malformed args for task "
+        "'transform': save_df: field required; kwargs: input should be a valid dictionary; "
+        "save: extra inputs are not permitted"
+    ]
+
+
+# --- noop -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", ["", ", args: null", ", args: {}", ", args: []"])
+def test_noop_takes_no_args(write_config, variables, args):
+    config = write_config({"p.yml": pipeline(f"{{ label: n, task: noop{args} }}")})
+    graph = load_project(config).graphs["p"]
+    node = graph.by_label["n"]
+    assert (node.args, node.reads, node.writes) == (None, (), ())
+    assert run_in_order(graph, variables) == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        ("{ x: 1 }", "{'x': 1}"),
+        ("[1]", "[1]"),
+        ("[null]", "[None]"),
+        ("0", "0"),
+        ("false", "False"),
+        ("''", "''"),
+        ("go", "'go'"),
+    ],
+)
+def test_noop_refuses_anything_else(write_config, args, shown):
+    config = write_config({"p.yml": pipeline(f"{{ label: n, task: noop, args: {args} }}")})
+    assert errors(config) == [
+        f"error: config/p.yml:3, pipeline 'p', stage 'n' (#0): task 'noop' takes no args, "
+        f"got {shown}"
+    ]
