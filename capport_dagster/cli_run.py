@@ -47,7 +47,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         "ref_datetime": _reference(args.date, timezone),
         "preview": not args.no_preview,
         "progress": True,
-        "log_level": "DEBUG" if args.debug else "WARNING",
+        # Our own progress and error lines replace Dagster's console log unless --debug.
+        "log_level": "DEBUG" if args.debug else "CRITICAL",
     }
     print(
         f"[capport] running pipeline '{graph.name}' ({len(graph.nodes)} stages), mode {mode}, "

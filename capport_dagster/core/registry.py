@@ -121,10 +121,16 @@ def validate_model(model: type[BaseModel], raw: Any, location: Location, what: s
         return model.model_validate({} if raw is None else raw)
     except PydanticValidationError as exc:
         causes = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'args'}: {err['msg'].lower()}"
+            f"{'.'.join(str(p) for p in err['loc']) or 'args'}: {_lower_first(err['msg'])}"
             for err in exc.errors()
         )
         raise ConfigError(f"malformed {what}: {causes}", location) from None
+
+
+def _lower_first(message: str) -> str:
+    """'Field required' -> 'field required'. Only the first word: the rest may quote the user's
+    values or a Literal's choices, which keep their case (and 'URL ...' stays as it is)."""
+    return message[:1].lower() + message[1:] if message[1:2].islower() else message
 
 
 class TaskRegistry:

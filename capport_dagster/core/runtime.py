@@ -20,7 +20,7 @@ from capport_dagster.core.models import Model, explain_cast_failure
 from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.errors import CapportError, TaskError
 
-__all__ = ["PREVIEW_ROWS", "FrameSummary", "StageResult", "run_stage"]
+__all__ = ["PREVIEW_ROWS", "FrameSummary", "StageResult", "frame_failure", "run_stage"]
 
 PREVIEW_ROWS = 5
 
@@ -28,6 +28,9 @@ PREVIEW_ROWS = 5
 # only when a later stage collects, so the frame remembers which models it went through in order
 # to name them in the error. Stored as an attribute: LazyFrames are plain Python objects.
 _MODELS_ATTR = "_capport_models"
+# The stage that produced a lazy frame, for failures when it is executed outside any stage
+# (persisting it between processes: see `frame_failure`).
+_LOCATION_ATTR = "_capport_location"
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,19 @@ async def run_stage(
     for frame in outputs.values():
         if isinstance(frame, pl.LazyFrame):
             setattr(frame, _MODELS_ATTR, models)
+            setattr(frame, _LOCATION_ATTR, ctx.location)
     return StageResult(outputs, summaries)
+
+
+def frame_failure(exc: Exception, frame: object) -> TaskError | None:
+    """A located error for a lazy stage output that failed when executed after its stage (the
+    multiprocess IO manager sinks it to Parquet); None when the frame did not come from a stage.
+    """
+    location = getattr(frame, _LOCATION_ATTR, None)
+    if location is None:
+        return None
+    explained = explain_cast_failure(exc, getattr(frame, _MODELS_ATTR, ()), location)
+    return explained or TaskError(f"persisting the frame failed: {_detail(exc)}", location)
 
 
 async def _call(node: StageNode, inputs: dict[str, Frame], ctx: RunContext) -> dict[str, Frame]:
@@ -167,10 +182,12 @@ def _task_error(
     explained = explain_cast_failure(exc, models, ctx.location)
     if explained is not None:
         return explained
+    return TaskError(f"task '{node.stage.task}' failed: {_detail(exc)}", ctx.location)
+
+
+def _detail(exc: Exception) -> str:
     if isinstance(exc, pl.exceptions.PolarsError):
-        detail = str(exc).split("\n\n")[0].strip()
-    elif isinstance(exc, OSError):
-        detail = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
-    else:
-        detail = f"{type(exc).__name__}: {exc}"
-    return TaskError(f"task '{node.stage.task}' failed: {detail}", ctx.location)
+        return str(exc).split("\n\n")[0].strip()
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+    return f"{type(exc).__name__}: {exc}"

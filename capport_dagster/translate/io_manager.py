@@ -16,6 +16,8 @@ from dagster import InputContext, OutputContext
 from dagster_polars import PolarsParquetIOManager
 from pydantic import PrivateAttr
 
+from capport_dagster.core.runtime import frame_failure
+
 __all__ = ["CapportIOManager"]
 
 
@@ -27,7 +29,14 @@ class CapportIOManager(PolarsParquetIOManager):
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         if self.persist:
-            super().handle_output(context, obj)
+            try:
+                super().handle_output(context, obj)
+            except Exception as exc:
+                # Sinking a lazy frame runs its plan: a failure here is the stage's failure.
+                failure = frame_failure(exc, obj)
+                if failure is None:
+                    raise
+                raise failure from exc
         else:
             self._frames[tuple(context.get_identifier())] = obj
 
