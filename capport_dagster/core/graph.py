@@ -154,13 +154,10 @@ class PipelineGraph:
     def __init__(
         self,
         pipeline: Pipeline,
-        registry: TaskRegistry = DEFAULT_REGISTRY,
-        *,
-        lookups: _ConfigLookups | None = None,
-        config: CapportConfig | None = None,
+        registry: TaskRegistry,
+        lookups: _ConfigLookups,
     ) -> None:
-        if lookups is None:
-            lookups = _ConfigLookups(config or CapportConfig(config_dir=os.getcwd()))  # type: ignore[arg-type]
+        """Build through `Project.from_config`, which shares the parsed models and transforms."""
         self.pipeline = pipeline
         problems: list[Problem] = []
         bound = [self._bind(stage, registry, lookups, problems) for stage in pipeline.stages]
@@ -344,7 +341,7 @@ class Project:
                 )
                 continue
             try:
-                graph = PipelineGraph(pipeline, registry, lookups=lookups)
+                graph = PipelineGraph(pipeline, registry, lookups)
             except ValidationError as exc:
                 problems.extend(exc.problems)
                 continue

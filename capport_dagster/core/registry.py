@@ -101,6 +101,9 @@ class TaskSpec:
     parse: Callable[[Any, BindContext], Any] | None = None
     args_model: type[BaseModel] | None = None
     description: str = ""
+    #: Models the task applies (from its args), so a lazy cast failing in a later stage can
+    #: still name the model, column and value.
+    models: Callable[[Any], Iterable[Model]] = lambda args: ()
 
     def parse_args(self, raw: Any, ctx: BindContext) -> Any:
         if self.parse is not None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from capport_dagster.core.config import Entry
 from capport_dagster.core.modes import RunMode
+from capport_dagster.core.registry import validate_model
 from capport_dagster.errors import ConfigError, Location, Problem, ValidationError, did_you_mean
 
 __all__ = ["Runner", "Schedule", "parse_runner"]
@@ -65,8 +66,6 @@ def parse_runner(entry: Entry, pipelines: Collection[str], loggers: Collection[s
     """Check a runner entry against the pipelines and loggers it names; all problems at once."""
     if not isinstance(entry.body, dict):
         raise ConfigError(f"a runner is a mapping, got {entry.body!r}", entry.location)
-    from capport_dagster.core.registry import validate_model
-
     body = validate_model(_RunnerBody, entry.body, entry.location, "runner")
     assert isinstance(body, _RunnerBody)
     problems = []

@@ -164,16 +164,9 @@ def _models_upstream(frames: Iterable[Frame], node: StageNode) -> tuple[Model, .
     for frame in frames:
         for model in getattr(frame, _MODELS_ATTR, ()):
             models[model.name] = model
-    for model in _models_of(node.args):
+    for model in node.spec.models(node.args):
         models[model.name] = model
     return tuple(models.values())
-
-
-def _models_of(args: object) -> Iterable[Model]:
-    """Models a built-in task's args use (`load_csv`/`save_csv` entries)."""
-    for file in getattr(args, "files", ()):
-        if getattr(file, "model", None) is not None:
-            yield file.model
 
 
 def _task_error(
