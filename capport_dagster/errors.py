@@ -132,6 +132,14 @@ class ValidationError(ConfigError):
     def __reduce__(self):
         return (self.__class__, (self.problems, self.location))
 
+    @classmethod
+    def raise_if_any(cls, problems: list[Problem]) -> None:
+        """Raise what the problems call for: nothing, one `ConfigError`, or all of them."""
+        if len(problems) == 1:
+            raise ConfigError(problems[0].message, problems[0].location)
+        if problems:
+            raise cls(problems)
+
 
 def _problem_order(problem: Problem) -> tuple:
     loc = problem.location

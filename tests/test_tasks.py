@@ -206,6 +206,29 @@ def test_load_csv_with_a_model_reshapes_after_loading(write_config, tmp_path, va
     assert_frame_equal(final(graph, run_in_order(graph, variables, mode), "P"), expected)
 
 
+@LAZY_AND_EAGER
+def test_load_csv_reads_the_text_columns_of_its_model_as_text(
+    write_config, tmp_path, variables, mode
+):
+    # Inferred from the first rows these would be integers: 00123 -> 123, and A7 would not parse.
+    codes = [f"{i:05d}" for i in range(150)] + ["A7"]
+    (tmp_path / "raw.csv").write_text(
+        "zip,n\n" + "".join(f"{c},{i}\n" for i, c in enumerate(codes))
+    )
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: raw.csv, df_name: P, "
+                "model: zips } }"
+            ),
+            "m.yml": "model:\n  zips:\n    zip: str\n    n: uint8\n",
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    expected = pl.DataFrame({"zip": codes, "n": pl.Series(range(151), dtype=pl.UInt8)})
+    assert_frame_equal(final(graph, run_in_order(graph, variables, mode), "P"), expected)
+
+
 @pytest.mark.parametrize(
     ("mode", "where"),
     [

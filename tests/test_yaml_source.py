@@ -39,10 +39,26 @@ def test_public_api() -> None:
         "LocatedDict",
         "LocatedList",
         "column_of",
+        "describe",
         "line_of",
+        "location_at",
         "load_yaml_file",
         "parse_yaml",
     }
+
+
+def test_location_at_points_at_the_key_when_known() -> None:
+    body = parse_yaml("a:\n  b: 1\n", "x.yml")
+    base = Location(file="x.yml", section="model", name="m")
+    assert yaml_source.location_at(base, body["a"], "b") == base.with_(line=2, column=3)
+    assert yaml_source.location_at(base, {"b": 1}, "b") == base
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(None, "null"), ({}, "a mapping"), ([1], "a list"), (3, "int 3")]
+)
+def test_describe_names_yaml_values(value: object, text: str) -> None:
+    assert yaml_source.describe(value) == text
 
 
 # --- valid ---------------------------------------------------------------------------------

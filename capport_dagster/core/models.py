@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import polars as pl
 
 from capport_dagster.core.config import Entry
-from capport_dagster.core.yaml_source import column_of, line_of
+from capport_dagster.core.yaml_source import describe, location_at
 from capport_dagster.errors import (
     CapportError,
     ConfigError,
@@ -158,7 +158,7 @@ def parse_model(entry: Entry) -> Model:
     body = entry.body
     if not isinstance(body, Mapping):
         raise ConfigError(
-            f"a model is a mapping of column name -> dtype, got {_describe(body)}", location
+            f"a model is a mapping of column name -> dtype, got {describe(body)}", location
         )
     if not body:
         raise ConfigError("a model needs at least one column", location)
@@ -173,9 +173,9 @@ def parse_model(entry: Entry) -> Model:
         if column is not None:
             seen.add(column.name)
             columns.append(column)
-        where = _at(location, body, key)
+        where = location_at(location, body, key)
         problems += [Problem(where, message) for message in messages]
-    _raise_problems(problems)
+    ValidationError.raise_if_any(problems)
     return Model(entry.name, tuple(columns), location)
 
 
@@ -204,7 +204,7 @@ def _parse_column(key: object, spec: object, messages: list[str]) -> ModelColumn
     if not isinstance(dtype_name, str):
         messages.append(
             f"{where}: dtype must be a name or a mapping with dtype and constraints,"
-            f" got {_describe(dtype_name)} (valid dtypes: {', '.join(DTYPES)})"
+            f" got {describe(dtype_name)} (valid dtypes: {', '.join(DTYPES)})"
         )
     elif dtype_name not in DTYPES:
         messages.append(
@@ -223,7 +223,7 @@ def _parse_constraints(value: object, where: str, messages: list[str]) -> tuple[
     if not isinstance(items, list) or not all(isinstance(i, str) and i for i in items):
         messages.append(
             f"{where}: constraints must be a list of names such as"
-            f" [{', '.join(CHECKED_CONSTRAINTS)}], got {_describe(value)}"
+            f" [{', '.join(CHECKED_CONSTRAINTS)}], got {describe(value)}"
         )
         return ()
     return tuple(dict.fromkeys(items))
@@ -564,29 +564,6 @@ def constraint_violations(
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _at(location: Location, container: object, key: object) -> Location:
-    """The location of one key of a YAML mapping or item of a list, when the loader kept it."""
-    line = line_of(container, key)
-    return location if line is None else location.with_(line=line, column=column_of(container, key))
-
-
-def _raise_problems(problems: list[Problem]) -> None:
-    if len(problems) == 1:
-        raise ConfigError(problems[0].message, problems[0].location)
-    if problems:
-        raise ValidationError(problems)
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
 
 
 def _show(value: object) -> str:

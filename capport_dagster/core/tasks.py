@@ -110,7 +110,10 @@ def _run_load_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
         path = ctx.path(file.filepath)
         if not path.is_file():
             raise TaskError(f"load_csv: no such file {path}", ctx.location)
-        frame = pl.scan_csv(path)
+        # Columns a model declares as text are read as text: inferred from the first rows, a
+        # code like 00123 would become the integer 123 (and a later 'A7' would fail to parse).
+        text = [c.name for c in file.model.columns if c.dtype == pl.String] if file.model else []
+        frame = pl.scan_csv(path, schema_overrides=dict.fromkeys(text, pl.String))
         loaded[file.df_name] = (
             reshape(frame, file.model, location=ctx.location) if file.model else frame
         )

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 
 import polars as pl
 
-from capport_dagster.core.yaml_source import column_of, line_of
+from capport_dagster.core.yaml_source import describe, location_at
 from capport_dagster.errors import (
     ConfigError,
     Location,
@@ -179,7 +179,7 @@ def parse_transform(name: str, body: Any, location: Location) -> Transform:
     if not isinstance(body, list):
         raise ConfigError(
             "a transform is a list of steps (- select: ..., - join: ..., - drop: ...),"
-            f" got {_describe(body)}",
+            f" got {describe(body)}",
             location,
         )
     if not body:
@@ -191,15 +191,15 @@ def parse_transform(name: str, body: Any, location: Location) -> Transform:
         step = _parse_step(number, raw, messages)
         if step is not None and not messages:
             steps.append(step)
-        where = _at(location, body, number - 1)
+        where = location_at(location, body, number - 1)
         problems += [Problem(where, message) for message in messages]
-    _raise_problems(problems)
+    ValidationError.raise_if_any(problems)
     return Transform(name, tuple(steps))
 
 
 def _parse_step(number: int, raw: Any, messages: list[str]) -> Step | None:
     if not isinstance(raw, Mapping) or len(raw) != 1:
-        got = _describe(raw)
+        got = describe(raw)
         if isinstance(raw, Mapping) and raw:
             got = f"{_count(len(raw), 'key')}: {', '.join(map(str, raw))}"
         messages.append(
@@ -229,13 +229,13 @@ def parse_select(mapping: Any, location: Location, context: str) -> tuple[Select
     """Read a `{new_col: SOURCE}` mapping; `context` prefixes messages (e.g. `step 2 (join)`)."""
     messages: list[str] = []
     items = _parse_select(mapping, context, messages)
-    _raise_problems([Problem(location, message) for message in messages])
+    ValidationError.raise_if_any([Problem(location, message) for message in messages])
     return items
 
 
 def _parse_select(mapping: Any, context: str, messages: list[str]) -> tuple[SelectItem, ...]:
     if not isinstance(mapping, Mapping) or not mapping:
-        got = "an empty mapping" if isinstance(mapping, Mapping) else _describe(mapping)
+        got = "an empty mapping" if isinstance(mapping, Mapping) else describe(mapping)
         messages.append(f"{context}: expected a mapping of new column -> source, got {got}")
         return ()
     items: list[SelectItem] = []
@@ -255,7 +255,7 @@ def _parse_source(key: str, source: Any, where: str, messages: list[str]) -> Sel
     if not isinstance(source, Mapping):
         messages.append(
             f"{where}: a source is a column path, null or a mapping with action and args,"
-            f" got {_describe(source)}"
+            f" got {describe(source)}"
         )
         return None
     if _unknown_keys(source, _SOURCE_KEYS, where, messages, "a source mapping"):
@@ -275,7 +275,7 @@ def _parse_source(key: str, source: Any, where: str, messages: list[str]) -> Sel
         return None
     where = f"{where} ({action})"
     if not isinstance(args, Mapping):
-        messages.append(f"{where}: args must be a mapping, got {_describe(args)}")
+        messages.append(f"{where}: args must be a mapping, got {describe(args)}")
         return None
     errors = len(messages)
     _unknown_keys(args, _ACTION_KEYS[action], where, messages, f"{action} args")
@@ -283,7 +283,7 @@ def _parse_source(key: str, source: Any, where: str, messages: list[str]) -> Sel
     if action == "format":
         template = args.get("template")
         if not isinstance(template, str):
-            messages.append(f"{where}: template must be a string, got {_describe(template)}")
+            messages.append(f"{where}: template must be a string, got {describe(template)}")
         elif cols and template.count("{}") != len(cols):
             messages.append(
                 f"{where}: template {template!r} has {_count(template.count('{}'), 'placeholder')}"
@@ -293,7 +293,7 @@ def _parse_source(key: str, source: Any, where: str, messages: list[str]) -> Sel
     else:
         separator = args.get("separator", " ")
         if not isinstance(separator, str):
-            messages.append(f"{where}: separator must be a string, got {_describe(separator)}")
+            messages.append(f"{where}: separator must be a string, got {describe(separator)}")
         item = SelectItem(key, "concat", cols, separator=str(separator))
     return item if len(messages) == errors else None
 
@@ -352,7 +352,7 @@ def _parse_join(args: Any, context: str, messages: list[str]) -> JoinStep | None
 
 def _parse_drop(args: Any, context: str, messages: list[str]) -> tuple[str, ...]:
     if not isinstance(args, Mapping) or not args:
-        got = "an empty mapping" if isinstance(args, Mapping) else _describe(args)
+        got = "an empty mapping" if isinstance(args, Mapping) else describe(args)
         messages.append(f"{context}: expected a mapping of column -> true/false, got {got}")
         return ()
     dropped: list[str] = []
@@ -390,7 +390,7 @@ def _columns(
     else:
         messages.append(
             f"{where}: {label} must be a column name, a comma-separated string or a list of"
-            f" names, got {_describe(value)}"
+            f" names, got {describe(value)}"
         )
         return None
     if not all(_valid_path(n) if paths else n for n in names):
@@ -442,29 +442,6 @@ def _unknown_keys(
             f" ({what} takes {', '.join(allowed)})"
         )
     return bool(unknown)
-
-
-def _at(location: Location, container: object, key: object) -> Location:
-    """The location of one key of a YAML mapping or item of a list, when the loader kept it."""
-    line = line_of(container, key)
-    return location if line is None else location.with_(line=line, column=column_of(container, key))
-
-
-def _raise_problems(problems: list[Problem]) -> None:
-    if len(problems) == 1:
-        raise ConfigError(problems[0].message, problems[0].location)
-    if problems:
-        raise ValidationError(problems)
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
 
 
 def _count(n: int, noun: str) -> str:

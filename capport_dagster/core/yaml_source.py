@@ -19,6 +19,7 @@ subclass that is stricter than PyYAML where PyYAML is surprising for a config la
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,8 +35,10 @@ __all__ = [
     "LocatedDict",
     "LocatedList",
     "column_of",
+    "describe",
     "line_of",
     "load_yaml_file",
+    "location_at",
     "parse_yaml",
 ]
 
@@ -324,3 +327,22 @@ def load_yaml_file(path: Path) -> Any:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError("the file is not valid UTF-8", Location(file=file, line=line)) from None
     return parse_yaml(text, file)
+
+
+def location_at(location: Location, container: object, key: object) -> Location:
+    """The location of one key of a YAML mapping or item of a list, when the loader kept it."""
+    line = line_of(container, key)
+    if line is None:
+        return location
+    return location.with_(line=line, column=column_of(container, key))
+
+
+def describe(value: object) -> str:
+    """A YAML value as an error message names it: "a mapping", "a list", "int 3", "null"."""
+    if value is None:
+        return "null"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
