@@ -385,17 +385,21 @@ def test_lazy_cast_failure_is_explained(
     explained = explain_cast_failure(info.value, [one("int", "other"), one(dtype)], STAGE)
     assert explained is not None
     assert explained.location == STAGE
+    # Polars counts failures per batch when it streams, so a lazy failure says "at least".
+    failed = int(count.split()[0])
+    tally = f"at least {failed} value{'s' if failed != 1 else ''} failed"
     if dtype.startswith("list"):  # recent Polars names the failing element, older the list
         assert explained.message in (
-            f"model 'person', column 'c': cannot cast value 'x' to {dtype} (1 of 2 values failed)",
-            f"model 'person', column 'c': cannot cast value {value} to {dtype} ({count} failed)",
+            f"model 'person', column 'c': cannot cast value 'x' to {dtype} (at least 1 value"
+            " failed)",
+            f"model 'person', column 'c': cannot cast value {value} to {dtype} ({tally})",
         )
-    elif engine == "in-memory":  # the same words as the eager error
+    elif engine == "in-memory":
         assert explained.message == (
-            f"model 'person', column 'c': cannot cast value {value} to {dtype} ({count} failed)"
+            f"model 'person', column 'c': cannot cast value {value} to {dtype} ({tally})"
         )
-    else:  # the streaming engine counts per batch
-        prefix = f"model 'person', column 'c': cannot cast value {value} to {dtype} ("
+    else:  # the streaming engine's batches may split the failures differently
+        prefix = f"model 'person', column 'c': cannot cast value {value} to {dtype} (at least "
         assert explained.message.startswith(prefix)
 
 
@@ -466,7 +470,8 @@ def test_explain_without_column_name_needs_one_candidate() -> None:
     explained = explain_cast_failure(error, [model({"a": "int", "b": "date"})], STAGE)
     assert explained is not None
     assert explained.message == (
-        "model 'person', column 'b': cannot cast value 'x, \"y\"' to date (2 of 9 values failed)"
+        "model 'person', column 'b': cannot cast value 'x, \"y\"' to date"
+        " (at least 2 values failed)"
     )
     assert explain_cast_failure(error, [model({"a": "date", "b": "date"})], STAGE) is None
 

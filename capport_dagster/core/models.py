@@ -400,11 +400,23 @@ def _diagnose(
 
 
 def _cast_error(
-    model: Model, column: ModelColumn, value: str, count: int, total: int, location: Location
+    model: Model,
+    column: ModelColumn,
+    value: str,
+    count: int,
+    total: int | None,
+    location: Location,
 ) -> ModelCastError:
+    """`total` is None for a lazy failure: Polars counts per batch there, so only "at least"."""
+    plural = "s" if count != 1 else ""
+    tally = (
+        f"at least {count} value{plural} failed"
+        if total is None
+        else f"{count} of {total} value{'s' if total != 1 else ''} failed"
+    )
     return ModelCastError(
         f"model '{model.name}', column '{column.name}': cannot cast value {value} to"
-        f" {column.dtype_name} ({count} of {total} value{'s' if total != 1 else ''} failed)",
+        f" {column.dtype_name} ({tally})",
         location,
     )
 
@@ -443,8 +455,7 @@ def explain_cast_failure(
         found = _find(models, name, lambda column: match["target"] in _labels(column))
         if found is None:
             return None
-        count, total = int(match["count"]), int(match["total"])
-        return _cast_error(*found, value, count, total, location)
+        return _cast_error(*found, value, int(match["count"]), None, location)
     if match := _DST.search(text):
         zone = match["zone"]
         found = _find(models, _expression_column(text), lambda c: _zone(c.dtype) == zone)
