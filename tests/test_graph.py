@@ -106,8 +106,8 @@ def test_every_problem_is_reported_at_once(write_config):
         f"error: {where}:4, pipeline 'p', stage 'typo' (#1): unknown task 'load_cvs' - did you "
         "mean 'load_csv'? (tasks: load_csv, noop, save_csv, transform)",
         f"error: {where}:5, pipeline 'p', stage 'bad_args' (#2): malformed args for task "
-        "'load_csv': filepath: field required; df_name: field required; path: extra inputs "
-        "are not permitted",
+        "'load_csv': filepath: field required; df_name: field required; unknown key 'path' - "
+        "did you mean 'filepath'? (keys: df_name, filepath, model, save_df)",
         f"error: {where}:6, pipeline 'p', stage 'no_transform' (#3): unknown transform 'missing'",
         f"error: {where}:7, pipeline 'p', stage 'no_model' (#4): unknown model 'nope'",
         f"error: {where}:8, pipeline 'p', stage 'noop_args' (#5): task 'noop' takes no args, "

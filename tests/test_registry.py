@@ -114,8 +114,8 @@ def test_a_user_task_runs_with_its_validated_args(write_config, tmp_path, mode):
         (
             "{ input: V, factor: lots, unit: GBP, extra: 1 }",
             "output: field required; factor: input should be a valid integer, unable to parse "
-            "string as an integer; unit: input should be 'EUR' or 'USD'; extra: extra inputs "
-            "are not permitted",
+            "string as an integer; unit: input should be 'EUR' or 'USD'; unknown key 'extra' "
+            "(keys: factor, input, output, unit)",
         ),
         ("null", "input: field required; output: field required"),
         ("[V, W]", "args: input should be a valid dictionary or instance of ScaleArgs"),

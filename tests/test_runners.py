@@ -118,19 +118,22 @@ def test_a_single_unnamed_runner_is_the_default_one(write_config):
     )
 
 
+KEYS = "keys: executor, logger, max_concurrent, pipelines, run_with, schedule"
+
+
 def test_unknown_keys(write_config):
     assert errors(
         write_config, "runner:\n  r: { run_width: sync_lazy, pipeline: [players] }\n"
     ) == [
-        "error: config/r.yml:2, runner 'r': malformed runner: run_width: extra inputs are not "
-        "permitted; pipeline: extra inputs are not permitted"
+        "error: config/r.yml:2, runner 'r': malformed runner: unknown key 'run_width' - did you "
+        f"mean 'run_with'? ({KEYS}); unknown key 'pipeline' - did you mean 'pipelines'? ({KEYS})"
     ]
 
 
 def test_unknown_keys_of_a_single_unnamed_runner(write_config):
     assert errors(write_config, "runner:\n  run_with: sync_lazy\n  shedule: { every: 1d }\n") == [
-        "error: config/r.yml:1, runner 'default': malformed runner: shedule: extra inputs are "
-        "not permitted"
+        "error: config/r.yml:1, runner 'default': malformed runner: unknown key 'shedule' - did "
+        f"you mean 'schedule'? ({KEYS})"
     ]
 
 

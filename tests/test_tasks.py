@@ -170,8 +170,9 @@ def test_load_csv_entry_keys_are_checked(write_config):
     )
     assert errors(config) == [
         "error: config/p.yml:3, pipeline 'p', stage 'io' (#0): malformed args for task "
-        "'load_csv': filepath: field required; df_name: field required; file: extra inputs are "
-        "not permitted; from_df: extra inputs are not permitted"
+        "'load_csv': filepath: field required; df_name: field required; unknown key 'file' - did "
+        "you mean 'filepath'? (keys: df_name, filepath, model, save_df); unknown key 'from_df' "
+        "(keys: df_name, filepath, model, save_df)"
     ]
 
 
@@ -487,7 +488,7 @@ def test_transform_args_are_checked(write_config):
     assert errors(config) == [
         "error: config/p.yml:3, pipeline 'p', stage 't' (#0): malformed args for task "
         "'transform': save_df: field required; kwargs: input should be a valid dictionary; "
-        "save: extra inputs are not permitted"
+        "unknown key 'save' - did you mean 'save_df'? (keys: input, kwargs, name, save_df)"
     ]
 
 

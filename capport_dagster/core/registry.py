@@ -123,11 +123,23 @@ def validate_model(model: type[BaseModel], raw: Any, location: Location, what: s
     try:
         return model.model_validate({} if raw is None else raw)
     except PydanticValidationError as exc:
-        causes = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'args'}: {_lower_first(err['msg'])}"
-            for err in exc.errors()
-        )
+        causes = "; ".join(_cause(err, model) for err in exc.errors())
         raise ConfigError(f"malformed {what}: {causes}", location) from None
+
+
+def _cause(error: Any, model: type[BaseModel]) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "args"
+    if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+        known = {
+            alias
+            for name, info in model.model_fields.items()
+            for alias in (name, *getattr(info.validation_alias, "choices", ()))
+            if isinstance(alias, str)
+        }
+        return (
+            f"unknown key '{where}'{did_you_mean(where, known)} (keys: {', '.join(sorted(known))})"
+        )
+    return f"{where}: {_lower_first(error['msg'])}"
 
 
 def _lower_first(message: str) -> str:
