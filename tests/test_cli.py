@@ -265,3 +265,60 @@ def test_graph_formats(capsys):
     assert "  [2] drop_ids (transform)\n      reads  TEAMS <- label_teams\n" in text
     assert main(["graph", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "--format", "dot"]) == 0
     assert '  "label_teams" -> "drop_ids" [label="TEAMS"];\n' in capsys.readouterr().out
+
+
+def test_reference_date_and_runner_reach_the_run(write_config, tmp_path):
+    config = write_config(
+        {
+            "data/a.csv": "x\n1\n",
+            "p.yml": """
+                pipeline:
+                  p:
+                    - { label: load, task: load_csv, args: { filepath: $CONFIG_DIR/data/a.csv,
+                        df_name: A } }
+                    - { label: save, task: save_csv, args: { filepath:
+                        "$OUTPUT_DIR/$REF_DATE/a.csv", df_name: A } }
+            """,
+            "r.yml": """
+                runner:
+                  eager:
+                    run_with: async_eager
+                    schedule: { every: 1d, timezone: Asia/Singapore }
+            """,
+        }
+    )
+    result = capport(
+        "run",
+        "-c",
+        str(config),
+        "-p",
+        "p",
+        "-r",
+        "eager",
+        "-d",
+        "2026-01-05T23:30:00",
+        "-o",
+        "out",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mode async_eager, executor in_process" in result.stderr
+    assert (tmp_path / "out" / "2026-01-05" / "a.csv").read_text() == "x\n1\n"
+
+
+def test_unknown_runner_exits_2(capsys, tmp_path):
+    code = main(
+        [
+            "run",
+            "-c",
+            str(EXAMPLE_CONFIG),
+            "-p",
+            "label_teams",
+            "-r",
+            "nightly",
+            "-o",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2
+    assert "unknown runner 'nightly' (runners: default)" in capsys.readouterr().err
