@@ -23,6 +23,7 @@ from dagster._utils.error import SerializableErrorInfo
 from capport_dagster.cli import EXIT_OK, EXIT_RUN_FAILED, print_warnings
 from capport_dagster.core.graph import PipelineGraph, load_project
 from capport_dagster.errors import ConfigError, Location
+from capport_dagster.translate.run_config import default_logger
 
 __all__ = ["run_pipeline"]
 
@@ -46,6 +47,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         "output_dir": str(Path(args.output).absolute()),
         "ref_datetime": _reference(args.date, timezone),
         "preview": not args.no_preview,
+        "logger": default_logger(runner, project.loggers),
         "progress": True,
         # Our own progress and error lines replace Dagster's console log unless --debug.
         "log_level": "DEBUG" if args.debug else "CRITICAL",

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from capport_dagster.core.config import CapportConfig, Entry, Pipeline, Stage
+from capport_dagster.core.loggers import LoggerSpec, parse_logger
 from capport_dagster.core.models import Model, parse_model
 from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry, TaskSpec
 from capport_dagster.core.runners import Runner, parse_runner
@@ -307,6 +308,7 @@ class Project:
     graphs: Mapping[str, PipelineGraph]
     models: Mapping[str, Model]
     runners: Mapping[str, Runner]
+    loggers: Mapping[str, LoggerSpec]
     warnings: tuple[Problem, ...] = field(default=())
 
     @classmethod
@@ -320,6 +322,14 @@ class Project:
         problems: list[Problem] = list(config.problems)
         lookups = _ConfigLookups(config)
         problems.extend(lookups.model_problems)
+
+        loggers: dict[str, LoggerSpec] = {}
+        for name, entry in config.loggers.items():
+            try:
+                loggers[name] = parse_logger(entry)
+                check_template(loggers[name].output, lookups.variable_names, entry.location)
+            except ConfigError as exc:
+                problems.extend(_problems_of(exc))
 
         runners: dict[str, Runner] = {}
         for name, entry in config.runners.items():
@@ -356,6 +366,7 @@ class Project:
             graphs=MappingProxyType(graphs),
             models=MappingProxyType(dict(lookups.models)),
             runners=MappingProxyType(runners),
+            loggers=MappingProxyType(loggers),
             warnings=tuple(unique),
         )
 

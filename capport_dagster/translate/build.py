@@ -27,6 +27,7 @@ def build_definitions(
             graph,
             config_dir=config_dir,
             runner=project.runner_for(name),
+            loggers=project.loggers,
             translator=translator,
         )
         for name, graph in project.graphs.items()
@@ -56,5 +57,6 @@ def job_for(config_dir: str, pipeline: str, modules: Sequence[str] = ()) -> JobD
         graph,
         config_dir=str(Path(config_dir).absolute()),
         runner=project.runner_for(pipeline),
+        loggers=project.loggers,
         translator=CapportTranslator(),
     )

@@ -14,10 +14,12 @@ from dagster import (
 )
 
 from capport_dagster.core.graph import PipelineGraph
+from capport_dagster.core.loggers import LoggerSpec
 from capport_dagster.core.runners import Runner
 from capport_dagster.errors import ConfigError
 from capport_dagster.translate.executor import capport_executor
 from capport_dagster.translate.io_manager import CapportIOManager
+from capport_dagster.translate.loggers import file_logger
 from capport_dagster.translate.ops import RUN_RESOURCE_KEY, build_op
 from capport_dagster.translate.progress import progress_logger
 from capport_dagster.translate.resources import CapportRun
@@ -32,6 +34,7 @@ def build_job(
     *,
     config_dir: str,
     runner: Runner | None,
+    loggers: Mapping[str, LoggerSpec],
     translator: CapportTranslator,
 ) -> JobDefinition:
     _check_unique_names(graph, translator)
@@ -72,8 +75,12 @@ def build_job(
     return job_graph.to_job(
         resource_defs=resources,
         executor_def=capport_executor,
-        logger_defs={"console": colored_console_logger, "capport_progress": progress_logger},
-        config=run_config_mapping(config_dir=config_dir, runner=runner),
+        logger_defs={
+            "console": colored_console_logger,
+            "capport_progress": progress_logger,
+            "capport_file": file_logger,
+        },
+        config=run_config_mapping(config_dir=config_dir, runner=runner, loggers=loggers),
         tags=dict(translator.get_job_tags(graph)),
     )
 

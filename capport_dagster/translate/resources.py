@@ -13,7 +13,14 @@ from pydantic import PrivateAttr
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.variables import run_variables
 
-__all__ = ["CapportRun"]
+__all__ = ["CapportRun", "parse_reference"]
+
+
+def parse_reference(text: str, timezone: str) -> datetime:
+    """An ISO 8601 date or date-time; without an offset it is wall time in `timezone`."""
+    parsed = pendulum.parse(text, tz=pendulum.timezone(timezone))
+    assert isinstance(parsed, pendulum.DateTime)
+    return parsed
 
 
 class CapportRun(ConfigurableResource):
@@ -38,9 +45,7 @@ class CapportRun(ConfigurableResource):
     def _resolve_reference(self, context: InitResourceContext | None) -> datetime:
         zone = pendulum.timezone(self.timezone)
         if self.ref_datetime:
-            parsed = pendulum.parse(self.ref_datetime, tz=zone)
-            assert isinstance(parsed, pendulum.DateTime)
-            return parsed
+            return parse_reference(self.ref_datetime, self.timezone)
         run = context.run if context is not None else None
         if run is not None and context is not None and context.instance is not None:
             record = context.instance.get_run_record_by_id(run.run_id)

@@ -8,7 +8,8 @@ Users (and schedules, and `capport run`) write
     output_dir: output
     ref_datetime: "2026-01-05T15:00:00+08:00"
     preview: false             # compute head and row count of final frames (lazy modes)
-    log_level: INFO
+    logger: default            # a logger entry: its file, and its level on the console
+    log_level: INFO            # console level (default: the logger's, else INFO)
 
 and a Dagster `ConfigMapping` turns it into executor, resource and logger config, so the mode
 chosen in the launchpad drives both the executor and the ops from one value. Defaults come from
@@ -17,23 +18,37 @@ the pipeline's runner (SPEC 9), else `sync_lazy` in process.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import pendulum
 from dagster import ConfigMapping, Field, Noneable
 
+from capport_dagster.core.loggers import LoggerSpec
 from capport_dagster.core.modes import DEFAULT_MODE
 from capport_dagster.core.runners import Runner
+from capport_dagster.core.variables import expand, run_variables
+from capport_dagster.errors import ConfigError, Location, did_you_mean
 from capport_dagster.translate.executor import EXECUTOR_ENUM, MODE_ENUM
 from capport_dagster.translate.ops import RUN_RESOURCE_KEY
+from capport_dagster.translate.resources import parse_reference
 
 __all__ = ["LOG_LEVELS", "run_config_mapping"]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+def default_logger(runner: Runner | None, loggers: Mapping[str, LoggerSpec]) -> str | None:
+    """The runner's logger, else the one named `default` when there is one (SPEC 10)."""
+    if runner is not None and runner.logger is not None:
+        return runner.logger
+    return "default" if "default" in loggers else None
+
+
 def run_config_mapping(
-    *, config_dir: str, runner: Runner | None, loggers: Mapping[str, Any] | None = None
+    *, config_dir: str, runner: Runner | None, loggers: Mapping[str, LoggerSpec]
 ) -> ConfigMapping:
     mode = runner.mode if runner else DEFAULT_MODE
     executor = runner.executor if runner else "in_process"
@@ -51,14 +66,24 @@ def run_config_mapping(
             Noneable(str), default_value=None, description="$REF_DATETIME (default: run start)"
         ),
         "preview": Field(bool, default_value=False),
-        "log_level": Field(str, default_value="INFO"),
+        "logger": Field(
+            Noneable(str),
+            default_value=default_logger(runner, loggers),
+            description="logger entry whose file this run appends to",
+        ),
+        "log_level": Field(Noneable(str), default_value=None, description="console level"),
         "progress": Field(bool, default_value=False, description="print a line per stage"),
     }
 
     def to_dagster(values: Mapping[str, Any]) -> dict[str, Any]:
-        loggers_config: dict[str, Any] = {
-            "console": {"config": {"log_level": values["log_level"].upper()}}
-        }
+        spec = _logger_spec(values["logger"], loggers)
+        console = values["log_level"] or (spec.console_level if spec else "INFO")
+        loggers_config: dict[str, Any] = {"console": {"config": {"log_level": console.upper()}}}
+        if spec is not None and spec.level != "off":
+            path = _log_path(spec, config_dir, values, timezone)
+            loggers_config["capport_file"] = {
+                "config": {"path": str(path), "level": spec.python_level}
+            }
         if values["progress"]:
             loggers_config["capport_progress"] = {"config": {}}
         return {
@@ -86,3 +111,27 @@ def run_config_mapping(
         }
 
     return ConfigMapping(config_fn=to_dagster, config_schema=schema)
+
+
+def _logger_spec(name: str | None, loggers: Mapping[str, LoggerSpec]) -> LoggerSpec | None:
+    if name is None:
+        return None
+    if name not in loggers:
+        raise ConfigError(
+            f"unknown logger '{name}'{did_you_mean(name, loggers)}"
+            f" (loggers: {', '.join(sorted(loggers)) or 'none defined'})",
+            Location(section="logger", name=name),
+        )
+    return loggers[name]
+
+
+def _log_path(spec: LoggerSpec, config_dir: str, values: Mapping[str, Any], timezone: str) -> Path:
+    now = pendulum.now(timezone)
+    reference = parse_reference(values["ref_datetime"], timezone) if values["ref_datetime"] else now
+    variables = run_variables(
+        config_dir=Path(config_dir),
+        output_dir=Path(values["output_dir"]),
+        ref_datetime=reference,
+        environ=os.environ,
+    )
+    return Path(expand(spec.output, variables, spec.location)).absolute() / spec.file_name(now)
