@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     common(validate)
     validate.add_argument("-p", "--pipeline", help="only this pipeline")
 
+    schedules = commands.add_parser(
+        "schedules", help="what each runner's schedule becomes in Dagster, and its next ticks"
+    )
+    common(schedules)
+
     graph = commands.add_parser("graph", help="print a pipeline's dependency graph")
     common(graph)
     graph.add_argument("-p", "--pipeline", required=True)
@@ -68,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "graph":
             return _graph(args)
+        if args.command == "schedules":
+            return _schedules(args)
         from capport_dagster.cli_run import run_pipeline
 
         return run_pipeline(args)
@@ -120,6 +127,37 @@ def _graph(args: argparse.Namespace) -> int:
     project = load_project(args.config, pipelines=[args.pipeline])
     print_warnings(project.warnings)
     print(render_graph(project.graphs[args.pipeline], args.format))
+    return EXIT_OK
+
+
+def _schedules(args: argparse.Namespace) -> int:
+    import pendulum
+
+    from capport_dagster.core.every import describe
+    from capport_dagster.core.graph import load_project
+    from capport_dagster.translate.ticks import next_ticks
+    from capport_dagster.translate.translator import CapportTranslator
+
+    project = load_project(args.config)
+    print_warnings(project.warnings)
+    translator = CapportTranslator()
+    scheduled = [r for r in project.runners.values() if r.schedule is not None]
+    for runner in sorted(scheduled, key=lambda r: r.name):
+        schedule = runner.schedule
+        assert schedule is not None
+        now = pendulum.now("UTC").replace(microsecond=0)
+        ticks = next_ticks(schedule.trigger, schedule.timezone, now, 3)
+        for pipeline in runner.pipelines or ("(no pipelines)",):
+            print(
+                f"runner {runner.name}, pipeline {pipeline}: every {schedule.every} "
+                f"({schedule.timezone})"
+            )
+            if runner.pipelines:
+                name = translator.get_schedule_name(runner, pipeline)
+                print(f"  dagster: {name}, {describe(schedule.trigger)}")
+            print(f"  next: {', '.join(t.isoformat() for t in ticks)}")
+    if not scheduled:
+        print("no runner has a schedule")
     return EXIT_OK
 
 

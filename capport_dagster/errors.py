@@ -20,6 +20,7 @@ __all__ = [
     "Location",
     "ModelCastError",
     "Problem",
+    "ScheduleParseError",
     "TaskError",
     "ValidationError",
     "did_you_mean",
@@ -160,3 +161,7 @@ class TaskError(CapportError):
 
 class ModelCastError(TaskError):
     """Raised when data does not fit a model: names the model, column, dtype and a bad value."""
+
+
+class ScheduleParseError(ConfigError):
+    """Raised when a runner's `every:` phrase does not follow the schedule grammar."""

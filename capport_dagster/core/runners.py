@@ -14,9 +14,17 @@ import pendulum
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from capport_dagster.core.config import Entry
+from capport_dagster.core.every import CronTrigger, Every, IntervalTrigger, parse_every, translate
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.registry import validate_model
-from capport_dagster.errors import ConfigError, Location, Problem, ValidationError, did_you_mean
+from capport_dagster.errors import (
+    ConfigError,
+    Location,
+    Problem,
+    ScheduleParseError,
+    ValidationError,
+    did_you_mean,
+)
 
 __all__ = ["Runner", "Schedule", "parse_runner"]
 
@@ -46,8 +54,11 @@ class _RunnerBody(BaseModel):
 
 @dataclass(frozen=True)
 class Schedule:
-    every: str
+    """When a runner fires: the parsed `every` phrase and what it translates to."""
+
+    every: Every
     timezone: str
+    trigger: CronTrigger | IntervalTrigger
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,11 @@ def parse_runner(entry: Entry, pipelines: Collection[str], loggers: Collection[s
                 f"unknown timezone '{body.schedule.timezone}' (use an IANA name like "
                 "'UTC' or 'Asia/Singapore')"
             )
-        schedule = Schedule(body.schedule.every, body.schedule.timezone)
+        try:
+            every = parse_every(body.schedule.every, entry.location)
+            schedule = Schedule(every, body.schedule.timezone, translate(every))
+        except ScheduleParseError as exc:
+            problems.append(exc.message)
     if problems:
         raise ValidationError(Problem(entry.location, message) for message in problems)
     return Runner(

@@ -11,6 +11,7 @@ from dagster import Definitions, JobDefinition
 from capport_dagster.core.graph import Project, load_project
 from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry, import_task_modules
 from capport_dagster.translate.jobs import build_job
+from capport_dagster.translate.schedules import build_schedules
 from capport_dagster.translate.translator import CapportTranslator
 
 __all__ = ["build_definitions", "job_for", "load_definitions"]
@@ -19,11 +20,12 @@ __all__ = ["build_definitions", "job_for", "load_definitions"]
 def build_definitions(
     *, project: Project, translator: CapportTranslator | None = None
 ) -> Definitions:
-    """One job per pipeline of a validated project."""
+    """One job per pipeline of a validated project, and the schedules and sensors of its
+    runners."""
     translator = translator or CapportTranslator()
     config_dir = str(Path(project.config.config_dir).absolute())
-    jobs = [
-        build_job(
+    jobs = {
+        name: build_job(
             graph,
             config_dir=config_dir,
             runner=project.runner_for(name),
@@ -31,8 +33,9 @@ def build_definitions(
             translator=translator,
         )
         for name, graph in project.graphs.items()
-    ]
-    return Definitions(jobs=jobs)
+    }
+    schedules, sensors = build_schedules(project=project, jobs=jobs, translator=translator)
+    return Definitions(jobs=list(jobs.values()), schedules=schedules, sensors=sensors)
 
 
 def load_definitions(

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 
 from capport_dagster.core.graph import FrameVersion, PipelineGraph, StageNode
+from capport_dagster.core.runners import Runner
 
 __all__ = ["CapportTranslator", "dagster_name"]
 
@@ -57,6 +58,14 @@ def default_job_tags(graph: PipelineGraph) -> Mapping[str, str]:
     return {"capport/pipeline": graph.name}
 
 
+def default_schedule_name(runner: Runner, pipeline: str) -> str:
+    return dagster_name(f"{pipeline}__{runner.name}")
+
+
+def default_schedule_tags(runner: Runner, pipeline: str) -> Mapping[str, str]:
+    return {"capport/runner": runner.name, "capport/pipeline": pipeline}
+
+
 class CapportTranslator:
     """Maps pipelines, stages and frames to Dagster names, descriptions and tags."""
 
@@ -80,3 +89,11 @@ class CapportTranslator:
 
     def get_output_name(self, version: FrameVersion) -> str:
         return default_frame_name(version.name)
+
+    def get_schedule_name(self, runner: Runner, pipeline: str) -> str:
+        """Name of the schedule or sensor that fires `pipeline` for `runner`."""
+        return default_schedule_name(runner, pipeline)
+
+    def get_schedule_tags(self, runner: Runner, pipeline: str) -> Mapping[str, str]:
+        """Tags of the runs a runner's schedule or sensor launches."""
+        return default_schedule_tags(runner, pipeline)

@@ -1,0 +1,114 @@
+"""Runner schedules become what the Dagster daemon evaluates: schedules (cron) and sensors.
+
+For each runner with a `schedule` and each pipeline it lists, one definition named
+`<pipeline>__<runner>`:
+
+- a phrase cron can say (`1d`, `15m`, `Monday at 15:00`, ...) becomes a `ScheduleDefinition` with
+  the runner's timezone as `execution_timezone`; its run's `$REF_DATETIME` is the tick;
+- anything else (`10s`, `7m`, `10m30s`, `2d`) becomes a sensor with `minimum_interval_seconds`
+  equal to the interval; its run's `$REF_DATETIME` is the evaluation time.
+
+Either way the run request carries the runner's mode, executor, concurrency and logger as run
+config, and tags naming the runner and the pipeline. Definitions start RUNNING: a runner with a
+schedule in the config means "run this", so nobody has to switch it on in the UI first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import pendulum
+from dagster import (
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    JobDefinition,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SensorDefinition,
+    SensorEvaluationContext,
+)
+
+from capport_dagster.core.every import CronTrigger
+from capport_dagster.core.graph import Project
+from capport_dagster.core.runners import Runner
+from capport_dagster.translate.run_config import default_logger
+from capport_dagster.translate.translator import CapportTranslator
+
+__all__ = ["build_schedules"]
+
+
+def build_schedules(
+    *, project: Project, jobs: Mapping[str, JobDefinition], translator: CapportTranslator
+) -> tuple[list[ScheduleDefinition], list[SensorDefinition]]:
+    schedules: list[ScheduleDefinition] = []
+    sensors: list[SensorDefinition] = []
+    for runner in project.runners.values():
+        if runner.schedule is None:
+            continue
+        for pipeline in runner.pipelines:
+            if pipeline not in jobs:
+                continue  # not loaded (e.g. a single-pipeline project)
+            request = _RunRequests(runner, pipeline, project, translator)
+            name = translator.get_schedule_name(runner, pipeline)
+            trigger = runner.schedule.trigger
+            description = (
+                f"capport runner '{runner.name}': every {runner.schedule.every} "
+                f"({runner.schedule.timezone})"
+            )
+            if isinstance(trigger, CronTrigger):
+                crons = list(trigger.crons)
+                schedules.append(
+                    ScheduleDefinition(
+                        name=name,
+                        job=jobs[pipeline],
+                        cron_schedule=crons[0] if len(crons) == 1 else crons,
+                        execution_timezone=runner.schedule.timezone,
+                        execution_fn=request.for_schedule,
+                        default_status=DefaultScheduleStatus.RUNNING,
+                        description=description,
+                    )
+                )
+            else:
+                sensors.append(
+                    SensorDefinition(
+                        name=name,
+                        job=jobs[pipeline],
+                        evaluation_fn=request.for_sensor,
+                        minimum_interval_seconds=trigger.seconds,
+                        default_status=DefaultSensorStatus.RUNNING,
+                        description=description,
+                    )
+                )
+    return schedules, sensors
+
+
+class _RunRequests:
+    """The run a runner asks for, at a given reference time."""
+
+    def __init__(
+        self, runner: Runner, pipeline: str, project: Project, translator: CapportTranslator
+    ) -> None:
+        self._timezone = runner.schedule.timezone if runner.schedule else "UTC"
+        self._run_config: dict[str, Any] = {
+            "mode": runner.mode.value,
+            "executor": runner.executor,
+            "max_concurrent": runner.max_concurrent,
+            "logger": default_logger(runner, project.loggers),
+        }
+        self._tags = dict(translator.get_schedule_tags(runner, pipeline))
+
+    def request(self, reference: datetime) -> RunRequest:
+        return RunRequest(
+            run_config={**self._run_config, "ref_datetime": reference.isoformat()},
+            tags=self._tags,
+        )
+
+    def for_schedule(self, context: ScheduleEvaluationContext) -> RunRequest:
+        tick = context.scheduled_execution_time
+        return self.request(pendulum.instance(tick).in_timezone(self._timezone))
+
+    def for_sensor(self, context: SensorEvaluationContext) -> RunRequest:
+        return self.request(pendulum.now(self._timezone))
