@@ -321,4 +321,4 @@ def test_unknown_runner_exits_2(capsys, tmp_path):
         ]
     )
     assert code == 2
-    assert "unknown runner 'nightly' (runners: default)" in capsys.readouterr().err
+    assert "unknown runner 'nightly' (runners: default, weekly)" in capsys.readouterr().err

@@ -148,7 +148,7 @@ TRANSLATED = [
     ("1d", CronTrigger(("0 0 * * *",))),
     ("24h", CronTrigger(("0 0 * * *",))),
     ("1w", CronTrigger(("0 0 * * 1",))),
-    ("7d", CronTrigger(("0 0 * * 1",))),  # exactly a week: the same as 1w
+    ("7d", IntervalTrigger(7 * 86400)),  # SPEC 9: Nd for N > 1 is a sensor, even a week
     ("1M", CronTrigger(("0 0 1 * *",))),
     ("2M", CronTrigger(("0 0 1 */2 *",))),
     ("3M", CronTrigger(("0 0 1 */3 *",))),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from capport_dagster.core.every import CronTrigger, parse_every
 from capport_dagster.core.graph import Project, load_project
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.runners import Runner, Schedule
@@ -65,7 +66,11 @@ def test_a_named_runner_with_every_key(write_config):
             max_concurrent=4,
             logger="main",
             pipelines=("players", "teams"),
-            schedule=Schedule(every="Monday at 15:00", timezone="Asia/Singapore"),
+            schedule=Schedule(
+                every=parse_every("Monday at 15:00"),
+                timezone="Asia/Singapore",
+                trigger=CronTrigger(("0 15 * * 1",)),
+            ),
             location=where(config, 2, "nightly"),
         ),
         "minimal": Runner(
@@ -93,7 +98,9 @@ def test_a_named_runner_with_every_key(write_config):
 
 def test_a_schedule_timezone_defaults_to_utc(write_config):
     runners = project(write_config, "runner:\n  r: { schedule: { every: 1d } }\n").runners
-    assert runners["r"].schedule == Schedule(every="1d", timezone="UTC")
+    assert runners["r"].schedule == Schedule(
+        every=parse_every("1d"), timezone="UTC", trigger=CronTrigger(("0 0 * * *",))
+    )
 
 
 def test_a_single_unnamed_runner_is_the_default_one(write_config):

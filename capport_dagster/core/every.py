@@ -25,7 +25,7 @@ Translation (:func:`translate`), in the runner's timezone:
 
 * An interval of whole minutes that divides a day is aligned to 00:00 and becomes cron lines
   (``15m``: minutes 0,15,30,45 of every hour; ``90m``: 00:00, 01:30, 03:00, ... which takes two
-  lines). An interval of exactly one week (``1w``, ``7d``, ``168h``) is Monday 00:00. ``NM`` with
+  lines). ``1w`` is Monday 00:00 (``7d`` and ``168h`` are intervals: SPEC 9). ``NM`` with
   N dividing 12 is the 1st at 00:00 every N months from January; ``1Y`` is 1 January 00:00.
 * Every other interval becomes a sensor interval (:class:`IntervalTrigger`), counting a month as
   30 days and a year as 365 days when they appear (``5M`` = 150 days, ``2Y`` = 730 days).
@@ -473,13 +473,13 @@ def translate(every: Every) -> CronTrigger | IntervalTrigger:
         return CronTrigger((f"0 0 1 {months} *",))
     if parts == ((1, "Y"),):
         return CronTrigger(("0 0 1 1 *",))
+    if parts == ((1, "w"),):  # Monday 00:00; `7d` stays an interval (SPEC 9: Nd, N > 1)
+        return CronTrigger(_cron_lines({0}))
     seconds = every.interval.seconds
     if not every.interval.is_calendar and seconds % _MINUTE == 0:
         minutes = seconds // _MINUTE
         if _DAY_MINUTES % minutes == 0:
             return CronTrigger(_cron_lines(_day_grid(minutes)))
-        if minutes == _WEEK_MINUTES:
-            return CronTrigger(_cron_lines({0}))
     return IntervalTrigger(seconds)
 
 
