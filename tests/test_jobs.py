@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,7 +11,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import DagsterEventType, DagsterInstance, build_reconstructable_job, execute_job
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    build_reconstructable_job,
+    execute_job,
+)
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.execution.api import execute_run
 from polars.testing import assert_frame_equal
@@ -210,3 +216,32 @@ def test_async_modes_run_independent_stages_together(write_config, mode, max_con
         run = instance.create_run_for_job(job, run_config=run_config)
         result = execute_run(InMemoryJob(job), run, instance, raise_on_error=False)
     assert result.success is overlap
+
+
+def io_registry() -> TaskRegistry:
+    """Two async (I/O) stages that can only finish if they are in flight at the same time."""
+    registry = DEFAULT_REGISTRY.copy()
+    arrived: dict[str, asyncio.Event] = {}
+
+    @registry.task("meet", reads=lambda a: [], writes=lambda a: [a["out"]])
+    async def meet(args, frames, ctx):
+        mine = arrived.setdefault(args["out"], asyncio.Event())
+        other = arrived.setdefault("B" if args["out"] == "A" else "A", asyncio.Event())
+        mine.set()
+        await asyncio.wait_for(other.wait(), timeout=3)
+        return {args["out"]: pl.DataFrame({"x": [1]})}
+
+    return registry
+
+
+def test_io_stages_are_not_held_back_by_max_concurrent(write_config):
+    config = write_config(BARRIER_CONFIG)
+    project = Project.from_config(load_config(config), io_registry())
+    job = build_definitions(project=project).resolve_job_def("p")
+    assert job.graph.node_named("left").tags["capport/io"] == "true"
+    with DagsterInstance.ephemeral() as instance:
+        run = instance.create_run_for_job(
+            job, run_config={"mode": "async_eager", "max_concurrent": 1}
+        )
+        result = execute_run(InMemoryJob(job), run, instance, raise_on_error=False)
+    assert result.success

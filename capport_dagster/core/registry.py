@@ -18,6 +18,7 @@ runtime converts to the run's mode. It may be an `async def` (I/O-bound tasks).
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -104,6 +105,12 @@ class TaskSpec:
     #: Models the task applies (from its args), so a lazy cast failing in a later stage can
     #: still name the model, column and value.
     models: Callable[[Any], Iterable[Model]] = lambda args: ()
+
+    @property
+    def waits_on_io(self) -> bool:
+        """An `async def` task spends its time awaiting I/O (HTTP), not computing: the async
+        modes let such stages run beyond `max_concurrent`, which bounds the Polars work."""
+        return inspect.iscoroutinefunction(self.run)
 
     def parse_args(self, raw: Any, ctx: BindContext) -> Any:
         if self.parse is not None:

@@ -21,8 +21,15 @@ from dagster._core.executor.multiprocess import MultiprocessExecutor
 from dagster_async_executor.executor import AsyncExecutor
 
 from capport_dagster.core.modes import RunMode
+from capport_dagster.translate.translator import IO_TAG
 
-__all__ = ["EXECUTOR_KINDS", "MODE_ENUM", "capport_executor", "default_concurrency"]
+__all__ = [
+    "EXECUTOR_ENUM",
+    "EXECUTOR_KINDS",
+    "MODE_ENUM",
+    "capport_executor",
+    "default_concurrency",
+]
 
 EXECUTOR_KINDS = ("in_process", "multiprocess")
 
@@ -58,5 +65,11 @@ def capport_executor(init_context):  # type: ignore[no-untyped-def]
             explicit_forkserver_preload=FORKSERVER_PRELOAD,
         )
     if mode.is_async:
-        return AsyncExecutor(retries=RetryMode.ENABLED, max_concurrent=limit)
+        # `max_concurrent` bounds the stages that compute; stages of async tasks (HTTP) await
+        # the network and would only queue behind them, so they are not counted.
+        return AsyncExecutor(
+            retries=RetryMode.ENABLED,
+            max_concurrent=None,
+            tag_concurrency_limits=[{"key": IO_TAG, "value": "false", "limit": limit}],
+        )
     return InProcessExecutor(retries=RetryMode.ENABLED)

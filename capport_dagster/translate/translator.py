@@ -18,7 +18,10 @@ from collections.abc import Mapping
 from capport_dagster.core.graph import FrameVersion, PipelineGraph, StageNode
 from capport_dagster.core.runners import Runner
 
-__all__ = ["CapportTranslator", "dagster_name"]
+__all__ = ["IO_TAG", "CapportTranslator", "dagster_name"]
+
+#: Op tag telling executors whether a stage waits on I/O (async task) or computes.
+IO_TAG = "capport/io"
 
 _INVALID = re.compile(r"[^A-Za-z0-9_]")
 
@@ -51,7 +54,11 @@ def default_op_description(node: StageNode) -> str:
 def default_op_tags(node: StageNode) -> Mapping[str, str]:
     # Higher priority for earlier stages: executors start the earliest ready stage first, so
     # sync modes run in list order.
-    return {"dagster/priority": str(-node.index), "capport/task": node.stage.task}
+    return {
+        "dagster/priority": str(-node.index),
+        "capport/task": node.stage.task,
+        IO_TAG: "true" if node.spec.waits_on_io else "false",
+    }
 
 
 def default_job_tags(graph: PipelineGraph) -> Mapping[str, str]:
