@@ -44,7 +44,12 @@ def make_server(root: Path = DEFAULT_ROOT, port: int = DEFAULT_PORT, delay: floa
         def log_message(self, format: str, *args: object) -> None:  # quiet
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    class Server(ThreadingHTTPServer):
+        # The default backlog (5) drops connections when many requests start at once, and the
+        # client's TCP retry then costs a second.
+        request_queue_size = 128
+
+    server = Server(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     return server
 

@@ -32,3 +32,21 @@ def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..
         return config_dir
 
     return write
+
+
+@pytest.fixture(scope="session")
+def example_api():
+    """The example JSON API (scripts/fixture_server.py) on 127.0.0.1:8765, where the example
+    `player_api` pipeline expects it; stopped after the session."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "fixture_server", REPO / "scripts" / "fixture_server.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    server = module.start_in_thread()
+    yield server
+    server.shutdown()
+    server.server_close()

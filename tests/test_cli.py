@@ -39,12 +39,13 @@ def test_validate_reports_each_problem_of_an_original_capport_config(capsys, mon
     out, err = capsys.readouterr()
     assert out == ""
     where = "pipeline.yml:{}, pipeline 'players', stage '{}' (#{})".format
-    known = "(tasks: load_csv, noop, save_csv, transform)"
+    known = "(tasks: http_request, http_single_request, load_csv, noop, save_csv, transform)"
     assert err.splitlines() == [
         f"error: {where(6, 'fetch_ids', 0)}: unknown task 'mongo' {known}",
         f"error: {where(12, 'build_urls', 1)}: reads frame 'PLAYER_IDS' before any earlier "
         "stage writes it",
-        f"error: {where(18, 'fetch_players', 2)}: unknown task 'http_request_json' {known}",
+        f"error: {where(18, 'fetch_players', 2)}: unknown task 'http_request_json' - did you "
+        f"mean 'http_request'? {known}",
         f"error: {where(24, 'enrich', 3)}: malformed args for task 'transform': save_df: "
         "field required",
         f"error: {where(29, 'shape', 4)}: reads frame 'PLAYERS_CLEAN' before any earlier "
@@ -61,7 +62,7 @@ def test_validate_reports_each_problem_of_an_original_capport_config(capsys, mon
 def test_validate_accepts_the_examples():
     result = capport("validate", "-c", str(EXAMPLE_CONFIG))
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == f"valid: 3 pipeline(s), 19 stage(s) in {EXAMPLE_CONFIG}\n"
+    assert result.stdout == f"valid: 4 pipeline(s), 25 stage(s) in {EXAMPLE_CONFIG}\n"
 
 
 def test_validate_prints_warnings_and_still_passes(write_config, capsys):

@@ -30,6 +30,7 @@ def test_definitions_of_the_examples_are_loadable_together():
         "branches",
         "enrich_events",
         "label_teams",
+        "player_api",
     ]
 
 
@@ -39,7 +40,9 @@ def test_definitions_module_reads_capport_config_dir(tmp_path, monkeypatch):
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
     )
-    assert out.stdout.strip() == "['branches', 'enrich_events', 'label_teams']", out.stderr
+    assert out.stdout.strip() == "['branches', 'enrich_events', 'label_teams', 'player_api']", (
+        out.stderr
+    )
 
 
 def _free_port() -> int:
@@ -101,6 +104,7 @@ def test_webserver_loads_the_workspace_from_the_repository_root(tmp_path: Path):
             "branches",
             "enrich_events",
             "label_teams",
+            "player_api",
         ]
     finally:
         server.terminate()

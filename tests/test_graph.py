@@ -104,7 +104,8 @@ def test_every_problem_is_reported_at_once(write_config):
         f"error: {where}:3, pipeline 'p', stage 'early' (#0): reads frame 'LATER' before any "
         "earlier stage writes it; it is written later by stage 'late' - move that stage first",
         f"error: {where}:4, pipeline 'p', stage 'typo' (#1): unknown task 'load_cvs' - did you "
-        "mean 'load_csv'? (tasks: load_csv, noop, save_csv, transform)",
+        "mean 'load_csv'? (tasks: http_request, http_single_request, load_csv, noop, save_csv, "
+        "transform)",
         f"error: {where}:5, pipeline 'p', stage 'bad_args' (#2): malformed args for task "
         "'load_csv': filepath: field required; df_name: field required; unknown key 'path' - "
         "did you mean 'filepath'? (keys: df_name, filepath, model, save_df)",

@@ -29,7 +29,7 @@ from capport_dagster.translate.build import build_definitions
 from tests.conftest import EXAMPLE_CONFIG
 
 MODES = ["sync_lazy", "sync_eager", "async_lazy", "async_eager"]
-EXAMPLE_PIPELINES = ["enrich_events", "label_teams", "branches"]
+EXAMPLE_PIPELINES = ["enrich_events", "label_teams", "branches", "player_api"]
 
 
 def run_job(config_dir: Path, pipeline: str, instance: DagsterInstance, **run_config: object):
@@ -67,7 +67,7 @@ def test_job_per_pipeline_with_op_per_stage_wired_by_frames():
 
 
 @pytest.mark.parametrize("pipeline", EXAMPLE_PIPELINES)
-def test_every_mode_gives_identical_outputs(pipeline, tmp_path):
+def test_every_mode_gives_identical_outputs(pipeline, tmp_path, example_api):
     outputs = {}
     with DagsterInstance.ephemeral() as instance:
         for mode in MODES:
@@ -110,7 +110,9 @@ def test_multiprocess_executor_persists_frames_and_gives_the_same_outputs(tmp_pa
 def test_sync_mode_runs_stages_in_list_order(tmp_path):
     graph = load_project(EXAMPLE_CONFIG).graphs["branches"]
     with DagsterInstance.ephemeral() as instance:
-        result = run_job(EXAMPLE_CONFIG, "branches", instance, output_dir=str(tmp_path))
+        result = run_job(
+            EXAMPLE_CONFIG, "branches", instance, mode="sync_lazy", output_dir=str(tmp_path)
+        )
         starts = [
             e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_START
         ]

@@ -180,7 +180,8 @@ def test_an_unknown_task_suggests_the_closest_name(write_config):
     config = write_config({"p.yml": pipeline("{ label: s, task: scael, args: { input: V } }")})
     assert errors(config, register_scale(DEFAULT_REGISTRY.copy())) == [
         "error: config/p.yml:3, pipeline 'p', stage 's' (#0): unknown task 'scael' - did you "
-        "mean 'scale'? (tasks: load_csv, noop, save_csv, scale, transform)"
+        "mean 'scale'? (tasks: http_request, http_single_request, load_csv, noop, save_csv, scale, "
+        "transform)"
     ]
 
 

@@ -58,7 +58,9 @@ def test_public_api() -> None:
         "Transform",
         "parse_select",
         "parse_transform",
+        "path_expr",
         "select_exprs",
+        "valid_path",
     }
 
 

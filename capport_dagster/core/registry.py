@@ -232,4 +232,5 @@ task = DEFAULT_REGISTRY.task
 
 # The built-in tasks register themselves in DEFAULT_REGISTRY; importing them here means nobody can
 # see the default registry without them.
+from capport_dagster.core import http as _http_tasks  # noqa: E402, F401
 from capport_dagster.core import tasks as _builtin_tasks  # noqa: E402, F401

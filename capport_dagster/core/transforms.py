@@ -52,7 +52,9 @@ __all__ = [
     "Transform",
     "parse_select",
     "parse_transform",
+    "path_expr",
     "select_exprs",
+    "valid_path",
 ]
 
 STEPS: tuple[str, ...] = ("select", "join", "drop")
@@ -300,7 +302,7 @@ def _parse_source(key: str, source: Any, where: str, messages: list[str]) -> Sel
 
 def _column_item(key: str, path: str | None, where: str, messages: list[str]) -> SelectItem | None:
     path = key if path is None else path
-    if not _valid_path(path):
+    if not valid_path(path):
         messages.append(f"{where}: column path {path!r} has an empty part")
         return None
     return SelectItem(key, "column", (path,))
@@ -393,7 +395,7 @@ def _columns(
             f" names, got {describe(value)}"
         )
         return None
-    if not all(_valid_path(n) if paths else n for n in names):
+    if not all(valid_path(n) if paths else n for n in names):
         messages.append(f"{where}: {label} {value!r} has an empty column name")
         return None
     return tuple(names)
@@ -406,7 +408,7 @@ def select_exprs(items: tuple[SelectItem, ...]) -> list[pl.Expr]:
     """The Polars expressions of a parsed select, one per output column, in order."""
     exprs: list[pl.Expr] = []
     for item in items:
-        cols = [_path_expr(path) for path in item.cols]
+        cols = [path_expr(path) for path in item.cols]
         if item.action == "format":
             expr = pl.format(item.template, *cols)
         elif item.action == "concat":
@@ -417,7 +419,8 @@ def select_exprs(items: tuple[SelectItem, ...]) -> list[pl.Expr]:
     return exprs
 
 
-def _path_expr(path: str) -> pl.Expr:
+def path_expr(path: str) -> pl.Expr:
+    """`a.b.c`: column `a`, then struct field `b`, then `c` (a dot always means a field)."""
     head, *fields = path.split(".")
     expr = pl.col(head)
     for field in fields:
@@ -428,7 +431,8 @@ def _path_expr(path: str) -> pl.Expr:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _valid_path(path: str) -> bool:
+def valid_path(path: str) -> bool:
+    """A column path has no empty part (`a..b`, `.a` and `a.` are not paths)."""
     return bool(path) and all(path.split("."))
 
 

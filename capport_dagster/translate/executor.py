@@ -36,9 +36,23 @@ EXECUTOR_KINDS = ("in_process", "multiprocess")
 MODE_ENUM = Enum("CapportRunMode", [EnumValue(mode.value) for mode in RunMode])
 EXECUTOR_ENUM = Enum("CapportExecutor", [EnumValue(kind) for kind in EXECUTOR_KINDS])
 
-#: Modules each multiprocess worker gets from the forkserver already imported: the expensive part
-#: of a step's start-up (measured here: ~1.4 s per step with spawn, ~0.6 s with forkserver).
-FORKSERVER_PRELOAD = ["polars", "dagster", "dagster_polars", "capport_dagster.translate.build"]
+#: Modules each multiprocess worker gets from the forkserver already imported: importing is the
+#: expensive part of a step's start-up. Dagster's SQLite storage (sqlalchemy, alembic) is imported
+#: by every worker when it opens the instance, so it is preloaded too. Measured on 2 cores: about
+#: 1.4 s per step with spawn, 0.7 s with forkserver and Dagster preloaded, 0.35 s with this list
+#: (docs/benchmarks.md).
+FORKSERVER_PRELOAD = [
+    "polars",
+    "dagster",
+    "dagster_polars",
+    "sqlalchemy",
+    "alembic",
+    "dagster._core.storage.sqlite_storage",
+    "dagster._core.storage.runs.sqlite",
+    "dagster._core.storage.event_log.sqlite",
+    "dagster._core.storage.schedules.sqlite",
+    "capport_dagster.translate.build",
+]
 
 
 def default_concurrency() -> int:
