@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+
+from capport_dagster.core.graph import FrameVersion, PipelineGraph
+from capport_dagster.core.modes import RunMode
+from capport_dagster.core.registry import Frame, RunContext
+from capport_dagster.core.runtime import run_stage
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "config"
@@ -35,7 +41,7 @@ def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..
 
 
 @pytest.fixture(scope="session")
-def example_api():
+def example_api() -> Iterator[object]:
     """The example JSON API (scripts/fixture_server.py) on 127.0.0.1:8765, where the example
     `player_api` pipeline expects it; stopped after the session."""
     import importlib.util
@@ -50,3 +56,22 @@ def example_api():
     yield server
     server.shutdown()
     server.server_close()
+
+
+def run_stages(
+    graph: PipelineGraph, mode: RunMode, variables: Mapping[str, str]
+) -> dict[FrameVersion, Frame]:
+    """The core without Dagster: every stage of `graph` in list order, through `run_stage`;
+    returns each written frame version as the mode left it (lazy or eager)."""
+    store: dict[FrameVersion, Frame] = {}
+
+    async def run() -> None:
+        for node in graph.nodes:
+            frames = {name: store[version] for name, version in node.inputs.items()}
+            result = await run_stage(node, frames, RunContext(mode, variables, node.location))
+            assert set(result.frames) == set(node.writes)
+            for version in node.outputs:
+                store[version] = result.frames[version.name]
+
+    asyncio.run(run())
+    return store

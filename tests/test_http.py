@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import threading
@@ -20,9 +19,9 @@ from werkzeug import Request, Response
 from capport_dagster.core import http
 from capport_dagster.core.graph import PipelineGraph, load_project
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import DEFAULT_REGISTRY, RunContext
-from capport_dagster.core.runtime import run_stage
+from capport_dagster.core.registry import DEFAULT_REGISTRY
 from capport_dagster.errors import TaskError, ValidationError
+from tests.conftest import run_stages
 
 # Responses must be able to overlap (out-of-order arrival, the concurrency bound, a slow handler
 # next to fast ones): the plugin's `httpserver` fixture uses this server, threaded, on 127.0.0.1.
@@ -71,16 +70,7 @@ def run(
     mode: RunMode = RunMode.SYNC_LAZY,
 ) -> dict[str, pl.DataFrame]:
     """Every stage in list order without Dagster; the final version of each frame, collected."""
-    store: dict[object, pl.DataFrame | pl.LazyFrame] = {}
-
-    async def stages() -> None:
-        for node in graph.nodes:
-            frames = {name: store[version] for name, version in node.inputs.items()}
-            result = await run_stage(node, frames, RunContext(mode, variables, node.location))
-            for version in node.outputs:
-                store[version] = result.frames[version.name]
-
-    asyncio.run(stages())
+    store = run_stages(graph, mode, variables)
     return {name: store[version].lazy().collect() for name, version in graph.final_versions.items()}
 
 

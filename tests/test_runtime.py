@@ -13,27 +13,15 @@ from polars.testing import assert_frame_equal
 from capport_dagster.core.graph import FrameVersion, PipelineGraph, Project, load_project
 from capport_dagster.core.loader import load_config
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import DEFAULT_REGISTRY, RunContext
-from capport_dagster.core.runtime import run_stage
+from capport_dagster.core.registry import DEFAULT_REGISTRY
 from capport_dagster.errors import TaskError
 from capport_dagster.translate.build import build_definitions
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, run_stages
 
 
 def run_in_order(graph: PipelineGraph, mode: RunMode, out: Path) -> dict[FrameVersion, object]:
-    """The core without Dagster: every stage in list order, frames kept by version."""
-    variables = {"CONFIG_DIR": str(EXAMPLE_CONFIG), "OUTPUT_DIR": str(out)}
-    store: dict[FrameVersion, object] = {}
-
-    async def run() -> None:
-        for node in graph.nodes:
-            frames = {name: store[version] for name, version in node.inputs.items()}
-            result = await run_stage(node, frames, RunContext(mode, variables, node.location))
-            for version in node.outputs:
-                store[version] = result.frames[version.name]
-
-    asyncio.run(run())
-    return store
+    """The example's stages without Dagster, frames kept by version as the mode left them."""
+    return run_stages(graph, mode, {"CONFIG_DIR": str(EXAMPLE_CONFIG), "OUTPUT_DIR": str(out)})
 
 
 class CollectCounter:

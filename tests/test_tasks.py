@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,9 +12,8 @@ from polars.testing import assert_frame_equal
 
 from capport_dagster.core.graph import FrameVersion, PipelineGraph, load_project
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import RunContext
-from capport_dagster.core.runtime import run_stage
 from capport_dagster.errors import ModelCastError, TaskError, ValidationError
+from tests.conftest import run_stages
 
 LAZY_AND_EAGER = pytest.mark.parametrize("mode", [RunMode.SYNC_LAZY, RunMode.SYNC_EAGER])
 
@@ -24,18 +22,7 @@ def run_in_order(
     graph: PipelineGraph, variables: Mapping[str, str], mode: RunMode = RunMode.SYNC_LAZY
 ) -> dict[FrameVersion, pl.DataFrame]:
     """Every stage in list order without Dagster; each written frame version, collected."""
-    store: dict[FrameVersion, pl.DataFrame | pl.LazyFrame] = {}
-
-    async def run() -> None:
-        for node in graph.nodes:
-            frames = {name: store[version] for name, version in node.inputs.items()}
-            result = await run_stage(node, frames, RunContext(mode, variables, node.location))
-            assert set(result.frames) == set(node.writes)
-            for version in node.outputs:
-                store[version] = result.frames[version.name]
-
-    asyncio.run(run())
-    return {version: frame.lazy().collect() for version, frame in store.items()}
+    return {v: frame.lazy().collect() for v, frame in run_stages(graph, mode, variables).items()}
 
 
 def final(graph: PipelineGraph, frames: Mapping[FrameVersion, pl.DataFrame], name: str):
