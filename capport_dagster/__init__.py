@@ -27,6 +27,7 @@ _LAZY = {
     "build_definitions": "capport_dagster.translate.build",
     "load_definitions": "capport_dagster.translate.build",
     "CapportTranslator": "capport_dagster.translate.translator",
+    "CapportComponent": "capport_dagster.component",
 }
 
 
@@ -38,8 +39,14 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'capport_dagster' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    # The lazy names too: `dg list components` finds components through `dir(capport_dagster)`.
+    return sorted({*globals(), *_LAZY})
+
+
 __all__ = [
     "DEFAULT_REGISTRY",
+    "CapportComponent",
     "CapportError",
     "CapportTranslator",
     "ConfigError",

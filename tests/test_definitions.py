@@ -16,6 +16,10 @@ from dagster import Definitions
 from capport_dagster import load_definitions
 from tests.conftest import EXAMPLE_CONFIG, REPO
 
+PIPELINES = ["branches", "enrich_events", "label_teams", "player_api"]
+#: A job per pipeline and an asset job per pipeline, sorted by name.
+JOBS = sorted([*PIPELINES, *(f"{p}__assets" for p in PIPELINES)])
+
 JOBS_QUERY = """
 { workspaceOrError { ... on Workspace { locationEntries { name loadStatus
   locationOrLoadError { __typename ... on PythonError { message }
@@ -26,12 +30,8 @@ JOBS_QUERY = """
 def test_definitions_of_the_examples_are_loadable_together():
     defs = load_definitions(EXAMPLE_CONFIG)
     Definitions.validate_loadable(defs)  # e.g. op definition names unique across jobs
-    assert sorted(job.name for job in defs.resolve_all_job_defs()) == [
-        "branches",
-        "enrich_events",
-        "label_teams",
-        "player_api",
-    ]
+    names = sorted(job.name for job in defs.resolve_all_job_defs())
+    assert [n for n in names if not n.startswith("__")] == JOBS
 
 
 def test_definitions_module_reads_capport_config_dir(tmp_path, monkeypatch):
@@ -40,9 +40,7 @@ def test_definitions_module_reads_capport_config_dir(tmp_path, monkeypatch):
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
     )
-    assert out.stdout.strip() == "['branches', 'enrich_events', 'label_teams', 'player_api']", (
-        out.stderr
-    )
+    assert out.stdout.strip() == str(JOBS), out.stderr
 
 
 def _free_port() -> int:
@@ -100,12 +98,7 @@ def test_webserver_loads_the_workspace_from_the_repository_root(tmp_path: Path):
         location = entry["locationOrLoadError"]
         assert location["__typename"] == "RepositoryLocation", location
         jobs = sorted(job["name"] for job in location["repositories"][0]["jobs"])
-        assert [j for j in jobs if not j.startswith("__")] == [
-            "branches",
-            "enrich_events",
-            "label_teams",
-            "player_api",
-        ]
+        assert [j for j in jobs if not j.startswith("__")] == JOBS
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -197,6 +197,7 @@ def test_an_unknown_task_without_a_close_name():
 def test_the_public_api():
     assert capport_dagster.__all__ == [
         "DEFAULT_REGISTRY",
+        "CapportComponent",
         "CapportError",
         "CapportTranslator",
         "ConfigError",

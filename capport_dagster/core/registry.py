@@ -102,9 +102,10 @@ class TaskSpec:
     parse: Callable[[Any, BindContext], Any] | None = None
     args_model: type[BaseModel] | None = None
     description: str = ""
-    #: Models the task applies (from its args), so a lazy cast failing in a later stage can
-    #: still name the model, column and value.
-    models: Callable[[Any], Iterable[Model]] = lambda args: ()
+    #: The frames the task shapes with a model, by name, from its args: a lazy cast failing in a
+    #: later stage can still name the model, and the asset view checks the model's constraints
+    #: on those frames.
+    model_frames: Callable[[Any], Iterable[tuple[str, Model]]] = lambda args: ()
 
     @property
     def waits_on_io(self) -> bool:

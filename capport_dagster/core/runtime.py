@@ -164,7 +164,7 @@ def _models_upstream(frames: Iterable[Frame], node: StageNode) -> tuple[Model, .
     for frame in frames:
         for model in getattr(frame, _MODELS_ATTR, ()):
             models[model.name] = model
-    for model in node.spec.models(node.args):
+    for _, model in node.spec.model_frames(node.args):
         models[model.name] = model
     return tuple(models.values())
 

@@ -72,8 +72,8 @@ class FileFrames:
     def names(self) -> tuple[str, ...]:
         return tuple(f.df_name for f in self.files)
 
-    def models(self) -> tuple[Model, ...]:
-        return tuple(f.model for f in self.files if f.model is not None)
+    def model_frames(self) -> tuple[tuple[str, Model], ...]:
+        return tuple((f.df_name, f.model) for f in self.files if f.model is not None)
 
 
 def _file_frames_parser(entry_model: type[_LoadEntry], task: str, alias: str):
@@ -192,7 +192,7 @@ def register_builtin_tasks(registry: TaskRegistry) -> TaskRegistry:
             reads=lambda a: (),
             writes=FileFrames.names,
             parse=_file_frames_parser(_LoadEntry, "load_csv", "save_df"),
-            models=FileFrames.models,
+            model_frames=FileFrames.model_frames,
             description="Scan CSV files into frames, optionally reshaped by a model.",
         )
     )
@@ -203,7 +203,7 @@ def register_builtin_tasks(registry: TaskRegistry) -> TaskRegistry:
             reads=FileFrames.names,
             writes=lambda a: (),
             parse=_file_frames_parser(_SaveEntry, "save_csv", "from_df"),
-            models=FileFrames.models,
+            model_frames=FileFrames.model_frames,
             description="Write frames to CSV files atomically, optionally reshaped by a model.",
         )
     )

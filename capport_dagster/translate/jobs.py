@@ -26,7 +26,19 @@ from capport_dagster.translate.resources import CapportRun
 from capport_dagster.translate.run_config import run_config_mapping
 from capport_dagster.translate.translator import CapportTranslator
 
-__all__ = ["build_job"]
+__all__ = ["LOGGER_DEFS", "build_job", "run_resources"]
+
+#: The loggers every capport run can use; the run config mapping picks which are on.
+LOGGER_DEFS = {
+    "console": colored_console_logger,
+    "capport_progress": progress_logger,
+    "capport_file": file_logger,
+}
+
+
+def run_resources(config_dir: str) -> dict[str, Any]:
+    """The resources of every capport run; their config comes from the run config mapping."""
+    return {RUN_RESOURCE_KEY: CapportRun(config_dir=config_dir), "io_manager": CapportIOManager()}
 
 
 def build_job(
@@ -68,18 +80,10 @@ def build_job(
         dependencies=dependencies,
         description=f"capport pipeline '{graph.name}' ({len(graph.nodes)} stages)",
     )
-    resources: Mapping[str, Any] = {
-        RUN_RESOURCE_KEY: CapportRun(config_dir=config_dir),
-        "io_manager": CapportIOManager(),
-    }
     return job_graph.to_job(
-        resource_defs=resources,
+        resource_defs=run_resources(config_dir),
         executor_def=capport_executor,
-        logger_defs={
-            "console": colored_console_logger,
-            "capport_progress": progress_logger,
-            "capport_file": file_logger,
-        },
+        logger_defs=LOGGER_DEFS,
         config=run_config_mapping(config_dir=config_dir, runner=runner, loggers=loggers),
         tags=dict(translator.get_job_tags(graph)),
     )

@@ -48,8 +48,13 @@ def default_logger(runner: Runner | None, loggers: Mapping[str, LoggerSpec]) -> 
 
 
 def run_config_mapping(
-    *, config_dir: str, runner: Runner | None, loggers: Mapping[str, LoggerSpec]
+    *,
+    config_dir: str,
+    runner: Runner | None,
+    loggers: Mapping[str, LoggerSpec],
+    persist: bool = False,
 ) -> ConfigMapping:
+    """`persist`: always keep frames as Parquet (asset jobs), not only between processes."""
     mode = runner.mode if runner else DEFAULT_MODE
     executor = runner.executor if runner else "in_process"
     timezone = runner.schedule.timezone if runner and runner.schedule else "UTC"
@@ -105,7 +110,9 @@ def run_config_mapping(
                         "preview": values["preview"],
                     }
                 },
-                "io_manager": {"config": {"persist": values["executor"] == "multiprocess"}},
+                "io_manager": {
+                    "config": {"persist": persist or values["executor"] == "multiprocess"}
+                },
             },
             "loggers": loggers_config,
         }

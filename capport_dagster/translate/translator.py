@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
+
+from dagster import AssetKey
 
 from capport_dagster.core.graph import FrameVersion, PipelineGraph, StageNode
 from capport_dagster.core.runners import Runner
@@ -65,6 +68,30 @@ def default_job_tags(graph: PipelineGraph) -> Mapping[str, str]:
     return {"capport/pipeline": graph.name}
 
 
+def default_asset_key(graph: PipelineGraph, version: FrameVersion) -> AssetKey:
+    # The first write of a frame is `[pipeline, FRAME]`; a rewrite adds the stage that made it.
+    if version.version == 0:
+        return AssetKey([graph.name, version.name])
+    return AssetKey([graph.name, version.name, version.writer])
+
+
+def default_sink_asset_key(graph: PipelineGraph, node: StageNode) -> AssetKey:
+    return AssetKey([graph.name, node.label])
+
+
+def default_group_name(graph: PipelineGraph) -> str:
+    return dagster_name(graph.name)
+
+
+def default_asset_metadata(node: StageNode) -> Mapping[str, Any]:
+    return {
+        "capport/task": node.stage.task,
+        "capport/stage": f"{node.label} (#{node.index})",
+        "capport/args": repr(node.stage.args),
+        "capport/location": str(node.location),
+    }
+
+
 def default_schedule_name(runner: Runner, pipeline: str) -> str:
     return dagster_name(f"{pipeline}__{runner.name}")
 
@@ -104,3 +131,27 @@ class CapportTranslator:
     def get_schedule_tags(self, runner: Runner, pipeline: str) -> Mapping[str, str]:
         """Tags of the runs a runner's schedule or sensor launches."""
         return default_schedule_tags(runner, pipeline)
+
+    def get_asset_key(self, graph: PipelineGraph, version: FrameVersion) -> AssetKey:
+        """Key of the asset a frame version is; override to add a prefix:
+
+        def get_asset_key(self, graph, version):
+            return super().get_asset_key(graph, version).with_prefix("warehouse")
+        """
+        return default_asset_key(graph, version)
+
+    def get_sink_asset_key(self, graph: PipelineGraph, node: StageNode) -> AssetKey:
+        """Key of the asset a stage that writes no frame is (`save_csv`: the file it writes)."""
+        return default_sink_asset_key(graph, node)
+
+    def get_group_name(self, graph: PipelineGraph) -> str:
+        return default_group_name(graph)
+
+    def get_asset_description(self, node: StageNode) -> str:
+        return default_op_description(node)
+
+    def get_asset_metadata(self, node: StageNode) -> Mapping[str, Any]:
+        return default_asset_metadata(node)
+
+    def get_asset_tags(self, node: StageNode) -> Mapping[str, str]:
+        return {"capport/task": node.stage.task}

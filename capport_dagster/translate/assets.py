@@ -1,0 +1,204 @@
+"""The asset view: every frame version of a pipeline is a Dagster asset, lineage from the graph.
+
+Built from the same validated `PipelineGraph` as the jobs (no second resolver):
+
+- a stage that writes frames is one multi-asset, one asset per frame version it writes, keyed by
+  `CapportTranslator.get_asset_key` (`[pipeline, FRAME]`, and `[pipeline, FRAME, stage]` for a
+  rewrite of the same frame);
+- a stage that writes no frame (a sink such as `save_csv`) is one asset standing for what it
+  writes, keyed `[pipeline, stage]`, so the lineage ends at the files;
+- a model applied by a stage adds Dagster asset checks for its `primary`, `unique` and
+  `not_null` columns, blocking: a violation fails the step, so downstream assets are not built;
+- one asset job per pipeline, `<pipeline>__assets`, selects them; materialising it gives exactly
+  the job's results.
+
+Asset runs persist frames as Parquet (dagster-polars) so that any asset can be re-materialised
+alone, reading its upstream frames back lazily.
+
+(No `from __future__ import annotations` here: Dagster inspects the context annotation.)
+"""
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetOut,
+    AssetsDefinition,
+    AssetSelection,
+    ConfigMapping,
+    MaterializeResult,
+    MetadataValue,
+    Nothing,
+    Output,
+    define_asset_job,
+    multi_asset,
+)
+
+from capport_dagster.core.graph import PipelineGraph, StageNode
+from capport_dagster.core.models import Model, Violation, constraint_violations, reshape
+from capport_dagster.core.registry import RunContext
+from capport_dagster.core.runtime import run_stage
+from capport_dagster.errors import ConfigError
+from capport_dagster.translate.metadata import frame_metadata
+from capport_dagster.translate.ops import RUN_RESOURCE_KEY
+from capport_dagster.translate.resources import CapportRun
+from capport_dagster.translate.translator import CapportTranslator
+
+__all__ = ["build_pipeline_assets"]
+
+
+def build_pipeline_assets(
+    graph: PipelineGraph, *, translator: CapportTranslator, config: ConfigMapping
+) -> tuple[list[AssetsDefinition], Any]:
+    """The assets of one pipeline and the asset job that materialises them all."""
+    keys = _asset_keys(graph, translator)
+    assets = [_stage_assets(graph, node, keys, translator) for node in graph.nodes]
+    job = define_asset_job(
+        name=f"{translator.get_job_name(graph)}__assets",
+        selection=AssetSelection.assets(*[key for node_keys in keys.values() for key in node_keys]),
+        description=f"Materialise every frame of capport pipeline '{graph.name}' as assets.",
+        tags=dict(translator.get_job_tags(graph)),
+        config=config,
+    )
+    return assets, job
+
+
+def _asset_keys(
+    graph: PipelineGraph, translator: CapportTranslator
+) -> dict[str, tuple[AssetKey, ...]]:
+    """Each stage's asset keys: one per frame version written, or one for a sink."""
+    keys: dict[str, tuple[AssetKey, ...]] = {}
+    seen: dict[AssetKey, str] = {}
+    for node in graph.nodes:
+        node_keys = (
+            tuple(translator.get_asset_key(graph, version) for version in node.outputs)
+            if node.outputs
+            else (translator.get_sink_asset_key(graph, node),)
+        )
+        for key in node_keys:
+            if key in seen:
+                raise ConfigError(
+                    f"asset key {key.to_user_string()} of stage '{node.label}' is also the key "
+                    f"of stage '{seen[key]}': rename the stage or the frame",
+                    node.location,
+                )
+            seen[key] = node.label
+        keys[node.label] = node_keys
+    return keys
+
+
+@dataclass(frozen=True)
+class _ModelChecks:
+    """The asset checks of one model applied to one frame of a stage."""
+
+    frame: str
+    model: Model
+    specs: tuple[tuple[AssetCheckSpec, str, str], ...]  # (spec, column, constraint)
+
+
+def _checks(node: StageNode, node_keys: tuple[AssetKey, ...]) -> list[_ModelChecks]:
+    frame_keys = dict(zip(node.writes, node_keys, strict=False)) if node.outputs else {}
+    checks = []
+    for frame, model in node.spec.model_frames(node.args):
+        key = frame_keys.get(frame, node_keys[0])  # a sink's checks go on the sink asset
+        specs = tuple(
+            (
+                AssetCheckSpec(
+                    name=f"{model.name}__{column}__{constraint}",
+                    asset=key,
+                    blocking=True,
+                    description=f"model '{model.name}': column '{column}' is {constraint}",
+                ),
+                column,
+                constraint,
+            )
+            for column, constraint in model.checks
+        )
+        if specs:
+            checks.append(_ModelChecks(frame, model, specs))
+    return checks
+
+
+def _stage_assets(
+    graph: PipelineGraph,
+    node: StageNode,
+    keys: Mapping[str, tuple[AssetKey, ...]],
+    translator: CapportTranslator,
+) -> AssetsDefinition:
+    node_keys = keys[node.label]
+    input_keys = {
+        frame: translator.get_asset_key(graph, version) for frame, version in node.inputs.items()
+    }
+    ins = {translator.get_input_name(frame): AssetIn(key=key) for frame, key in input_keys.items()}
+    input_frames = {translator.get_input_name(frame): frame for frame in node.inputs}
+    # Frames are values for the IO manager; a sink's asset holds no value (Nothing).
+    outs = {
+        key.to_python_identifier(): AssetOut(
+            key=key,
+            group_name=translator.get_group_name(graph),
+            description=translator.get_asset_description(node),
+            metadata=dict(translator.get_asset_metadata(node)),
+            tags=dict(translator.get_asset_tags(node)),
+            **({} if node.outputs else {"dagster_type": Nothing}),
+        )
+        for key in node_keys
+    }
+    checks = _checks(node, node_keys)
+
+    @multi_asset(
+        name=f"{translator.get_job_name(graph)}__{translator.get_op_name(node)}__assets",
+        outs=outs,
+        ins=ins,
+        internal_asset_deps={name: set(input_keys.values()) for name in outs},
+        check_specs=[spec for check in checks for spec, _, _ in check.specs],
+        required_resource_keys={RUN_RESOURCE_KEY},
+        op_tags=dict(translator.get_op_tags(node)),
+    )
+    async def stage_assets(context: AssetExecutionContext, **inputs: Any):  # type: ignore[no-untyped-def]
+        run: CapportRun = getattr(context.resources, RUN_RESOURCE_KEY)
+        ctx = RunContext(run.run_mode, run.variables(), node.location, context.log)  # type: ignore[arg-type]
+        frames = {input_frames[name]: value for name, value in inputs.items()}
+        result = await run_stage(node, frames, ctx)
+        if node.outputs:
+            for version, key in zip(node.outputs, node_keys, strict=True):
+                yield Output(
+                    result.frames[version.name],
+                    output_name=key.to_python_identifier(),
+                    metadata=frame_metadata(result.summaries[version.name]),
+                )
+        else:
+            yield MaterializeResult(asset_key=node_keys[0])
+        for check in checks:
+            source = result.frames.get(check.frame, frames.get(check.frame))
+            # One query for all the model's constraints (it collects: keep the loop free).
+            violations = await asyncio.to_thread(
+                constraint_violations, reshape(source, check.model), check.model
+            )
+            found = {(v.column, v.constraint): v for v in violations}
+            for spec, column, constraint in check.specs:
+                yield _check_result(spec, found.get((column, constraint)))
+
+    return stage_assets
+
+
+def _check_result(spec: AssetCheckSpec, violation: Violation | None) -> AssetCheckResult:
+    return AssetCheckResult(
+        asset_key=spec.asset_key,
+        check_name=spec.name,
+        passed=violation is None,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "violations": MetadataValue.int(violation.count if violation else 0),
+            "examples": MetadataValue.text(
+                ", ".join(repr(e) for e in violation.examples) if violation else ""
+            ),
+        },
+    )

@@ -1,0 +1,154 @@
+"""The asset view: keys and lineage from the same graph as the jobs, checks from models."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from dagster import AssetKey, DagsterInstance
+from polars.testing import assert_frame_equal
+
+from capport_dagster import CapportTranslator, load_definitions
+from capport_dagster.core.graph import load_project
+from tests.conftest import EXAMPLE_CONFIG
+from tests.test_jobs import EXAMPLE_PIPELINES, read_outputs, run_job
+
+
+def expected_lineage(pipeline: str, translator: CapportTranslator) -> dict[AssetKey, set]:
+    """What the job's dependency graph says each asset must depend on."""
+    graph = load_project(EXAMPLE_CONFIG).graphs[pipeline]
+    lineage = {}
+    for node in graph.nodes:
+        parents = {translator.get_asset_key(graph, v) for v in node.inputs.values()}
+        keys = [translator.get_asset_key(graph, v) for v in node.outputs] or [
+            translator.get_sink_asset_key(graph, node)
+        ]
+        for key in keys:
+            lineage[key] = parents
+    return lineage
+
+
+@pytest.mark.parametrize("pipeline", EXAMPLE_PIPELINES)
+def test_asset_keys_and_lineage_follow_the_job_graph(pipeline):
+    defs = load_definitions(EXAMPLE_CONFIG)
+    asset_graph = defs.resolve_asset_graph()
+    expected = expected_lineage(pipeline, CapportTranslator())
+    actual = {
+        key: set(asset_graph.get(key).parent_keys)
+        for key in asset_graph.get_all_asset_keys()
+        if key.path[0] == pipeline
+    }
+    assert actual == expected
+    job = defs.resolve_job_def(f"{pipeline}__assets")
+    assert set(job.asset_layer.selected_asset_keys) == set(expected)
+
+
+def test_a_rewritten_frame_gets_a_key_per_version():
+    keys = {
+        k.to_user_string()
+        for k in load_definitions(EXAMPLE_CONFIG).resolve_asset_graph().get_all_asset_keys()
+        if k.path[0] == "label_teams"
+    }
+    assert keys == {
+        "label_teams/TEAMS",
+        "label_teams/TEAMS/label_teams",
+        "label_teams/TEAMS/drop_ids",
+        "label_teams/save_teams",
+    }
+
+
+@pytest.mark.parametrize("pipeline", EXAMPLE_PIPELINES)
+def test_materialising_all_assets_gives_the_job_results(pipeline, tmp_path, example_api):
+    defs = load_definitions(EXAMPLE_CONFIG)
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        job_result = run_job(
+            EXAMPLE_CONFIG, pipeline, instance, mode="sync_lazy", output_dir=str(tmp_path / "job")
+        )
+        assets = defs.resolve_job_def(f"{pipeline}__assets").execute_in_process(
+            run_config={"output_dir": str(tmp_path / "assets")}, instance=instance
+        )
+    assert job_result.success and assets.success
+    from_job, from_assets = read_outputs(tmp_path / "job"), read_outputs(tmp_path / "assets")
+    assert from_job.keys() == from_assets.keys() and from_job
+    for name, frame in from_job.items():
+        assert_frame_equal(from_assets[name], frame)
+
+
+CHECKED = {
+    "model.yml": "model:\n  person:\n    id: { dtype: int, constraints: [primary] }\n"
+    "    name: { dtype: str, constraints: [not_null] }\n",
+    "p.yml": """
+        pipeline:
+          people:
+            - { label: load, task: load_csv,
+                args: { filepath: $CONFIG_DIR/people.csv, df_name: PEOPLE, model: person } }
+            - { label: save, task: save_csv,
+                args: { filepath: $OUTPUT_DIR/p.csv, df_name: PEOPLE } }
+    """,
+}
+
+
+def check_evaluations(write_config, tmp_path, csv: str):
+    config = write_config({**CHECKED, "people.csv": csv})
+    job = load_definitions(config).resolve_job_def("people__assets")
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        result = job.execute_in_process(
+            run_config={"output_dir": "out"}, instance=instance, raise_on_error=False
+        )
+    evaluations = {
+        e.event_specific_data.check_name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    return result, evaluations
+
+
+def test_a_primary_key_with_duplicates_fails_its_check_and_blocks_downstream(
+    write_config, tmp_path
+):
+    result, evaluations = check_evaluations(
+        write_config, tmp_path, "id,name\n1,Ann\n1,Bob\n2,Cy\n3,\n"
+    )
+    primary = evaluations["person__id__primary"]
+    assert primary.passed is False
+    assert primary.asset_key == AssetKey(["people", "PEOPLE"])
+    assert primary.metadata["violations"].value == 2
+    assert primary.metadata["examples"].value == "1"
+    not_null = evaluations["person__name__not_null"]
+    assert not_null.passed is False
+    assert not_null.metadata["violations"].value == 1
+    assert not result.success  # the blocking check stops the run
+    assert not (tmp_path / "out" / "p.csv").exists()  # the save stage never ran
+
+
+def test_clean_data_passes_every_check(write_config, tmp_path):
+    result, evaluations = check_evaluations(write_config, tmp_path, "id,name\n1,Ann\n2,Bob\n")
+    assert result.success
+    assert {name: e.passed for name, e in evaluations.items()} == {
+        "person__id__primary": True,
+        "person__name__not_null": True,
+    }
+    assert pl.read_csv(tmp_path / "out" / "p.csv")["id"].to_list() == [1, 2]
+
+
+class Warehouse(CapportTranslator):
+    def get_asset_key(self, graph, version):
+        return super().get_asset_key(graph, version).with_prefix("warehouse")
+
+    def get_sink_asset_key(self, graph, node):
+        return super().get_sink_asset_key(graph, node).with_prefix("warehouse")
+
+    def get_group_name(self, graph):
+        return "capport_" + super().get_group_name(graph)
+
+
+def test_a_translator_subclass_changes_keys_and_groups():
+    defs = load_definitions(EXAMPLE_CONFIG, translator=Warehouse())
+    asset_graph = defs.resolve_asset_graph()
+    key = AssetKey(["warehouse", "label_teams", "TEAMS", "drop_ids"])
+    assert asset_graph.get(key).group_name == "capport_label_teams"
+    assert set(asset_graph.get(key).parent_keys) == {
+        AssetKey(["warehouse", "label_teams", "TEAMS", "label_teams"])
+    }
+    assert all(k.path[0] == "warehouse" for k in asset_graph.get_all_asset_keys())
