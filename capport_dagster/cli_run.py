@@ -92,7 +92,10 @@ def _instance(executor: str) -> Iterator[DagsterInstance]:
         with DagsterInstance.get() as instance:
             yield instance
     elif executor == "multiprocess":
-        with DagsterInstance.local_temp() as instance:
+        # Workers log "step started in subprocess" through the instance's own console logger
+        # at DEBUG unless told otherwise; our progress lines already say it.
+        quiet = {"python_logs": {"python_log_level": "WARNING"}}
+        with DagsterInstance.local_temp(overrides=quiet) as instance:
             yield instance
     else:
         with DagsterInstance.ephemeral() as instance:
