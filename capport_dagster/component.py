@@ -3,7 +3,8 @@
     # src/my_project/defs/pipelines/defs.yaml
     type: capport_dagster.CapportComponent
     attributes:
-      config_dir: ../../../../config      # relative to this defs.yaml's directory
+      config_dir: ../../../../config      # relative to this defs.yaml's directory, or
+                                          # "{{ project_root }}/config"
       translation:                        # optional
         group_name: capport
         key_prefix: [warehouse]
