@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -40,19 +42,22 @@ def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..
     return write
 
 
-@pytest.fixture(scope="session")
-def example_api() -> Iterator[object]:
-    """The example JSON API (scripts/fixture_server.py) on 127.0.0.1:8765, where the example
-    `player_api` pipeline expects it; stopped after the session."""
-    import importlib.util
-
+def fixture_server() -> ModuleType:
+    """scripts/fixture_server.py (a script, not a package module), loaded from its path."""
     spec = importlib.util.spec_from_file_location(
         "fixture_server", REPO / "scripts" / "fixture_server.py"
     )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    server = module.start_in_thread()
+    return module
+
+
+@pytest.fixture(scope="session")
+def example_api() -> Iterator[object]:
+    """The example JSON API (scripts/fixture_server.py) on 127.0.0.1:8765, where the example
+    `player_api` pipeline expects it; stopped after the session."""
+    server = fixture_server().start_in_thread()
     yield server
     server.shutdown()
     server.server_close()
@@ -75,3 +80,11 @@ def run_stages(
 
     asyncio.run(run())
     return store
+
+
+# Hypothesis profiles: `default` for every run, `long` for a thorough fuzzing session
+# (`pytest tests/test_fuzz.py --hypothesis-profile=long`, see docs/reliability.md).
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("default", max_examples=100)
+settings.register_profile("long", max_examples=20_000)

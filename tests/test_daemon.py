@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import polars as pl
 from dagster import DagsterInstance, DagsterRunStatus
 
-from tests.conftest import REPO
+from tests.conftest import REPO, fixture_server
 
 CONFIG = {
     "a.csv": "x\n1\n2\n",
@@ -80,3 +81,80 @@ def test_daemon_launches_the_runner_sensor_and_the_run_succeeds(
             daemon.wait(timeout=30)
         except subprocess.TimeoutExpired:
             daemon.kill()
+
+
+SLOW = {
+    "p.yml": """
+        pipeline:
+          slow:
+            - { label: load, task: load_csv, args: { filepath: $CONFIG_DIR/urls.csv, df_name: U } }
+            - { label: fetch, task: http_request, args: { df_from: U, url_column: url, df_to: R } }
+            - { label: save, task: save_csv,
+                args: { filepath: $DAEMON_TEST_OUT/r.csv, df_name: R } }
+    """,
+    "r.yml": """
+        runner:
+          often:
+            pipelines: [slow]
+            schedule: { every: 2s }
+    """,
+}
+
+
+def test_the_run_queue_runs_one_run_per_pipeline_at_a_time(
+    write_config, tmp_path: Path, monkeypatch
+):
+    """A sensor asks for a run every 2 s, each run takes ~4 s: the shipped dagster.yaml queues
+    the next run of the same pipeline until the running one ends."""
+    server = fixture_server().start_in_thread(root=tmp_path / "api", port=0, delay=4)
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "x.json").write_text('{"v": 1}')
+    url = f"http://127.0.0.1:{server.server_address[1]}/x"
+    config = write_config({**SLOW, "urls.csv": f"url\n{url}\n"})
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "CAPPORT_CONFIG_DIR": str(config),
+        "DAEMON_TEST_OUT": str(tmp_path / "out"),
+    }
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "dagster._daemon", "run", "-w", str(REPO / "workspace.yaml")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    seen_queued_while_running = False
+    try:
+        records = []
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            with DagsterInstance.get() as instance:
+                records = instance.get_run_records()
+            statuses = [r.dagster_run.status for r in records]
+            assert DagsterRunStatus.FAILURE not in statuses
+            running = statuses.count(DagsterRunStatus.STARTED)
+            assert running <= 1, "two runs of one pipeline ran at the same time"
+            if running == 1 and DagsterRunStatus.QUEUED in statuses:
+                seen_queued_while_running = True
+            if statuses.count(DagsterRunStatus.SUCCESS) >= 2 and seen_queued_while_running:
+                break
+        finished = sorted(
+            (r for r in records if r.dagster_run.status == DagsterRunStatus.SUCCESS),
+            key=lambda r: r.start_time,
+        )
+        assert len(finished) >= 2 and seen_queued_while_running
+        for earlier, later in itertools.pairwise(finished):
+            assert later.start_time >= earlier.end_time  # never overlapping
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        server.shutdown()
