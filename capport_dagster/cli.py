@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=[m.value for m in RunMode])
     run.add_argument("--executor", choices=["in_process", "multiprocess"])
     run.add_argument("--no-preview", action="store_true", help="do not print the final frames")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="re-execute a failed multiprocess run from its failure (needs DAGSTER_HOME)",
+    )
 
     validate = commands.add_parser("validate", help="check a config and report every problem")
     common(validate)

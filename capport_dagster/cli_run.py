@@ -15,9 +15,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pendulum
-from dagster import DagsterEventType, DagsterInstance, build_reconstructable_job, execute_job
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    ReexecutionOptions,
+    build_reconstructable_job,
+    execute_job,
+)
 from dagster._utils.error import SerializableErrorInfo
 
 from capport_dagster.cli import EXIT_OK, EXIT_RUN_FAILED, print_warnings
@@ -52,25 +59,66 @@ def run_pipeline(args: argparse.Namespace) -> int:
         # Our own progress and error lines replace Dagster's console log unless --debug.
         "log_level": "DEBUG" if args.debug else "CRITICAL",
     }
-    print(
-        f"[capport] running pipeline '{graph.name}' ({len(graph.nodes)} stages), mode {mode}, "
-        f"executor {executor}",
-        file=sys.stderr,
-    )
     job = build_reconstructable_job(
         "capport_dagster.translate.build",
         "job_for",
         reconstructable_args=(config_dir, args.pipeline, tuple(args.module)),
     )
     with _instance(executor) as instance:
-        result = execute_job(job, instance=instance, run_config=run_config, raise_on_error=False)
+        reexecution = None
+        if args.resume:
+            run_config, reexecution = _resume(instance, args.resume, args.pipeline, run_config)
+            mode, executor = run_config["mode"], run_config["executor"]
+        verb = f"resuming run {args.resume} of" if args.resume else "running"
+        print(
+            f"[capport] {verb} pipeline '{graph.name}' ({len(graph.nodes)} stages), mode {mode},"
+            f" executor {executor}",
+            file=sys.stderr,
+        )
+        result = execute_job(
+            job,
+            instance=instance,
+            run_config=run_config,
+            raise_on_error=False,
+            reexecution_options=reexecution,
+        )
         events = result.all_events
         if not result.success:
             _print_failure(events)
+            if os.environ.get("DAGSTER_HOME") and executor == "multiprocess":
+                print(f"resume with: --resume {result.run_id}", file=sys.stderr)
             return EXIT_RUN_FAILED
     if not args.no_preview:
         _print_final_frames(graph, events)
     return EXIT_OK
+
+
+def _resume(
+    instance: DagsterInstance, run_id: str, pipeline: str, run_config: dict[str, Any]
+) -> tuple[dict[str, Any], ReexecutionOptions]:
+    """Re-execute a failed run from its failure: its finished stages' persisted frames are
+    reused, the failed and skipped stages run again, with the original run's settings."""
+    if not os.environ.get("DAGSTER_HOME"):
+        raise ConfigError("--resume needs DAGSTER_HOME: runs are stored only there", Location())
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        raise ConfigError(f"--resume: no run {run_id} in {os.environ['DAGSTER_HOME']}", Location())
+    if run.job_name != pipeline:
+        raise ConfigError(
+            f"--resume: run {run_id} is a run of '{run.job_name}', not of '{pipeline}'",
+            Location(),
+        )
+    original = dict(run.run_config)
+    if original.get("executor") != "multiprocess":
+        raise ConfigError(
+            f"--resume: run {run_id} kept its frames in memory, so there is nothing to resume "
+            "from; runs with --executor multiprocess persist them",
+            Location(),
+        )
+    # The original settings, with this invocation's display options.
+    keep = ("preview", "progress", "log_level")
+    resumed = {**original, **{key: run_config[key] for key in keep}}
+    return resumed, ReexecutionOptions.from_failure(run_id, instance)
 
 
 def _reference(date: str | None, timezone: str) -> str:
