@@ -29,6 +29,7 @@ from dagster._utils.error import SerializableErrorInfo
 
 from capport_dagster.cli import EXIT_OK, EXIT_RUN_FAILED, print_warnings
 from capport_dagster.core.graph import PipelineGraph, load_project
+from capport_dagster.core.secrets import Redactor
 from capport_dagster.errors import ConfigError, Location
 from capport_dagster.translate.run_config import default_logger
 
@@ -84,7 +85,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         )
         events = result.all_events
         if not result.success:
-            _print_failure(events)
+            _print_failure(events, project.redactor)
             if os.environ.get("DAGSTER_HOME") and executor == "multiprocess":
                 print(f"resume with: --resume {result.run_id}", file=sys.stderr)
             return EXIT_RUN_FAILED
@@ -150,15 +151,15 @@ def _instance(executor: str) -> Iterator[DagsterInstance]:
             yield instance
 
 
-def _print_failure(events: list) -> None:
+def _print_failure(events: list, redact: Redactor) -> None:
     failures = [e for e in events if e.event_type == DagsterEventType.STEP_FAILURE]
     for event in failures:
         error = event.step_failure_data.error
-        print(f"error: {_our_message(error)}", file=sys.stderr)
+        print(f"error: {redact(_our_message(error))}", file=sys.stderr)
     if not failures:
         for event in events:
             if event.event_type == DagsterEventType.RUN_FAILURE and event.message:
-                print(f"error: {event.message}", file=sys.stderr)
+                print(f"error: {redact(event.message)}", file=sys.stderr)
     print("run failed", file=sys.stderr)
 
 

@@ -23,6 +23,7 @@ from capport_dagster.core.loggers import LoggerSpec, parse_logger
 from capport_dagster.core.models import Model, parse_model
 from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry, TaskSpec
 from capport_dagster.core.runners import Runner, parse_runner
+from capport_dagster.core.secrets import SECRET_SECTIONS, Redactor, secret_values
 from capport_dagster.core.transforms import Transform, parse_transform
 from capport_dagster.core.variables import BUILTIN_VARIABLES, check_template, substitute_kwargs
 from capport_dagster.errors import (
@@ -310,6 +311,8 @@ class Project:
     runners: Mapping[str, Runner]
     loggers: Mapping[str, LoggerSpec]
     warnings: tuple[Problem, ...] = field(default=())
+    #: Masks the config's and the environment's secret values (see `core/secrets.py`).
+    redactor: Redactor = field(default_factory=Redactor)
 
     @classmethod
     def from_config(
@@ -368,6 +371,12 @@ class Project:
             runners=MappingProxyType(runners),
             loggers=MappingProxyType(loggers),
             warnings=tuple(unique),
+            redactor=Redactor(
+                secret_values(
+                    {s: {n: e.body for n, e in config.section(s).items()} for s in SECRET_SECTIONS},
+                    os.environ,
+                )
+            ),
         )
 
     def runner_for(self, pipeline: str, runner: str | None = None) -> Runner | None:

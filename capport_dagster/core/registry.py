@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from capport_dagster.core.modes import RunMode
+from capport_dagster.core.secrets import Redactor
 from capport_dagster.errors import ConfigError, Location, did_you_mean
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ class RunContext:
     log: logging.Logger | logging.LoggerAdapter = field(
         default_factory=lambda: logging.getLogger("capport")
     )
+    #: Masks secret values (SECRETS in `core/secrets.py`) in errors and logs of this run.
+    redact: Redactor = field(default_factory=Redactor)
 
     def path(self, template: str) -> Path:
         """Expand `$VARIABLES` in a path; relative paths resolve against the working directory."""

@@ -83,10 +83,18 @@ async def run_stage(
         else:
             outputs = await _off_loop(ctx, _collect_all, outputs)
         summaries = await _off_loop(ctx, _summarise, outputs, preview)
-    except CapportError:
+    except CapportError as exc:
+        redacted = _redacted(exc, ctx)
+        if redacted is not exc:
+            raise redacted from None
         raise
     except Exception as exc:
-        raise _task_error(exc, node, models, ctx) from exc
+        error = _task_error(exc, node, models, ctx)
+        error.__cause__ = exc
+        redacted = _redacted(error, ctx)
+        if redacted is not error:
+            raise redacted from None
+        raise error from exc
     for frame in outputs.values():
         if isinstance(frame, pl.LazyFrame):
             setattr(frame, _MODELS_ATTR, models)
@@ -176,6 +184,19 @@ def _task_error(
     if explained is not None:
         return explained
     return TaskError(f"task '{node.stage.task}' failed: {_detail(exc)}", ctx.location)
+
+
+def _redacted(error: CapportError, ctx: RunContext) -> CapportError:
+    """The error with secret values masked, cut from its causes when any of them quotes a
+    secret (Dagster would store their text too); the same object when nothing is secret."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and len(chain) < 20:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    if all(ctx.redact(str(e)) == str(e) for e in chain):
+        return error
+    return type(error)(ctx.redact(error.message), error.location)
 
 
 def _detail(exc: Exception) -> str:

@@ -4,20 +4,35 @@ Every sink writes to a temporary file beside its destination and renames it into
 rename is atomic on POSIX filesystems, so a failed or killed run leaves either the previous
 complete file or none. Temporary names start with a dot and end in `.capport-tmp`, so a crash
 leftover is easy to spot and is never mistaken for output.
+
+A failure inside the write removes the temporary file; a killed process (SIGKILL, the OOM killer,
+a power cut) cannot, so its temporary file stays behind. Each name therefore records its writer,
+`.<name>.<host>.<pid>.<random>.capport-tmp` (`<host>`: 8 hex digits hashed from the hostname),
+and each successful write to a destination then removes that destination's temporary files whose
+writer is gone: written on this host by a pid that no longer exists. Everything else is left
+alone, so a concurrent writer's file is never touched: a live pid (another run, or this process),
+another host or container sharing the directory (its pids mean nothing here), a pid reused since
+the kill (kept, to be safe), a name in another format (a leftover of an older version). Those
+stay as they are, ignored: they are never read, and never mistaken for output.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["TEMP_SUFFIX", "atomic_path"]
+__all__ = ["HOST_TAG", "TEMP_SUFFIX", "atomic_path", "remove_stale_temporaries"]
 
 TEMP_SUFFIX = ".capport-tmp"
+HOST_TAG = hashlib.blake2s(socket.gethostname().encode(), digest_size=4).hexdigest()
+_WRITER = re.compile(r"(?P<host>[0-9a-f]{8})\.(?P<pid>[1-9][0-9]*)\.[0-9a-f]{12}")
 
 
 @contextmanager
@@ -25,7 +40,8 @@ def atomic_path(destination: Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces `destination` in one rename.
 
     Parent directories are created. On any failure the temporary file is removed and the
-    destination is left untouched.
+    destination is left untouched. After a successful rename, temporary files that killed
+    writers left beside `destination` are removed (`remove_stale_temporaries`).
     """
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = _create_temporary(destination)
@@ -37,6 +53,43 @@ def atomic_path(destination: Path) -> Iterator[Path]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    remove_stale_temporaries(destination)
+
+
+def remove_stale_temporaries(destination: Path) -> list[Path]:
+    """Remove the temporary files of `destination` whose writer, on this host, is no longer
+    running; return them. Best effort: a file that cannot be removed is skipped."""
+    prefix = f".{destination.name}."
+    removed = []
+    try:
+        entries = list(os.scandir(destination.parent))
+    except OSError:  # a directory we may write but not list: nothing to clean
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)):
+            continue
+        writer = _WRITER.fullmatch(name[len(prefix) : -len(TEMP_SUFFIX)])
+        if writer is None or writer["host"] != HOST_TAG or _is_running(int(writer["pid"])):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:  # gone already (another cleaner), or not ours to remove
+            pass
+    return removed
+
+
+def _is_running(pid: int) -> bool:
+    """Whether a process `pid` exists on this host (a zombie counts: not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
 
 
 def _create_temporary(destination: Path) -> Path:
@@ -46,8 +99,8 @@ def _create_temporary(destination: Path) -> Path:
     rename would hand on to the output. `os.open` with 0666 lets the umask decide, as `open` does.
     """
     while True:
-        name = f".{destination.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
-        temporary = destination.with_name(name)
+        writer = f"{HOST_TAG}.{os.getpid()}.{secrets.token_hex(6)}"
+        temporary = destination.with_name(f".{destination.name}.{writer}{TEMP_SUFFIX}")
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:

@@ -46,6 +46,7 @@ from capport_dagster.core.graph import PipelineGraph, StageNode
 from capport_dagster.core.models import Model, Violation, constraint_violations, reshape
 from capport_dagster.core.registry import RunContext
 from capport_dagster.core.runtime import run_stage
+from capport_dagster.core.secrets import RedactingLog, Redactor
 from capport_dagster.errors import ConfigError
 from capport_dagster.translate.metadata import frame_metadata
 from capport_dagster.translate.ops import RUN_RESOURCE_KEY
@@ -56,11 +57,15 @@ __all__ = ["build_pipeline_assets"]
 
 
 def build_pipeline_assets(
-    graph: PipelineGraph, *, translator: CapportTranslator, config: ConfigMapping
+    graph: PipelineGraph,
+    *,
+    translator: CapportTranslator,
+    config: ConfigMapping,
+    redact: Redactor,
 ) -> tuple[list[AssetsDefinition], Any]:
     """The assets of one pipeline and the asset job that materialises them all."""
     keys = _asset_keys(graph, translator)
-    assets = [_stage_assets(graph, node, keys, translator) for node in graph.nodes]
+    assets = [_stage_assets(graph, node, keys, translator, redact) for node in graph.nodes]
     job = define_asset_job(
         name=f"{translator.get_job_name(graph)}__assets",
         selection=AssetSelection.assets(*[key for node_keys in keys.values() for key in node_keys]),
@@ -132,6 +137,7 @@ def _stage_assets(
     node: StageNode,
     keys: Mapping[str, tuple[AssetKey, ...]],
     translator: CapportTranslator,
+    redact: Redactor,
 ) -> AssetsDefinition:
     node_keys = keys[node.label]
     input_keys = {
@@ -164,7 +170,8 @@ def _stage_assets(
     )
     async def stage_assets(context: AssetExecutionContext, **inputs: Any):  # type: ignore[no-untyped-def]
         run: CapportRun = getattr(context.resources, RUN_RESOURCE_KEY)
-        ctx = RunContext(run.run_mode, run.variables(), node.location, context.log)  # type: ignore[arg-type]
+        log = RedactingLog(context.log, redact)  # type: ignore[arg-type]
+        ctx = RunContext(run.run_mode, run.variables(), node.location, log, redact)
         frames = {input_frames[name]: value for name, value in inputs.items()}
         result = await run_stage(node, frames, ctx)
         if node.outputs:

@@ -34,6 +34,7 @@ def build_definitions(
             runner=project.runner_for(name),
             loggers=project.loggers,
             translator=translator,
+            redact=project.redactor,
         )
         for name, graph in project.graphs.items()
     }
@@ -50,6 +51,7 @@ def build_definitions(
                 loggers=project.loggers,
                 persist=True,
             ),
+            redact=project.redactor,
         )
         assets.extend(pipeline_assets)
         asset_jobs.append(asset_job)
@@ -88,4 +90,5 @@ def job_for(config_dir: str, pipeline: str, modules: Sequence[str] = ()) -> JobD
         runner=project.runner_for(pipeline),
         loggers=project.loggers,
         translator=CapportTranslator(),
+        redact=project.redactor,
     )

@@ -16,6 +16,7 @@ from dagster import (
 from capport_dagster.core.graph import PipelineGraph
 from capport_dagster.core.loggers import LoggerSpec
 from capport_dagster.core.runners import Runner
+from capport_dagster.core.secrets import Redactor
 from capport_dagster.errors import ConfigError
 from capport_dagster.translate.executor import capport_executor
 from capport_dagster.translate.io_manager import CapportIOManager
@@ -48,6 +49,7 @@ def build_job(
     runner: Runner | None,
     loggers: Mapping[str, LoggerSpec],
     translator: CapportTranslator,
+    redact: Redactor,
 ) -> JobDefinition:
     _check_unique_names(graph, translator)
     results = frozenset(graph.results)
@@ -60,6 +62,7 @@ def build_job(
             node,
             name=f"{job_name}__{op_names[node.label]}",
             translator=translator,
+            redact=redact,
             results=results,
         )
         for node in graph.nodes

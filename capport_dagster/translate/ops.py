@@ -10,6 +10,7 @@ from dagster import In, OpDefinition, OpExecutionContext, Out, Output, op
 from capport_dagster.core.graph import FrameVersion, StageNode
 from capport_dagster.core.registry import RunContext
 from capport_dagster.core.runtime import run_stage
+from capport_dagster.core.secrets import RedactingLog, Redactor
 from capport_dagster.translate.metadata import frame_metadata
 from capport_dagster.translate.resources import CapportRun
 from capport_dagster.translate.translator import CapportTranslator
@@ -24,6 +25,7 @@ def build_op(
     *,
     name: str,
     translator: CapportTranslator,
+    redact: Redactor,
     results: frozenset[FrameVersion],
 ) -> OpDefinition:
     """The op for `node`. `results` are the frames the pipeline produces: the ones a preview is
@@ -52,7 +54,8 @@ def build_op(
             mode=run.run_mode,
             variables=run.variables(),
             location=node.location,
-            log=context.log,  # type: ignore[arg-type]
+            log=RedactingLog(context.log, redact),  # type: ignore[arg-type]
+            redact=redact,
         )
         frames: Mapping[str, object] = {input_names[k]: v for k, v in inputs.items()}
         preview = {v.name for v in node.outputs if v in results} if run.preview else set()
