@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +20,12 @@ from capport_dagster.core.graph import load_project
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.registry import RunContext
 from capport_dagster.core.runtime import run_stage
-from capport_dagster.core.sinks import TEMP_SUFFIX, atomic_path
+from capport_dagster.core.sinks import (
+    HOST_TAG,
+    TEMP_SUFFIX,
+    atomic_path,
+    remove_stale_temporaries,
+)
 from capport_dagster.errors import ModelCastError
 
 OLD = b"id,name\n1,ann\n\x00\xff not even text\n"
@@ -177,3 +187,111 @@ def test_a_lazy_save_that_fails_half_way_removes_its_partial_file(
     assert written > 0  # the sink had streamed earlier batches into the temporary file
     assert (out / "people.csv").read_bytes() == GOOD
     assert os.listdir(out) == ["people.csv"]
+
+
+# --- leftovers of killed writers --------------------------------------------------------------
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited and been reaped."""
+    process = subprocess.Popen([sys.executable, "-c", ""])
+    process.wait(timeout=30)
+    return process.pid
+
+
+def leftover(directory: Path, name: str, host: str, pid: int) -> Path:
+    path = directory / f".{name}.{host}.{pid}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+    path.write_text("half a fi")
+    return path
+
+
+def test_a_temporary_name_records_host_and_pid(tmp_path):
+    with atomic_path(tmp_path / "out.csv") as temporary:
+        assert re.fullmatch(
+            rf"\.out\.csv\.{HOST_TAG}\.{os.getpid()}\.[0-9a-f]{{12}}{re.escape(TEMP_SUFFIX)}",
+            temporary.name,
+        )
+        temporary.write_text("x\n")
+
+
+def test_a_successful_write_removes_what_dead_writers_left_and_nothing_else(tmp_path):
+    destination = tmp_path / "out.csv"
+    destination.write_bytes(OLD)
+    dead = dead_pid()
+    other_host = "0" * 8 if HOST_TAG != "0" * 8 else "1" * 8
+    stale = [leftover(tmp_path, "out.csv", HOST_TAG, dead) for _ in range(2)]
+    kept = [
+        leftover(tmp_path, "out.csv", HOST_TAG, os.getpid()),  # this process: a live writer
+        leftover(tmp_path, "out.csv", HOST_TAG, os.getppid()),  # another live process
+        leftover(tmp_path, "out.csv", other_host, dead),  # another host's pid: unknown here
+        leftover(tmp_path, "out.csv.bak", HOST_TAG, dead),  # another destination's
+        leftover(tmp_path, "other.csv", HOST_TAG, dead),
+        tmp_path / f".out.csv.{secrets.token_hex(6)}{TEMP_SUFFIX}",  # an older format
+        tmp_path / f".out.csv.{HOST_TAG}.{dead}.notrandom{TEMP_SUFFIX}",  # not a name of ours
+    ]
+    kept[-2].write_text("old")
+    kept[-1].write_text("odd")
+    directory = tmp_path / f".out.csv.{HOST_TAG}.{dead}.{'a' * 12}{TEMP_SUFFIX}"
+    directory.mkdir()  # not a file: skipped, and the write still succeeds
+
+    # A failed write removes only its own temporary file.
+    with pytest.raises(RuntimeError), atomic_path(destination) as temporary:
+        temporary.write_text("partial")
+        raise RuntimeError("disk on fire")
+    assert all(path.exists() for path in [*stale, *kept])
+
+    with atomic_path(destination) as temporary:
+        temporary.write_text("new\n")
+    assert destination.read_text() == "new\n"
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["out.csv", directory.name, *(path.name for path in kept)]
+    )
+
+
+def test_stale_removal_reports_what_it_removed_and_tolerates_an_unlisted_directory(tmp_path):
+    stale = leftover(tmp_path, "out.csv", HOST_TAG, dead_pid())
+    assert remove_stale_temporaries(tmp_path / "out.csv") == [stale]
+    assert remove_stale_temporaries(tmp_path / "out.csv") == []
+    assert remove_stale_temporaries(tmp_path / "missing" / "out.csv") == []
+
+
+CONCURRENT_WRITER = """
+import sys
+from pathlib import Path
+from capport_dagster.core.sinks import atomic_path
+
+with atomic_path(Path(sys.argv[1])) as temporary:
+    temporary.write_text("theirs, half")
+    sys.stdin.read()  # until the test closes stdin
+    temporary.write_text("theirs\\n")
+"""
+
+
+def test_a_concurrent_writers_temporary_file_is_never_touched(tmp_path):
+    destination = tmp_path / "out.csv"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", CONCURRENT_WRITER, str(destination)],
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        prefix = f".out.csv.{HOST_TAG}.{writer.pid}."
+        deadline = time.monotonic() + 30
+        while not (theirs := [p for p in tmp_path.iterdir() if p.name.startswith(prefix)]):
+            assert writer.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        [their_temporary] = theirs
+
+        with atomic_path(destination) as temporary:  # our write finishes while theirs runs
+            temporary.write_text("ours\n")
+        assert destination.read_text() == "ours\n"
+        assert their_temporary.read_text() == "theirs, half"
+
+        writer.communicate(timeout=30)  # let it finish: its rename wins, as the later write
+        assert writer.returncode == 0
+    finally:
+        if writer.poll() is None:
+            os.killpg(writer.pid, signal.SIGKILL)
+            writer.wait(timeout=30)
+    assert destination.read_text() == "theirs\n"
+    assert os.listdir(tmp_path) == ["out.csv"]

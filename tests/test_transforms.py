@@ -670,3 +670,18 @@ def test_select_pushes_the_projection_into_the_csv_scan(tmp_path: Path) -> None:
     plan = parse_transform("t", body, LOC).apply(pl.scan_csv(path), {})
     assert "PROJECT 2/20 COLUMNS" in plan.explain()
     assert_frame_equal(plan.collect(), pl.DataFrame({"a": [3, 4], "b": ["7 3", "8 4"]}))
+
+
+def test_a_cross_join_keeps_its_row_order_on_the_streaming_engine() -> None:
+    """Every mode must give the same rows in the same order; lazy sinks stream."""
+    transform = parse_transform(
+        "t", [{"join": {"right": "R", "how": "cross"}}], Location(file="t.yml")
+    )
+    left = pl.LazyFrame({"a": ["a", "b", "c"]})
+    right = pl.LazyFrame({"x": ["x", "y"]})
+    plan = transform.apply(left, {"R": right})
+    expected = pl.DataFrame(
+        {"a": ["a", "a", "b", "b", "c", "c"], "x": ["x", "y", "x", "y", "x", "y"]}
+    )
+    assert_frame_equal(plan.collect(engine="streaming"), expected)
+    assert_frame_equal(plan.collect(), expected)

@@ -7,13 +7,13 @@ leftover is easy to spot and is never mistaken for output.
 
 A failure inside the write removes the temporary file; a killed process (SIGKILL, the OOM killer,
 a power cut) cannot, so its temporary file stays behind. Each name therefore records its writer,
-`.<name>.<host>.<pid>.<random>.capport-tmp` (`<host>`: 8 hex digits hashed from the hostname),
-and each successful write to a destination then removes that destination's temporary files whose
-writer is gone: written on this host by a pid that no longer exists. Everything else is left
-alone, so a concurrent writer's file is never touched: a live pid (another run, or this process),
-another host or container sharing the directory (its pids mean nothing here), a pid reused since
-the kill (kept, to be safe), a name in another format (a leftover of an older version). Those
-stay as they are, ignored: they are never read, and never mistaken for output.
+`.<name>.<host>.<pid>.<random>.capport-tmp`, where `<host>` (8 hex digits hashed from the
+hostname and the pid namespace) says where `<pid>` means something. Each successful write to a
+destination then removes that destination's temporary files whose writer is gone: same `<host>`,
+and no process `<pid>` exists. Everything else is left alone, so a concurrent writer's file is
+never touched: a live pid (another run, or this process), another host or container sharing the
+directory (its pids mean nothing here), a pid reused since the kill (kept, to be safe), a name in
+another format (a leftover of an older version). Those are ignored: never read, never output.
 """
 
 from __future__ import annotations
@@ -31,7 +31,21 @@ from pathlib import Path
 __all__ = ["HOST_TAG", "TEMP_SUFFIX", "atomic_path", "remove_stale_temporaries"]
 
 TEMP_SUFFIX = ".capport-tmp"
-HOST_TAG = hashlib.blake2s(socket.gethostname().encode(), digest_size=4).hexdigest()
+
+
+def _host_tag() -> str:
+    """8 hex digits naming where pids mean the same thing: the hostname and the pid namespace
+    (containers sharing the host's network, hence its hostname, still get their own tag)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:  # not Linux, or /proc hidden: the hostname alone
+        namespace = ""
+    return hashlib.blake2s(
+        f"{socket.gethostname()} {namespace}".encode(), digest_size=4
+    ).hexdigest()
+
+
+HOST_TAG = _host_tag()
 _WRITER = re.compile(r"(?P<host>[0-9a-f]{8})\.(?P<pid>[1-9][0-9]*)\.[0-9a-f]{12}")
 
 

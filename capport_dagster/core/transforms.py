@@ -106,7 +106,8 @@ class JoinStep:
         if self.right_select is not None:
             right = right.select(select_exprs(self.right_select))
         if self.how == "cross":
-            return frame.join(right, how="cross")
+            # Row order as the eager engine gives it, in every mode (streaming sinks included).
+            return frame.join(right, how="cross", maintain_order="left_right")
         return frame.join(
             right,
             left_on=list(self.left_on),
