@@ -233,3 +233,19 @@ def test_substitute_kwargs_errors(body: Any, kwargs: dict[str, Any], message: st
     with pytest.raises(ConfigError) as caught:
         substitute_kwargs(body, kwargs, HERE)
     assert (caught.value.message, caught.value.location) == (message, HERE)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["$(touch {marker})", "`touch {marker}`", "x; touch {marker}", "${{HOME}}; touch {marker}"],
+)
+def test_expansion_never_runs_a_shell(template: str, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    text = template.format(marker=marker)
+    try:
+        expanded = expand(text, {"HOME": "/home/u"}, Location(file="p.yml"))
+    except ConfigError:
+        expanded = None  # `$(` is not a variable reference: refused, not run
+    assert not marker.exists()
+    if expanded is not None:
+        assert str(marker) in expanded  # the text stays text
