@@ -9,6 +9,9 @@ run failures exit 1.
 from __future__ import annotations
 
 import difflib
+import functools
+import itertools
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -69,16 +72,36 @@ class Location:
 
 def _short_path(file: str) -> str:
     """Paths under the working directory print relative: shorter, and what the user typed."""
+    return _relative_to(file, os.getcwd())
+
+
+@functools.lru_cache(maxsize=256)
+def _relative_to(file: str, cwd: str) -> str:
+    # Cached: resolving costs system calls, and a config with many problems prints the same few
+    # files over and over (every ValidationError formats all of its problems).
     path = Path(file)
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(path.resolve().relative_to(Path(cwd).resolve()))
     except ValueError:
         return str(path)
 
 
+#: did-you-mean compares names of at most this many characters, among at most this many choices:
+#: difflib is quadratic in the length of the strings and linear in the number of choices, so
+#: hostile configs (thousands of long names) would otherwise take minutes to validate. Names that
+#: long, or that many, are not typed by hand; they get no suggestion.
+SUGGEST_MAX_LENGTH = 100
+SUGGEST_MAX_CHOICES = 200
+
+
 def did_you_mean(value: object, choices: Iterable[str]) -> str:
     """The ' - did you mean ...?' suffix for a misspelt name, or '' when nothing is close."""
-    close = difflib.get_close_matches(str(value), sorted(choices), n=1, cutoff=0.6)
+    text = str(value)
+    candidates = list(itertools.islice(choices, SUGGEST_MAX_CHOICES + 1))
+    if len(text) > SUGGEST_MAX_LENGTH or len(candidates) > SUGGEST_MAX_CHOICES:
+        return ""
+    candidates = sorted(c for c in candidates if len(c) <= SUGGEST_MAX_LENGTH)
+    close = difflib.get_close_matches(text, candidates, n=1, cutoff=0.6)
     return f" - did you mean '{close[0]}'?" if close else ""
 
 

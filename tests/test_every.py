@@ -443,3 +443,22 @@ def test_whitespace_keeps_the_caret_aligned():
 def test_phrase_must_be_text():
     with pytest.raises(ScheduleParseError, match="the phrase must be text"):
         parse_every(15)  # type: ignore[arg-type]
+
+
+# --- regression (issue 7, fuzzing): numbers past Python's 4,300-digit int() limit ------------
+
+
+def test_numbers_of_thousands_of_digits_are_parse_errors_not_crashes():
+    # int() refuses more than 4,300 digits with a ValueError; the parser used to let it escape.
+    digits = "1" * 5000
+    for phrase in (f"{digits}m", f"Monday at 15:00 repeating every {digits}m times 2"):
+        with pytest.raises(ScheduleParseError, match="an interval is at most 100Y"):
+            parse_every(phrase)
+    assert parse_every("0" * 5000 + "1m") == parse_every("1m")
+
+
+def test_a_huge_repeat_count_is_capped_like_any_large_one():
+    huge = parse_every("Monday at 15:00 repeating every 1m times " + "9" * 5000)
+    week = parse_every("Monday at 15:00 repeating every 1m times 10080")
+    assert huge.times == 10**18
+    assert translate(huge) == translate(week)

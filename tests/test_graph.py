@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from capport_dagster import errors
+from capport_dagster.core import graph as graph_module
+from capport_dagster.core.config import Stage
 from capport_dagster.core.graph import FrameVersion, load_project
 from capport_dagster.core.registry import TaskRegistry, TaskSpec
-from capport_dagster.errors import ValidationError
+from capport_dagster.errors import ConfigError, Location, ValidationError
 
 LOAD = "{ task: load_csv, args: { filepath: x.csv, df_name: %s } }"
 
@@ -15,8 +20,9 @@ def stage(label: str, task: str, args: str) -> str:
     return f"    - {{ label: {label}, task: {task}, args: {args} }}\n"
 
 
-def transform(label: str, inp: str, out: str, name: str = "ident") -> str:
-    return stage(label, "transform", f"{{ name: {name}, input: {inp}, save_df: {out} }}")
+def transform(label: str, inp: str, out: str, name: str = "ident", kwargs: str = "") -> str:
+    more = f", kwargs: {kwargs}" if kwargs else ""
+    return stage(label, "transform", f"{{ name: {name}, input: {inp}, save_df: {out}{more} }}")
 
 
 TRANSFORMS = """
@@ -140,3 +146,122 @@ def test_registering_a_task_twice_is_refused():
     registry.task("t", reads=lambda a: [], writes=lambda a: [])(lambda a, f, c: {})
     with pytest.raises(ValueError, match="task 't' is already registered"):
         registry.task("t", reads=lambda a: [], writes=lambda a: [])(lambda a, f, c: {})
+
+
+# --- regressions (issue 7, fuzzing): validation stays linear on hostile configs -------------
+
+
+def test_long_names_get_no_suggestion_and_no_quadratic_diff(write_config):
+    # difflib is quadratic in the length of the names: two 100,000-character frame names took
+    # 7 s to compare for a did-you-mean, 3 minutes at a million characters.
+    alphabet = [chr(0x4E00 + i) for i in range(1000)]  # no character common enough to be junk
+    first = "".join(alphabet[(i * 7919) % 1000] for i in range(100_000))
+    second = "".join(alphabet[(i * 104_729) % 1000] for i in range(100_000))
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                stage("a", "load_csv", f"{{ filepath: a.csv, df_name: '{first}' }}"),
+                stage("b", "save_csv", f"{{ filepath: b.csv, df_name: '{second}' }}"),
+            )
+        }
+    )
+    started = time.perf_counter()
+    with pytest.raises(ValidationError) as info:
+        load_project(config)
+    assert time.perf_counter() - started < 2
+    (error,) = info.value.errors
+    assert error.message.endswith("before any earlier stage writes it")  # no suggestion
+
+
+def test_did_you_mean_looks_at_a_bounded_number_of_choices(write_config, monkeypatch):
+    # Thousands of stages reading unknown frames each compared their name with every frame
+    # written so far: 2,000 such stages took 11 s, 8,000 took 3 minutes.
+    compared: list[int] = []
+    real = errors.difflib.get_close_matches
+
+    def counting(word, possibilities, *args, **kwargs):
+        compared.append(len(possibilities))
+        return real(word, possibilities, *args, **kwargs)
+
+    monkeypatch.setattr(errors.difflib, "get_close_matches", counting)
+    n = errors.SUGGEST_MAX_CHOICES + 50
+    stages = []
+    for i in range(n):  # frames written so far grow past the bound
+        stages.append(stage(f"w{i}", "load_csv", f"{{ filepath: a.csv, df_name: G{i} }}"))
+        stages.append(stage(f"r{i}", "save_csv", f"{{ filepath: a.csv, df_name: F{i} }}"))
+    config = write_config({"p.yml": pipeline(*stages)})
+    with pytest.raises(ValidationError) as info:
+        load_project(config)
+    assert len(info.value.errors) == n
+    assert len(compared) == errors.SUGGEST_MAX_CHOICES  # then no suggestion: too many frames
+    assert max(compared) == errors.SUGGEST_MAX_CHOICES
+    assert errors.did_you_mean("G1", [f"G{i}" for i in range(n)]) == ""
+    assert errors.did_you_mean("G1x", ["G1", "H"]) == " - did you mean 'G1'?"
+    assert errors.did_you_mean("x" * 101, ["x" * 101]) == ""
+
+
+def test_a_stage_writing_many_frames_is_checked_in_linear_time():
+    # Duplicate frame names were looked up in a list: 20,000 frames in one stage took 6 s.
+    names = [f"F{i}" for i in range(20_000)]
+    node = Stage("s", "load_csv", None, Location(file="p.yml"))
+    started = time.perf_counter()
+    assert graph_module._names(names, node, "writes") == tuple(names)
+    assert time.perf_counter() - started < 1
+    with pytest.raises(ConfigError, match="writes frame 'F1' twice"):
+        graph_module._names(["F1", "F2", "F1"], node, "writes")
+    assert graph_module._names(["F1", "F2", "F1"], node, "reads") == ("F1", "F2")
+
+
+BROKEN_TEMPLATE = """
+transform:
+  t:
+    - drop: { a: $$flag, b: $$flag }
+"""
+
+
+def test_a_broken_template_lists_its_problems_once(write_config):
+    # Each stage with other kwargs used to repeat every problem of the transform: a 70 KB
+    # config (a 2,000-column template used by 500 stages) made a million problems and 500 MB.
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                stage("l", "load_csv", "{ filepath: a.csv, df_name: A }"),
+                transform("t1", "A", "A", name="t", kwargs="{ flag: 5 }"),
+                transform("t2", "A", "A", name="t", kwargs="{ flag: 6 }"),
+                transform("t3", "A", "A", name="t", kwargs="{ flag: 5 }"),
+                stage("s", "save_csv", "{ filepath: b.csv, df_name: A }"),
+            ),
+            "t.yml": BROKEN_TEMPLATE,
+        }
+    )
+    with pytest.raises(ValidationError) as info:
+        load_project(config)
+    p, t = f"{config.name}/p.yml", f"{config.name}/t.yml"
+    flag = "is not a drop flag (true or null drops the column, false keeps it)"
+    assert [str(problem) for problem in info.value.errors] == [
+        f"error: {p}:5, pipeline 'p', stage 't2' (#2): transform 't' is also invalid with these "
+        f"kwargs: step 1 (drop): column 'a': 6 {flag} (and 1 more)",
+        f"error: {t}:3:7, transform 't': step 1 (drop): column 'a': 5 {flag}",
+        f"error: {t}:3:7, transform 't': step 1 (drop): column 'b': 5 {flag}",
+    ]
+
+
+def test_template_expansion_is_bounded(write_config, monkeypatch):
+    # Every distinct (transform, kwargs) pair is substituted and checked: a big template used by
+    # thousands of stages was quadratic in the size of the config, like an alias bomb.
+    monkeypatch.setattr(graph_module, "MAX_TEMPLATE_EXPANSION", 20)
+    template = "transform:\n  t:\n    - drop: { a: $$flag, b: false }\n"  # 8 values
+    stages = [stage("l", "load_csv", "{ filepath: a.csv, df_name: A }")]
+    for i, flag in enumerate(["true", "false", "true", "null", "false"]):
+        stages.append(transform(f"t{i}", "A", "A", name="t", kwargs=f"{{ flag: {flag} }}"))
+    stages.append(stage("s", "save_csv", "{ filepath: b.csv, df_name: A }"))
+    config = write_config({"p.yml": pipeline(*stages), "t.yml": template})
+    with pytest.raises(ValidationError) as info:
+        load_project(config)
+    # true: 8 values, false: 16, true again: already checked, free; null: 24, over the bound.
+    (error,) = info.value.errors
+    assert error.location.stage == "t3"
+    assert error.message == (
+        "transform templates expand to more than 20 values in all: too many stages use "
+        "transform 't' with different kwargs"
+    )

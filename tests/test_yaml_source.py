@@ -304,3 +304,10 @@ def test_missing_file(tmp_path: Path) -> None:
         load_yaml_file(path)
     assert caught.value.message == "cannot read the file: No such file or directory"
     assert caught.value.location == Location(file=str(path))
+
+
+def test_an_empty_explicit_float_is_a_located_error(tmp_path: Path) -> None:
+    # Found by tests/test_fuzz.py: PyYAML raised IndexError for `!!float ""`.
+    path = write(tmp_path, 'a: !!float ""\n')
+    with pytest.raises(ConfigError, match=r"'' is not a number"):
+        load_yaml_file(path)

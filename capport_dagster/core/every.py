@@ -241,6 +241,21 @@ def _tokenize(text: str, location: Location | None) -> list[_Token]:
     return tokens
 
 
+#: Digits a count keeps; a longer number is read as ``10 ** _MAX_DIGITS`` (see :func:`_number`).
+_MAX_DIGITS = 18
+
+
+def _number(token: _Token) -> int:
+    """The value of a number token.
+
+    Python refuses to convert more than 4,300 digits (`ValueError`), and no count needs 19: a
+    longer number is read as ``10 ** 18``, which every check treats as the huge value it is (an
+    interval over 100Y; ticks capped at a week's worth).
+    """
+    digits = token.text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
+
+
 def _is_digit(char: str) -> bool:
     return "0" <= char <= "9"
 
@@ -286,7 +301,7 @@ class _Parser:
             number, unit = self.part(first_part=not parts)
             if unit.text in parts:
                 self.fail(number, f"the unit '{unit.text}' is already given", end=unit.end)
-            parts[unit.text] = int(number.text)
+            parts[unit.text] = _number(number)
             if self.peek().kind != "number" or self.peek(1).kind == "colon":
                 break
         ordered = sorted(parts.items(), key=lambda part: _UNIT_ORDER.index(part[0]))
@@ -300,7 +315,7 @@ class _Parser:
         number = self.take()
         if not number.spaced and first_part:
             self.fail(number, f"put a space before '{number.text}'")
-        if int(number.text) == 0:
+        if _number(number) == 0:
             self.fail(number, "a count must be at least 1")
         unit = self.peek()
         if unit.kind != "word":
@@ -374,9 +389,9 @@ class _Parser:
         if count.kind != "number":
             self.fail(count, "expected how many ticks after 'times', like times 6")
         self.take()
-        if int(count.text) == 0:
+        if _number(count) == 0:
             self.fail(count, "times must be at least 1")
-        return interval, int(count.text)
+        return interval, _number(count)
 
     # --- token helpers
 

@@ -12,7 +12,7 @@ graph that exists can be translated without further checks.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -34,7 +34,20 @@ from capport_dagster.errors import (
     did_you_mean,
 )
 
-__all__ = ["FrameVersion", "PipelineGraph", "Project", "StageNode", "load_project"]
+__all__ = [
+    "MAX_TEMPLATE_EXPANSION",
+    "FrameVersion",
+    "PipelineGraph",
+    "Project",
+    "StageNode",
+    "load_project",
+]
+
+#: How many values `$$kwargs` substitution may produce in all: the size of a transform, added up
+#: over every distinct (transform, kwargs) pair the stages use. Like an alias, a template used by
+#: many stages multiplies its size, and each copy is substituted and checked; real configs stay
+#: far below, a hostile one (a 10,000-column template used by 2,000 stages) fails fast.
+MAX_TEMPLATE_EXPANSION = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,10 @@ class _ConfigLookups:
             except ConfigError as exc:
                 self.model_problems.extend(_problems_of(exc))
         self._transforms: dict[tuple[str, str], Transform] = {}
+        self._failures: dict[tuple[str, str], Callable[[], ConfigError]] = {}
+        self._broken: set[str] = set()  # transforms whose own problems were already reported
+        self._sizes: dict[str, int] = {}
+        self._expanded = 0  # values substituted and parsed so far, over all (transform, kwargs)
 
     def model(self, name: str, location: Location) -> Model:
         if name in self.models:
@@ -138,10 +155,56 @@ class _ConfigLookups:
                 location,
             )
         key = (name, repr(sorted(kwargs.items())))
+        if key in self._failures:
+            raise self._failures[key]()
         if key not in self._transforms:
+            if name not in self._sizes:
+                self._sizes[name] = _size(entry.body)
+            self._expanded += self._sizes[name]
+            if self._expanded > MAX_TEMPLATE_EXPANSION:
+                raise ConfigError(
+                    f"transform templates expand to more than {MAX_TEMPLATE_EXPANSION:,} values"
+                    f" in all: too many stages use transform '{name}' with different kwargs",
+                    location,
+                )
             body = substitute_kwargs(entry.body, kwargs, location)
-            self._transforms[key] = parse_transform(name, body, entry.location)
+            try:
+                self._transforms[key] = parse_transform(name, body, entry.location)
+            except ConfigError as exc:
+                self._failures[key] = self._once(name, exc, location)
+                raise self._failures[key]() from None
         return self._transforms[key]
+
+    def _once(self, name: str, exc: ConfigError, location: Location) -> Callable[[], ConfigError]:
+        """How a failed (transform, kwargs) fails again, when the next stage uses it.
+
+        A transform's own problems are listed once, for the first kwargs that break it; other
+        kwargs that break it too get one problem at their stage. Listing them all for every stage
+        would be quadratic: a 70 KB config (a 2,000-column template used by 500 stages) made a
+        million problems, 15 s and 500 MB. Only messages are kept, not exceptions (whose
+        tracebacks would keep every problem list alive).
+        """
+        problems = _problems_of(exc)
+        if name not in self._broken:
+            self._broken.add(name)
+            return lambda: ValidationError(problems)
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        message = f"transform '{name}' is also invalid with these kwargs: {problems[0].message}"
+        return lambda: ConfigError(message + more, location)
+
+
+def _size(value: Any) -> int:
+    """How many values a YAML tree holds (mappings and lists count themselves and their items)."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        total += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return total
 
 
 def _problems_of(exc: ConfigError) -> list[Problem]:
@@ -282,7 +345,7 @@ class PipelineGraph:
 
 def _names(names: Iterable[str], stage: Stage, what: str) -> tuple[str, ...]:
     """A task's reads/writes, checked: frame names are non-empty strings, each listed once."""
-    result: list[str] = []
+    result: dict[str, None] = {}  # a dict, not a list: `in` stays O(1) for thousands of frames
     for name in names:
         if not isinstance(name, str) or not name:
             raise ConfigError(
@@ -293,7 +356,7 @@ def _names(names: Iterable[str], stage: Stage, what: str) -> tuple[str, ...]:
             if what == "writes":
                 raise ConfigError(f"writes frame '{name}' twice", stage.location)
             continue
-        result.append(name)
+        result[name] = None
     return tuple(result)
 
 

@@ -159,7 +159,7 @@ def _construct_int(loader: _Loader, node: Node) -> int:
 def _construct_float(loader: _Loader, node: Node) -> float:
     try:
         return SafeConstructor.construct_yaml_float(loader, node)
-    except ValueError:
+    except (ValueError, IndexError):  # PyYAML indexes the text: `!!float ""` is an IndexError
         raise _bad_scalar(node, "a number") from None
 
 

@@ -1,0 +1,954 @@
+"""Hostile and broken configs: property-based tests of the loader and the validator.
+
+Every generated config directory must end in one of two ways: a valid `Project`, or the project's
+own `ConfigError` (a `ValidationError` listing problems) whose every location names a file of that
+directory. Never another exception, never a hang, never unbounded memory, and never code run from
+a YAML tag.
+
+The documents come from four generators:
+
+- random structure: nested mappings, lists and scalars under real and random section names;
+- plausible configs: real section, task, step, dtype and runner words with random values, so the
+  validator's deeper checks are reached;
+- mutations of the example configs in `config/`: deleted keys, wrong types, renamed sections and
+  keys, duplicated stages (labels), entries copied into another file (clashes), shared values
+  (YAML anchors and aliases), self-references, huge and deeply nested values, unicode, raw
+  fragments (alias bombs, `!!python/...` tags, broken syntax), then edits of the text and bytes;
+- hostile fragments alone and in combination.
+
+Runs 100 examples per test by default (a few hundred in all, a few seconds);
+`pytest tests/test_fuzz.py --hypothesis-profile=long` runs the long profile registered in
+`tests/conftest.py` (see docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import resource
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from capport_dagster.core.config import SECTIONS
+from capport_dagster.core.graph import Project, load_project
+from capport_dagster.core.loader import RUNNER_KEYS, STAGE_KEYS
+from capport_dagster.core.models import DTYPES
+from capport_dagster.core.registry import DEFAULT_REGISTRY
+from capport_dagster.core.transforms import ACTIONS, JOIN_HOWS, PLANNED_STEPS, STEPS
+from capport_dagster.errors import ConfigError, Problem, ValidationError
+from tests.conftest import EXAMPLE_CONFIG
+
+# --- limits -------------------------------------------------------------------------------------
+
+#: Hypothesis' deadline for one example (writing the files, loading and validating them). Real
+#: configs take milliseconds; the slack is for slow CI machines and the largest inputs.
+DEADLINE_MS = 5_000
+#: A hard stop for one example: a hang fails the test instead of blocking the run.
+HANG_SECONDS = 60
+#: Bytes written per example, all files together: inputs stay bounded.
+MAX_INPUT_BYTES = 4_000_000
+#: How much the process' peak memory may grow over the tests of this module.
+MAX_RSS_GROWTH_BYTES = 1_000_000_000
+
+FUZZ_SETTINGS = settings(
+    deadline=DEADLINE_MS,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
+
+# --- vocabulary ---------------------------------------------------------------------------------
+
+EXAMPLE_TEXTS: dict[str, str] = {
+    path.name: path.read_text() for path in sorted(EXAMPLE_CONFIG.glob("*.yml"))
+}
+EXAMPLE_DOCS: dict[str, Any] = {name: yaml.safe_load(text) for name, text in EXAMPLE_TEXTS.items()}
+
+TASKS = tuple(DEFAULT_REGISTRY)
+STAGE_ARG_KEYS = (
+    "filepath",
+    "df_name",
+    "save_df",
+    "from_df",
+    "model",
+    "name",
+    "input",
+    "kwargs",
+    "df_from",
+    "df_to",
+    "url_column",
+    "template",
+    "url_params",
+    "param_column",
+    "method",
+    "format",
+    "timeout",
+    "retries",
+    "backoff",
+    "max_concurrent",
+)
+TRANSFORM_KEYS = ("action", "args", "cols", "template", "separator", *STEPS, *PLANNED_STEPS)
+JOIN_KEYS = ("join", "right", "right_select", "left_on", "right_on", "how")
+LOGGER_KEYS = ("level", "output", "file_prefix", "file_timestamp")
+SCHEDULE_KEYS = ("every", "timezone")
+COLUMN_KEYS = ("dtype", "constraints")
+FRAMES = ("EVENTS", "TEAMS", "PLAYERS", "EVENTS_SHAPED", "A", "B", "A-B", "a.b")
+MODEL_NAMES = tuple(EXAMPLE_DOCS["model.yml"]["model"])
+TRANSFORM_NAMES = tuple(EXAMPLE_DOCS["transform.yml"]["transform"])
+PIPELINE_NAMES = tuple(EXAMPLE_DOCS["pipeline.yml"]["pipeline"])
+
+WORDS: tuple[str, ...] = (
+    *SECTIONS,
+    *STAGE_KEYS,
+    *TASKS,
+    *STAGE_ARG_KEYS,
+    *TRANSFORM_KEYS,
+    *JOIN_KEYS,
+    *JOIN_HOWS,
+    *ACTIONS,
+    *DTYPES,
+    *RUNNER_KEYS,
+    *LOGGER_KEYS,
+    *SCHEDULE_KEYS,
+    *COLUMN_KEYS,
+    *FRAMES,
+    *MODEL_NAMES,
+    *TRANSFORM_NAMES,
+    *PIPELINE_NAMES,
+    "default",
+    "primary",
+    "unique",
+    "not_null",
+    "foreign",
+    "sync_lazy",
+    "sync_eager",
+    "async_lazy",
+    "async_eager",
+    "in_process",
+    "multiprocess",
+    "trace",
+    "info",
+    "warn",
+    "off",
+    "GET",
+    "POST",
+    "json",
+    "csv",
+)
+
+#: Strings that mean something to YAML, to variables, to the `every` grammar or to a terminal.
+TRICKY_STRINGS: tuple[str, ...] = (
+    "",
+    " ",
+    "~",
+    "null",
+    "off",
+    "yes",
+    "No",
+    "15:00",
+    "2024-01-02",
+    "2024-01-02T03:04:05Z",
+    "1_000",
+    "007",
+    "0x1F",
+    "0o17",
+    "1e3",
+    ".inf",
+    "-.inf",
+    ".nan",
+    "<<",
+    "=",
+    "$",
+    "$$",
+    "${",
+    "${}",
+    "${1x}",
+    "$OUTPUT_DIR/x.csv",
+    "$CONFIG_DIR/data/events.csv",
+    "${REF_DATE}",
+    "$UNDEFINED_CAPPORT_FUZZ_VARIABLE",
+    "$$k",
+    "$${k}",
+    "$$right",
+    "$$key",
+    "$$select",
+    "a.b.c",
+    "a..b",
+    ".a",
+    "a.",
+    "a,b, c",
+    ",",
+    "{} ({})",
+    "{}{}{}",
+    "x/{}/y",
+    "ids={}",
+    "http://127.0.0.1:8765/v1/teams",
+    "http://[::1",
+    "file:///etc/passwd",
+    "../../../../etc/passwd",
+    "/dev/zero",
+    "Monday at 15:00",
+    "weekday at 09:30",
+    "Mondy",
+    "10m30s",
+    "10S",
+    "0m",
+    "101Y",
+    "1d",
+    "at 25:00",
+    "Monday at 15:00 repeating every 1m times 99999999999999",
+    "Monday at 15:00 repeating every 1M times 2",
+    "9" * 30 + "s",
+    "1" * 5000 + "m",
+    "at " + "0" * 5000 + "1:00",
+    "Monday at 15:00 repeating every 1m times " + "9" * 5000,
+    "Asia/Singapore",
+    "Not/A_Zone",
+    "../../etc/localtime",
+    "UTC\x00",
+    "%Y-%m-%d",
+    "%",
+    "%Q",
+    "log/",
+    "ünïcödé",
+    "日本語",
+    "😀" * 3,
+    "\u202eevil",
+    "a\u200bb",
+    "e\u0301",
+    "\t",
+    "\r\n",
+    "\x00",
+    "\x1b[31mred",
+    "\ufeff",
+    "\u2028",
+    "x" * 300,
+)
+
+
+def _typos(word: str) -> list[str]:
+    """Near misses of a word: did-you-mean suggestions and renamed keys."""
+    return [word[:-1], word + "s", word.upper(), word.capitalize(), word[1:] + word[:1]]
+
+
+TYPOS = tuple(
+    typo for word in (*SECTIONS, *STAGE_KEYS, *TASKS, *RUNNER_KEYS) for typo in _typos(word)
+)
+
+#: A marker file that a `!!python/...` tag would create if the loader ran code. `{marker}` is
+#: replaced with a path in the example's temporary directory.
+PYTHON_TAGS: tuple[str, ...] = (
+    '!!python/object/apply:os.system ["touch {marker}"]',
+    '!!python/object/apply:builtins.open ["{marker}", "w"]',
+    '!!python/object/apply:subprocess.call [["touch", "{marker}"]]',
+    '!!python/object/new:builtins.open ["{marker}", "w"]',
+    "!!python/object:builtins.object {{}}",
+    "!!python/name:os.system",
+    "!!python/module:os",
+    "!!python/tuple [1, 2]",
+    "!!python/str x",
+    '!<tag:yaml.org,2002:python/object/apply:os.system> ["touch {marker}"]',
+)
+
+
+def _billion_laughs(levels: int = 9, width: int = 10) -> str:
+    """The classic alias bomb as one flow sequence: `width ** levels` strings once expanded."""
+    parts = [f"&l0 [{', '.join(['lol'] * width)}]"]
+    for level in range(1, levels):
+        parts.append(f"&l{level} [{', '.join([f'*l{level - 1}'] * width)}]")
+    return "[" + ", ".join(parts) + "]"
+
+
+HOSTILE_FRAGMENTS: tuple[str, ...] = (
+    *PYTHON_TAGS,
+    _billion_laughs(),
+    _billion_laughs(5, 10),  # exactly at the limit's order of magnitude
+    "[&a [x, y], *a, *a, *a]",
+    "&a [*a]",
+    "&a {x: *a}",
+    "*undefined_anchor",
+    "{<<: *undefined_anchor}",
+    "{<<: 5}",
+    "{<<: [1, 2]}",
+    "{<<: {label: x}, label: y}",
+    "{a: 1, a: 2}",
+    "{? [a, b] : c}",
+    "{? {a: 1} : c}",
+    "{[a]: b}",
+    "!!binary aGVsbG8=",
+    "!!set {a, b}",
+    "!!timestamp 2024-01-01",
+    "!!omap [a: 1]",
+    "!!pairs [a: 1]",
+    "!custom x",
+    "!<tag:example.com,2000:x> y",
+    "!!str 12",
+    "!!int 12",
+    '!!int "x"',
+    "!!float abc",
+    "!!bool yes",
+    '!!null ""',
+    "!!map [1]",
+    "!!seq {a: 1}",
+    "!!merge x",
+    "!!value x",
+    "[" * 1000 + "]" * 1000,
+    "{a: " * 400 + "1" + "}" * 400,
+    "[",
+    "{",
+    '"unterminated',
+    "'unterminated",
+    "@reserved",
+    "`backtick",
+    "%YAML 1.1",
+    "---",
+    "...",
+    "- a\n- b",
+    "a: b: c",
+    '"\\ud800"',
+    '"\\x00"',
+    '"\\N\\_\\L\\P"',
+    '"\\U0010FFFF"',
+    "1" * 5000,
+    "0x" + "f" * 5000,
+    "1" * 5000 + ".5",
+    "1e99999",
+    "\t- tab",
+    "\x00",
+    "\x07",
+    "\x85",
+    "\ufeff",
+    "\u2028",
+    "\ud800",
+)
+
+# --- values -------------------------------------------------------------------------------------
+
+
+class Raw:
+    """A YAML fragment spliced verbatim where a value would be (see `dump`)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class Tagged:
+    """A scalar with an explicit tag, emitted by the dumper as `!tag value`."""
+
+    def __init__(self, tag: str, value: str) -> None:
+        self.tag = tag
+        self.value = value
+
+
+words = st.sampled_from(WORDS)
+tricky = st.sampled_from(TRICKY_STRINGS)
+short_text = st.text(max_size=12)
+names = st.one_of(words, st.sampled_from(TYPOS), short_text, tricky)
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, 1, -1, 2**63, 2**64, 10**300]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    names,
+)
+keys = st.one_of(names, st.none(), st.booleans(), st.integers(-5, 5), st.floats(-1, 1))
+fragments = st.sampled_from(HOSTILE_FRAGMENTS).map(Raw)
+tagged = st.builds(
+    Tagged,
+    st.sampled_from(
+        [
+            "tag:yaml.org,2002:str",
+            "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float",
+            "tag:yaml.org,2002:bool",
+            "tag:yaml.org,2002:null",
+            "tag:yaml.org,2002:binary",
+            "tag:yaml.org,2002:timestamp",
+            "tag:yaml.org,2002:python/none",
+            "!local",
+        ]
+    ),
+    st.one_of(short_text, tricky),
+)
+
+
+def nested(leaves: st.SearchStrategy[Any], max_leaves: int = 12) -> st.SearchStrategy[Any]:
+    return st.recursive(
+        leaves,
+        lambda children: st.one_of(
+            st.lists(children, max_size=4),
+            st.dictionaries(keys, children, max_size=4),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+values = nested(st.one_of(scalars, scalars, scalars, tagged, fragments))
+
+
+def mapping_of(
+    key_words: tuple[str, ...], value: st.SearchStrategy[Any], max_size: int = 5
+) -> st.SearchStrategy[dict]:
+    """Mostly the keys a reader expects, sometimes others."""
+    key = st.one_of(st.sampled_from(key_words), st.sampled_from(key_words), keys)
+    return st.dictionaries(key, value, max_size=max_size)
+
+
+# --- plausible configs --------------------------------------------------------------------------
+
+label_values = st.one_of(st.sampled_from(("load", "save", "t1", "t2", "x")), names, scalars)
+frame_values = st.one_of(st.sampled_from(FRAMES), names, values)
+column_source = st.one_of(
+    st.none(),
+    names,
+    mapping_of(
+        ("action", "args"),
+        st.one_of(
+            st.sampled_from(ACTIONS),
+            mapping_of(
+                ("cols", "template", "separator"), st.one_of(names, st.lists(names, max_size=3))
+            ),
+        ),
+    ),
+)
+select_body = mapping_of(("a", "b", "team_id", "name"), column_source)
+join_body = mapping_of(
+    JOIN_KEYS,
+    st.one_of(st.sampled_from(FRAMES), st.sampled_from(JOIN_HOWS), names, select_body),
+)
+drop_body = mapping_of(("team_id", "a"), st.one_of(st.booleans(), st.none(), names))
+step = st.one_of(
+    st.fixed_dictionaries({"select": select_body}),
+    st.fixed_dictionaries({"join": join_body}),
+    st.fixed_dictionaries({"drop": drop_body}),
+    mapping_of((*STEPS, *PLANNED_STEPS), values, max_size=2),
+    values,
+)
+transform_body = st.one_of(st.lists(step, max_size=4), values)
+column_spec = st.one_of(
+    st.sampled_from(tuple(DTYPES)),
+    mapping_of(
+        COLUMN_KEYS,
+        st.one_of(st.sampled_from(tuple(DTYPES)), st.lists(names, max_size=3), names, values),
+    ),
+    values,
+)
+model_body = st.one_of(mapping_of(("id", "id?", "name", "?", "a.b"), column_spec), values)
+stage_args = st.one_of(
+    mapping_of(
+        STAGE_ARG_KEYS,
+        st.one_of(
+            frame_values,
+            st.sampled_from(MODEL_NAMES + TRANSFORM_NAMES),
+            tricky,
+            mapping_of(("k", "right", "key", "select"), values),
+            st.lists(mapping_of(("df_from", "param_column", "template"), names), max_size=2),
+        ),
+    ),
+    st.lists(mapping_of(("filepath", "df_name", "model"), frame_values), max_size=3),
+    values,
+)
+stage = st.one_of(
+    st.fixed_dictionaries(
+        {"label": label_values, "task": st.one_of(st.sampled_from(TASKS), names)},
+        optional={"args": stage_args, "extra": values},
+    ),
+    values,
+)
+schedule = mapping_of(SCHEDULE_KEYS, st.one_of(tricky, names, values))
+runner_body = st.one_of(
+    mapping_of(
+        RUNNER_KEYS,
+        st.one_of(
+            st.sampled_from(("sync_lazy", "async_eager", "in_process", "default")),
+            st.integers(-2, 64),
+            st.lists(st.sampled_from((*PIPELINE_NAMES, "p", "nope")), max_size=3),
+            schedule,
+            values,
+        ),
+    ),
+    values,
+)
+logger_body = st.one_of(mapping_of(LOGGER_KEYS, st.one_of(tricky, names, values)), values)
+entry_names = st.one_of(st.sampled_from(("default", "p", "t", "m", "x")), names)
+
+
+@st.composite
+def plausible_document(draw: st.DrawFn) -> dict:
+    document: dict = {}
+    if draw(st.booleans()):
+        document["pipeline"] = draw(
+            st.dictionaries(entry_names, st.one_of(st.lists(stage, max_size=6), values), max_size=3)
+        )
+    if draw(st.booleans()):
+        document["transform"] = draw(st.dictionaries(entry_names, transform_body, max_size=3))
+    if draw(st.booleans()):
+        document["model"] = draw(st.dictionaries(entry_names, model_body, max_size=2))
+    if draw(st.booleans()):
+        document["runner"] = draw(
+            st.one_of(st.dictionaries(entry_names, runner_body, max_size=2), runner_body)
+        )
+    if draw(st.booleans()):
+        document["logger"] = draw(st.dictionaries(entry_names, logger_body, max_size=2))
+    if draw(st.integers(0, 4)) == 0:
+        document[draw(keys)] = draw(values)
+    return document
+
+
+# --- random structure ---------------------------------------------------------------------------
+
+section_names = st.one_of(st.sampled_from(SECTIONS), st.sampled_from(TYPOS), keys)
+random_document = st.one_of(
+    st.dictionaries(section_names, nested(st.one_of(scalars, tagged, fragments), 25), max_size=6),
+    values,
+)
+
+# --- mutations of the example configs -----------------------------------------------------------
+
+
+def _slots(root: Any) -> list[tuple[Any, Any]]:
+    """Every (container, key or index) of a tree, parents before children, each container once."""
+    found: list[tuple[Any, Any]] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        container = stack.pop()
+        if id(container) in seen:
+            continue
+        seen.add(id(container))
+        items = container.items() if isinstance(container, dict) else enumerate(container)
+        for key, value in list(items):
+            found.append((container, key))
+            if isinstance(value, dict | list):
+                stack.append(value)
+    return found
+
+
+def _deep(depth: int, leaf: Any, as_list: bool) -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = [value] if as_list else {"x": value}
+    return value
+
+
+huge_values = st.one_of(
+    st.integers(1, 1_000_000).map(lambda n: "x" * n),
+    st.integers(1, 20_000).map(lambda n: ["a"] * n),
+    st.integers(1, 5_000).map(lambda n: {f"k{i}": i for i in range(n)}),
+    st.builds(_deep, st.integers(1, 600), values, st.booleans()),
+    st.integers(1, 6000).map(lambda n: int("9" * n) if n < 4000 else "9" * n),
+)
+unicode_values = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=30
+)
+MUTATIONS = (
+    "delete",
+    "replace",
+    "wrong_type",
+    "rename",
+    "duplicate",
+    "share",
+    "self_reference",
+    "huge",
+    "unicode",
+    "fragment",
+    "swap",
+)
+
+
+def _wrong_type(value: Any) -> list[Any]:
+    return [[value], {"x": value}, str(value)[:100], None, 0, True, 1.5, "", [], {}]
+
+
+@st.composite
+def mutated_examples(draw: st.DrawFn) -> dict[str, Any]:
+    """The example files (some of them), each a tree mutated a few times; file name -> tree."""
+    chosen = draw(
+        st.lists(st.sampled_from(sorted(EXAMPLE_DOCS)), min_size=1, max_size=5, unique=True)
+    )
+    documents = {name: copy.deepcopy(EXAMPLE_DOCS[name]) for name in chosen}
+    for _ in range(draw(st.integers(0, 6))):
+        name = draw(st.sampled_from(chosen))
+        root = {"__root__": documents[name]}
+        slots = _slots(root)
+        container, key = slots[draw(st.integers(0, len(slots) - 1))]
+        operation = draw(st.sampled_from(MUTATIONS))
+        event(f"mutation: {operation}")
+        value = container[key]
+        if operation == "delete" and container is not root:
+            del container[key]
+        elif operation == "replace":
+            container[key] = draw(values)
+        elif operation == "wrong_type":
+            container[key] = draw(st.sampled_from(_wrong_type(value)))
+        elif operation == "rename" and isinstance(container, dict) and container is not root:
+            new_key = draw(st.one_of(st.sampled_from(_typos(str(key))), keys, unicode_values))
+            container[new_key] = container.pop(key)
+        elif operation == "duplicate" and isinstance(container, list):
+            container.insert(key, copy.deepcopy(value))  # a stage twice: duplicate labels
+        elif operation == "share":
+            other_container, other_key = draw(st.sampled_from(slots))
+            container[key] = other_container[other_key]  # the dumper writes &anchor / *alias
+        elif operation == "self_reference" and container is not root:
+            container[key] = container
+        elif operation == "huge":
+            container[key] = draw(huge_values)
+        elif operation == "unicode":
+            container[key] = draw(unicode_values)
+        elif operation == "fragment":
+            container[key] = draw(fragments)
+        elif operation == "swap":
+            other_container, other_key = draw(st.sampled_from(slots))
+            container[key], other_container[other_key] = other_container[other_key], value
+        documents[name] = root["__root__"]
+    if len(chosen) > 1 and draw(st.booleans()):
+        # The same entry in two files: a clash naming both.
+        source, target = draw(st.permutations(chosen))[:2]
+        if isinstance(documents[source], dict) and isinstance(documents[target], dict):
+            for section, body in list(documents[source].items())[:1]:
+                if isinstance(body, dict) and body:
+                    entry = next(iter(body))
+                    copied = documents[target].setdefault(section, {})
+                    if isinstance(copied, dict):
+                        copied[entry] = copy.deepcopy(body[entry])
+                        event("mutation: clash across files")
+    return documents
+
+
+# --- from trees to bytes on disk ----------------------------------------------------------------
+
+
+class _Dumper(yaml.SafeDumper):
+    """A safe dumper that also writes `Raw` placeholders and `Tagged` scalars."""
+
+
+def _represent_tagged(dumper: _Dumper, data: Tagged) -> yaml.Node:
+    return dumper.represent_scalar(data.tag, data.value)
+
+
+_Dumper.add_representer(Tagged, _represent_tagged)
+
+
+def dump(document: Any, flow: bool | None) -> str:
+    """YAML text for a tree; `Raw` fragments are spliced in verbatim after dumping."""
+    raws: list[Raw] = []
+
+    def represent_raw(dumper: _Dumper, data: Raw) -> yaml.Node:
+        raws.append(data)
+        return dumper.represent_scalar("tag:yaml.org,2002:str", f"RAWFRAGMENT{len(raws) - 1}X")
+
+    class Dumper(_Dumper):
+        pass
+
+    Dumper.add_representer(Raw, represent_raw)
+    text = yaml.dump(
+        document,
+        Dumper=Dumper,
+        default_flow_style=flow,
+        sort_keys=False,
+        allow_unicode=True,
+        width=120,
+    )
+    for index, raw in reversed(list(enumerate(raws))):
+        fragment = raw.text.replace("{marker}", MARKER)
+        text = text.replace(f"RAWFRAGMENT{index}X", fragment)
+    return text
+
+
+TEXT_EDITS = ("none", "delete_line", "duplicate_line", "swap_lines", "truncate", "insert", "indent")
+
+
+@st.composite
+def edited_text(draw: st.DrawFn, text: str) -> str:
+    """A few line and character edits of a YAML text (duplicate keys, broken indentation, ...)."""
+    # Mostly none: a text that no longer parses never reaches the validator.
+    for _ in range(draw(st.sampled_from([0, 0, 0, 0, 1, 2, 3]))):
+        edit = draw(st.sampled_from(TEXT_EDITS))
+        lines = text.split("\n")
+        where = draw(st.integers(0, max(len(lines) - 1, 0)))
+        if edit == "delete_line":
+            del lines[where]
+        elif edit == "duplicate_line":
+            lines.insert(where, lines[where])
+        elif edit == "swap_lines":
+            other = draw(st.integers(0, len(lines) - 1))
+            lines[where], lines[other] = lines[other], lines[where]
+        elif edit == "truncate":
+            return text[: draw(st.integers(0, len(text)))]
+        elif edit == "insert":
+            column = draw(st.integers(0, len(lines[where])))
+            inserted = draw(st.one_of(st.sampled_from(HOSTILE_FRAGMENTS), st.text(max_size=5)))
+            lines[where] = lines[where][:column] + inserted + lines[where][column:]
+        elif edit == "indent":
+            lines[where] = draw(st.sampled_from(["\t", " ", "   "])) + lines[where]
+        if edit != "none":
+            event(f"text edit: {edit}")
+        text = "\n".join(lines)
+    return text
+
+
+ENCODINGS = ("utf-8",) * 12 + ("utf-8-sig", "utf-16", "latin-1", "corrupt")
+
+
+def encode(text: str, encoding: str, corrupt_at: int) -> bytes:
+    if encoding == "corrupt":
+        data = text.encode("utf-8", "surrogatepass")
+        return data[:corrupt_at] + b"\xff\xfe\xc0" + data[corrupt_at:]
+    return text.encode(encoding, "surrogatepass" if encoding.startswith("utf") else "replace")
+
+
+MARKER = "@@MARKER@@"
+
+
+@st.composite
+def config_files(
+    draw: st.DrawFn, trees: st.SearchStrategy[dict[str, Any]]
+) -> Callable[[Path], dict[str, bytes]]:
+    """File name -> bytes, given where a `!!python` tag would leave its marker file."""
+    documents = draw(trees)
+    texts: dict[str, tuple[str, str, int]] = {}
+    for name, document in documents.items():
+        text = dump(document, draw(st.sampled_from([None, False, True])))
+        text = draw(edited_text(text))
+        encoding = draw(st.sampled_from(ENCODINGS))
+        texts[name] = (text, encoding, draw(st.integers(0, len(text))))
+
+    def render(marker: Path) -> dict[str, bytes]:
+        return {
+            name: encode(text.replace(MARKER, str(marker)), encoding, at)
+            for name, (text, encoding, at) in texts.items()
+        }
+
+    return render
+
+
+file_names = st.sampled_from(
+    ["a.yml", "b.yaml", "pipeline.yml", "z.yml", ".hidden.yml", "UPPER.YML", "notes.txt"]
+)
+
+
+def _named(documents: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.dictionaries(file_names, documents, min_size=1, max_size=3)
+
+
+# --- running one example ------------------------------------------------------------------------
+
+
+class Hang(Exception):
+    """Raised when one example runs longer than HANG_SECONDS."""
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    def expire(signum: int, frame: Any) -> None:
+        raise Hang(f"loading and validating took more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def peak_rss() -> int:
+    """The process' peak resident memory in bytes (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+#: How the problems of a file that is not plain YAML begin (for the statistics only).
+YAML_PROBLEMS = (
+    "invalid YAML",
+    "tag ",
+    "aliases ",
+    "an alias ",
+    "duplicate key",
+    "a mapping key",
+    "the file is not valid UTF-8",
+    "the top level must be",
+    "the config directory has no YAML file",
+    "expected a ",
+)
+
+
+def check_directory(config_dir: Path) -> str:
+    """Load and validate a directory; assert the outcome is a Project or a located ConfigError."""
+    try:
+        with time_limit(HANG_SECONDS):
+            project = load_project(config_dir)
+    except ConfigError as exc:
+        problems = (
+            exc.problems
+            if isinstance(exc, ValidationError)
+            else (Problem(exc.location, exc.message),)
+        )
+        assert problems, "a ConfigError must say what is wrong"
+        for problem in problems:
+            assert_located(problem, config_dir)
+        assert str(exc)
+        yaml_level = any(p.message.startswith(YAML_PROBLEMS) for p in problems)
+        return "outcome: ConfigError" + (" (YAML)" if yaml_level else " (validation)")
+    assert isinstance(project, Project)
+    for warning in project.warnings:
+        assert warning.severity == "warning"
+        assert_located(warning, config_dir)
+    return "outcome: Project"
+
+
+def assert_located(problem: Problem, config_dir: Path) -> None:
+    file = problem.location.file
+    assert file, f"no file in the location of: {problem}"
+    path = Path(file)
+    assert path == config_dir or path.parent == config_dir, f"{file} is outside {config_dir}"
+    assert str(problem)  # prints without failing (odd characters, huge values)
+
+
+def run_example(render: Callable[[Path], dict[str, bytes]]) -> None:
+    with tempfile.TemporaryDirectory(prefix="capport-fuzz-") as temporary:
+        root = Path(temporary)
+        marker = root / "pwned"
+        config_dir = root / "config"
+        config_dir.mkdir()
+        files = render(marker)
+        assert sum(map(len, files.values())) <= MAX_INPUT_BYTES, "keep the inputs bounded"
+        for name, data in files.items():
+            (config_dir / name).write_bytes(data)
+        if not any(name.endswith((".yml", ".yaml")) and not name.startswith(".") for name in files):
+            (config_dir / "sub.yml").mkdir()  # a directory is not a config file
+        event(check_directory(config_dir))
+        assert not marker.exists(), "a YAML tag ran code"
+
+
+@pytest.fixture(scope="module")
+def memory_baseline() -> Iterator[None]:
+    """Peak memory may grow by MAX_RSS_GROWTH_BYTES over this module's tests, no more."""
+    assert "UNDEFINED_CAPPORT_FUZZ_VARIABLE" not in os.environ
+    before = peak_rss()
+    yield
+    growth = peak_rss() - before
+    assert growth <= MAX_RSS_GROWTH_BYTES, f"peak memory grew by {growth / 1e6:.0f} MB"
+
+
+# --- the properties -----------------------------------------------------------------------------
+
+
+@FUZZ_SETTINGS
+@given(config_files(_named(random_document)))
+def test_random_structure(memory_baseline: None, render: Callable) -> None:
+    run_example(render)
+
+
+@FUZZ_SETTINGS
+@given(config_files(_named(plausible_document())))
+def test_plausible_configs(memory_baseline: None, render: Callable) -> None:
+    run_example(render)
+
+
+@FUZZ_SETTINGS
+@given(config_files(mutated_examples()))
+def test_mutated_examples(memory_baseline: None, render: Callable) -> None:
+    run_example(render)
+
+
+@FUZZ_SETTINGS
+@given(
+    config_files(
+        _named(
+            st.one_of(
+                fragments,
+                st.lists(fragments, min_size=1, max_size=4),
+                st.dictionaries(section_names, st.one_of(fragments, values), max_size=4),
+            )
+        )
+    )
+)
+def test_hostile_fragments(memory_baseline: None, render: Callable) -> None:
+    run_example(render)
+
+
+# --- fixed hostile cases ------------------------------------------------------------------------
+
+
+def test_examples_are_valid(tmp_path: Path) -> None:
+    """The unmutated examples load: the mutations start from a valid config."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    for name, text in EXAMPLE_TEXTS.items():
+        (config_dir / name).write_text(text)
+    assert check_directory(config_dir) == "outcome: Project"
+
+
+@pytest.mark.parametrize("payload", [tag for tag in PYTHON_TAGS if "{marker}" in tag])
+@pytest.mark.parametrize("place", ["top", "section", "stage_args"])
+def test_python_tags_run_no_code(tmp_path: Path, payload: str, place: str) -> None:
+    """`!!python/object/apply` and friends are refused before anything is constructed.
+
+    Control: PyYAML's unsafe loader does run the same payload (it creates the marker file), so
+    the payload is real and its absence after capport's loader proves no code ran.
+    """
+    control = tmp_path / "control"
+    yaml.unsafe_load(payload.replace("{marker}", str(control)))
+    assert control.exists(), "the payload should create its file under an unsafe loader"
+
+    marker = tmp_path / "pwned"
+    value = payload.replace("{marker}", str(marker))
+    text = {
+        "top": f"{value}\n",
+        "section": f"pipeline: {value}\n",
+        "stage_args": f"pipeline:\n  p:\n    - label: l\n      task: noop\n      args: {value}\n",
+    }[place]
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "a.yml").write_text(text)
+    with pytest.raises(ValidationError) as caught:
+        load_project(config_dir)
+    assert not marker.exists()
+    (problem,) = caught.value.problems
+    assert "is not allowed: capport reads plain YAML only" in problem.message
+    assert problem.location.file == str(config_dir / "a.yml")
+    assert problem.location.line == text.count("\n")
+    assert problem.location.column is not None
+
+
+def test_billion_laughs_fails_fast(tmp_path: Path) -> None:
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "a.yml").write_text(f"pipeline:\n  p: {_billion_laughs()}\n")
+    started = time.perf_counter()
+    before = peak_rss()
+    with pytest.raises(ValidationError) as caught:
+        load_project(config_dir)
+    assert time.perf_counter() - started < 2
+    assert peak_rss() - before < 50_000_000
+    (problem,) = caught.value.problems
+    assert "alias bomb" in problem.message
+    assert problem.location.file == str(config_dir / "a.yml")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and symlinks")
+def test_special_files_are_not_read(tmp_path: Path) -> None:
+    """A FIFO, a symlink to a device and a symlink loop named *.yml would block or fail a read:
+    they are not regular files, so they are skipped like any other non-config file."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    os.mkfifo(config_dir / "fifo.yml")
+    (config_dir / "zero.yml").symlink_to("/dev/zero")
+    (config_dir / "loop.yml").symlink_to(config_dir / "loop.yml")
+    (config_dir / "dangling.yml").symlink_to(config_dir / "missing")
+    (config_dir / "ok.yml").write_text("pipeline:\n  p:\n    - {label: l, task: noop}\n")
+    assert check_directory(config_dir) == "outcome: Project"
