@@ -5,20 +5,25 @@ own `ConfigError` (a `ValidationError` listing problems) whose every location na
 directory. Never another exception, never a hang, never unbounded memory, and never code run from
 a YAML tag.
 
-The documents come from four generators:
+The documents come from five generators:
 
 - random structure: nested mappings, lists and scalars under real and random section names;
-- plausible configs: real section, task, step, dtype and runner words with random values, so the
-  validator's deeper checks are reached;
+- plausible configs: real section, task, step, dtype and runner words (and `every:` phrases from
+  the schedule grammar's tokens) with random values, so the validator's deeper checks are reached;
+- sizes: hundreds of stages, thousands of frames, long names, a template used by many stages
+  (where validation could grow faster than the config);
 - mutations of the example configs in `config/`: deleted keys, wrong types, renamed sections and
   keys, duplicated stages (labels), entries copied into another file (clashes), shared values
   (YAML anchors and aliases), self-references, huge and deeply nested values, unicode, raw
-  fragments (alias bombs, `!!python/...` tags, broken syntax), then edits of the text and bytes;
+  fragments (alias bombs, `!!python/...` tags, broken syntax);
 - hostile fragments alone and in combination.
 
-Runs 100 examples per test by default (a few hundred in all, a few seconds);
-`pytest tests/test_fuzz.py --hypothesis-profile=long` runs the long profile registered in
-`tests/conftest.py` (see docs/reliability.md).
+Most texts are then written as they are; some are edited (lines deleted, duplicated, swapped,
+re-indented, truncated, hostile text inserted) or written in another encoding or with bad bytes.
+
+The default profile runs 100 examples per test (20 for the expensive sizes: about 420 in all,
+about 15 s); `pytest tests/test_fuzz.py --hypothesis-profile=long` runs the long profile
+registered in `tests/conftest.py` (see docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 from capport_dagster.core.config import SECTIONS
@@ -397,7 +402,10 @@ def nested(leaves: st.SearchStrategy[Any], max_leaves: int = 12) -> st.SearchStr
     )
 
 
-values = nested(st.one_of(scalars, scalars, scalars, tagged, fragments))
+#: Plain values, with now and then a tagged scalar or a raw fragment (most of which do not parse:
+#: too many of them and the validator is never reached).
+values = nested(st.one_of(*[scalars] * 12, tagged, fragments))
+wild_values = nested(st.one_of(scalars, tagged, fragments))
 
 
 def mapping_of(
@@ -469,8 +477,49 @@ stage = st.one_of(
     ),
     values,
 )
-schedule = mapping_of(SCHEDULE_KEYS, st.one_of(tricky, names, values))
+#: `every:` phrases from the grammar's own tokens: numbers of any length (past Python's
+#: 4,300-digit int() limit too), units, day words, times, keywords, glued or spaced.
+every_tokens = st.one_of(
+    st.sampled_from([1, 2, 19, 4300, 4301, 6000]).map(lambda n: "1" * n),
+    st.from_regex(r"[0-9]{1,3}", fullmatch=True),
+    st.sampled_from(["s", "m", "h", "d", "w", "M", "Y", "S", "min", "Mon", "Monday", "Mondy"]),
+    st.sampled_from(["weekday", "at", "repeating", "every", "times", ":", "am", "15:00", "9:5"]),
+    st.sampled_from(["", "-", "1.5", "\t", "\u00a0", "\u0661"]),  # odd characters and digits
+)
+every_phrases = st.one_of(
+    st.lists(st.tuples(every_tokens, st.sampled_from(["", " ", "  "])), min_size=1, max_size=8).map(
+        lambda parts: "".join(token + space for token, space in parts)
+    ),
+    st.sampled_from([t for t in TRICKY_STRINGS if any(c.isdigit() for c in t)]),
+)
+schedule = st.one_of(
+    st.fixed_dictionaries(
+        {"every": every_phrases}, optional={"timezone": st.one_of(tricky, names)}
+    ),
+    mapping_of(SCHEDULE_KEYS, st.one_of(every_phrases, tricky, names, values)),
+)
+
+
+def mostly(valid: st.SearchStrategy[Any], other: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Four valid values for one other: an entry is checked further when its fields are valid."""
+    return st.one_of(valid, valid, valid, valid, other)
+
+
 runner_body = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "run_with": mostly(st.sampled_from(("sync_lazy", "async_eager")), names),
+            "executor": mostly(st.sampled_from(("in_process", "multiprocess")), names),
+            "max_concurrent": mostly(st.integers(1, 64), st.one_of(st.integers(-2, 0), values)),
+            "logger": mostly(st.just("default"), names),
+            "pipelines": mostly(st.lists(st.sampled_from(("p", "x"))), values),
+            "schedule": st.fixed_dictionaries(
+                {"every": every_phrases},
+                optional={"timezone": mostly(st.sampled_from(("UTC", "Asia/Singapore")), names)},
+            ),
+        },
+    ),
     mapping_of(
         RUNNER_KEYS,
         st.one_of(
@@ -507,6 +556,38 @@ def plausible_document(draw: st.DrawFn) -> dict:
     if draw(st.integers(0, 4)) == 0:
         document[draw(keys)] = draw(values)
     return document
+
+
+# --- sizes: many stages, frames, long names, templates used by many stages ---------------------
+
+
+@st.composite
+def scaled_document(draw: st.DrawFn) -> dict:
+    """Counts and lengths where the validator's cost could grow faster than the config."""
+    prefix = "F" * draw(st.sampled_from([0, 10, 1000, 10_000]))
+    long_names = len(prefix) > 10
+    stages_count = draw(st.integers(1, 10 if long_names else 300))  # at most ~300 KB in all
+    columns = draw(st.integers(1, 300))
+    kinds = ["load", "save", "unknown", "transform"] + ([] if long_names else ["load_many"])
+    stages: list[Any] = []
+    for index in range(stages_count):
+        kind = draw(st.sampled_from(kinds))
+        frame = f"{prefix}{draw(st.integers(0, index))}"
+        if kind == "load":
+            args: Any = {"filepath": "a.csv", "df_name": f"{prefix}{index}"}
+        elif kind == "load_many":
+            args = [{"filepath": "a.csv", "df_name": f"{prefix}{index}_{i}"} for i in range(20)]
+        elif kind == "save":
+            args = {"filepath": "b.csv", "df_name": frame}
+        elif kind == "unknown":
+            args = {"filepath": "b.csv", "df_name": f"G{prefix}{index}"}
+        else:
+            kwargs = {"flag": draw(st.sampled_from([True, False, None, 5, index]))}
+            args = {"name": "t", "input": frame, "save_df": frame, "kwargs": kwargs}
+        task = {"load": "load_csv", "load_many": "load_csv", "transform": "transform"}
+        stages.append({"label": f"s{index}", "task": task.get(kind, "save_csv"), "args": args})
+    drop = {f"c{i}": "$$flag" for i in range(columns)}
+    return {"pipeline": {"p": stages}, "transform": {"t": [{"drop": drop}]}}
 
 
 # --- random structure ---------------------------------------------------------------------------
@@ -592,7 +673,7 @@ def mutated_examples(draw: st.DrawFn) -> dict[str, Any]:
         if operation == "delete" and container is not root:
             del container[key]
         elif operation == "replace":
-            container[key] = draw(values)
+            container[key] = draw(st.one_of(values, wild_values))
         elif operation == "wrong_type":
             container[key] = draw(st.sampled_from(_wrong_type(value)))
         elif operation == "rename" and isinstance(container, dict) and container is not root:
@@ -632,7 +713,7 @@ def mutated_examples(draw: st.DrawFn) -> dict[str, Any]:
 # --- from trees to bytes on disk ----------------------------------------------------------------
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's emitter is faster
     """A safe dumper that also writes `Raw` placeholders and `Tagged` scalars."""
 
 
@@ -676,7 +757,7 @@ TEXT_EDITS = ("none", "delete_line", "duplicate_line", "swap_lines", "truncate",
 def edited_text(draw: st.DrawFn, text: str) -> str:
     """A few line and character edits of a YAML text (duplicate keys, broken indentation, ...)."""
     # Mostly none: a text that no longer parses never reaches the validator.
-    for _ in range(draw(st.sampled_from([0, 0, 0, 0, 1, 2, 3]))):
+    for _ in range(draw(st.sampled_from([0] * 7 + [1, 2, 3]))):
         edit = draw(st.sampled_from(TEXT_EDITS))
         lines = text.split("\n")
         where = draw(st.integers(0, max(len(lines) - 1, 0)))
@@ -701,7 +782,7 @@ def edited_text(draw: st.DrawFn, text: str) -> str:
     return text
 
 
-ENCODINGS = ("utf-8",) * 12 + ("utf-8-sig", "utf-16", "latin-1", "corrupt")
+ENCODINGS = ("utf-8",) * 20 + ("utf-8-sig", "utf-16", "latin-1", "corrupt")
 
 
 def encode(text: str, encoding: str, corrupt_at: int) -> bytes:
@@ -716,15 +797,15 @@ MARKER = "@@MARKER@@"
 
 @st.composite
 def config_files(
-    draw: st.DrawFn, trees: st.SearchStrategy[dict[str, Any]]
+    draw: st.DrawFn, trees: st.SearchStrategy[dict[str, Any]], edits: bool = True
 ) -> Callable[[Path], dict[str, bytes]]:
     """File name -> bytes, given where a `!!python` tag would leave its marker file."""
     documents = draw(trees)
     texts: dict[str, tuple[str, str, int]] = {}
     for name, document in documents.items():
         text = dump(document, draw(st.sampled_from([None, False, True])))
-        text = draw(edited_text(text))
-        encoding = draw(st.sampled_from(ENCODINGS))
+        text = draw(edited_text(text)) if edits else text
+        encoding = draw(st.sampled_from(ENCODINGS)) if edits else "utf-8"
         texts[name] = (text, encoding, draw(st.integers(0, len(text))))
 
     def render(marker: Path) -> dict[str, bytes]:
@@ -742,7 +823,14 @@ file_names = st.sampled_from(
 
 
 def _named(documents: st.SearchStrategy[Any]) -> st.SearchStrategy[dict[str, Any]]:
-    return st.dictionaries(file_names, documents, min_size=1, max_size=3)
+    """One to three files: `config.yml`, or (now and then) only files that are not read."""
+    main = st.sampled_from(["config.yml"] * 15 + [".hidden.yml"])
+    return st.builds(
+        lambda first, document, others: {**others, first: document},
+        main,
+        documents,
+        st.dictionaries(file_names, documents, max_size=2),
+    )
 
 
 # --- running one example ------------------------------------------------------------------------
@@ -828,6 +916,8 @@ def run_example(render: Callable[[Path], dict[str, bytes]]) -> None:
         assert sum(map(len, files.values())) <= MAX_INPUT_BYTES, "keep the inputs bounded"
         for name, data in files.items():
             (config_dir / name).write_bytes(data)
+            shown = data[:3000].decode("utf-8", "backslashreplace")
+            note(f"--- {name} ({len(data)} bytes) ---\n{shown}")  # printed if the example fails
         if not any(name.endswith((".yml", ".yaml")) and not name.startswith(".") for name in files):
             (config_dir / "sub.yml").mkdir()  # a directory is not a config file
         event(check_directory(config_dir))
@@ -856,6 +946,17 @@ def test_random_structure(memory_baseline: None, render: Callable) -> None:
 @FUZZ_SETTINGS
 @given(config_files(_named(plausible_document())))
 def test_plausible_configs(memory_baseline: None, render: Callable) -> None:
+    run_example(render)
+
+
+# Big inputs cost seconds each (PyYAML parses about 200 KB/s): a twentieth of the profile's
+# examples, at least 20 (the profile is loaded before this module is imported).
+SIZES_SETTINGS = settings(FUZZ_SETTINGS, max_examples=max(20, settings().max_examples // 20))
+
+
+@SIZES_SETTINGS
+@given(config_files(_named(scaled_document()), edits=False))
+def test_sizes(memory_baseline: None, render: Callable) -> None:
     run_example(render)
 
 

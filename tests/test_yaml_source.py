@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import pickle
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -311,3 +312,27 @@ def test_an_empty_explicit_float_is_a_located_error(tmp_path: Path) -> None:
     path = write(tmp_path, 'a: !!float ""\n')
     with pytest.raises(ConfigError, match=r"'' is not a number"):
         load_yaml_file(path)
+
+
+# --- regression (issue 7, fuzzing): integers too large to print ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("literal", "shown"),
+    [
+        ("0x" + "f" * 5000, "0xffffffffffffffffff...ffffffffff (5002 characters)"),
+        ("0o" + "7" * 6000, "0o777777777777777777...7777777777 (6002 characters)"),
+        ("9" * 5000, "99999999999999999999...9999999999 (5000 characters)"),
+    ],
+)
+def test_integers_too_large_to_print_are_refused(tmp_path: Path, literal: str, shown: str) -> None:
+    # Hexadecimal and octal integers are read past Python's 4,300-digit limit, and then any
+    # message quoting them (`got int 0xfff...`) raised a bare ValueError.
+    path = write(tmp_path, f"model:\n  m: {literal}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_yaml_file(path)
+    assert caught.value.message == (
+        f"the integer {shown} is too large: at most {sys.get_int_max_str_digits()} decimal digits"
+    )
+    assert caught.value.location == Location(file=str(path), line=2, column=6)
+    assert parse_yaml("a: 0x" + "f" * 3000, "f")["a"] == 16**3000 - 1  # 3,613 digits: fine

@@ -19,6 +19,7 @@ subclass that is stricter than PyYAML where PyYAML is surprising for a config la
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -148,12 +149,29 @@ def _construct_bool(loader: _Loader, node: Node) -> bool:
     return text == "true"
 
 
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+
+
 def _construct_int(loader: _Loader, node: Node) -> int:
     text = str(loader.construct_scalar(node))
     try:
-        return int(text, 0) if text[:2].lower() in ("0x", "0o") else int(text, 10)
+        value = int(text, 0) if text[:2].lower() in ("0x", "0o") else int(text, 10)
+        # Python refuses to write an integer of more than sys.get_int_max_str_digits() (4,300)
+        # decimal digits, but reads hexadecimal and octal ones of any size: every message that
+        # quoted such a value would fail with a ValueError. Decimal ones fail in int() above.
+        str(value)
     except ValueError:
+        if _INT.match(text):
+            shown = text if len(text) <= 40 else f"{text[:20]}...{text[-10:]}"
+            raise ConstructorError(
+                None,
+                None,
+                f"the integer {shown} ({len(text)} characters) is too large: at most "
+                f"{sys.get_int_max_str_digits()} decimal digits",
+                node.start_mark,
+            ) from None
         raise _bad_scalar(node, "an integer") from None
+    return value
 
 
 def _construct_float(loader: _Loader, node: Node) -> float:
