@@ -28,9 +28,10 @@ from dagster import (
 from dagster._utils.error import SerializableErrorInfo
 
 from capport_dagster.cli import EXIT_OK, EXIT_RUN_FAILED, print_warnings
-from capport_dagster.core.graph import PipelineGraph, load_project
+from capport_dagster.core.graph import PipelineGraph
 from capport_dagster.core.secrets import Redactor
 from capport_dagster.errors import ConfigError, Location
+from capport_dagster.translate.build import project_for
 from capport_dagster.translate.run_config import default_logger
 
 __all__ = ["run_pipeline"]
@@ -40,7 +41,8 @@ _OUR_ERRORS = {"TaskError", "ModelCastError", "ConfigError", "ValidationError", 
 
 def run_pipeline(args: argparse.Namespace) -> int:
     config_dir = str(Path(args.config).absolute())
-    project = load_project(config_dir, pipelines=[args.pipeline])
+    # The same cached project the job is built from when Dagster reconstructs it below.
+    project = project_for(config_dir, args.pipeline)
     print_warnings(project.warnings)
     graph = project.graphs[args.pipeline]
     runner = project.runner_for(args.pipeline, args.runner)

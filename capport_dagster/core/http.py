@@ -65,10 +65,9 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,6 +83,9 @@ from capport_dagster.core.registry import (
 from capport_dagster.core.transforms import path_expr, valid_path
 from capport_dagster.core.variables import expand
 from capport_dagster.errors import ConfigError, Location, TaskError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -352,6 +354,8 @@ def _param_values(
 
 
 def _check_url(url: str, task: str, location: Location) -> None:
+    import httpx  # here, not at the top: most runs make no request
+
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
@@ -374,6 +378,8 @@ async def _fetch_all(
 ) -> list[Any]:
     """The parsed JSON body of each URL, in the order of `urls`, at most `max_concurrent` in
     flight at once. The first definitive failure cancels the other requests and is raised."""
+    import httpx
+
     bodies: list[Any] = [None] * len(urls)
     if not urls:
         return bodies
@@ -408,6 +414,8 @@ async def _fetch(
     client: httpx.AsyncClient, url: str, options: HttpOptions, task: str, ctx: RunContext
 ) -> Any:
     """One URL's parsed JSON body, retrying what may pass (see the module docstring)."""
+    import httpx
+
     request = f"{options.method} {url}"
     attempt = 0
     while True:
@@ -447,6 +455,8 @@ async def _fetch(
 
 def _status(response: httpx.Response) -> str:
     """`404 Not Found`: the standard phrase (servers differ in case), else the server's."""
+    import httpx
+
     phrase = httpx.codes.get_reason_phrase(response.status_code) or response.reason_phrase
     return f"{response.status_code} {phrase}".strip()
 

@@ -18,7 +18,7 @@ from capport_dagster.core.config import SECTIONS, CapportConfig, Entry, Pipeline
 from capport_dagster.core.yaml_source import line_of, load_yaml_file
 from capport_dagster.errors import ConfigError, Location, Problem, did_you_mean
 
-__all__ = ["RUNNER_KEYS", "STAGE_KEYS", "load_config"]
+__all__ = ["RUNNER_KEYS", "STAGE_KEYS", "config_files", "config_stamp", "load_config"]
 
 #: Keys a stage may have.
 STAGE_KEYS: tuple[str, ...] = ("label", "task", "args")
@@ -37,6 +37,28 @@ RUNNER_KEYS: tuple[str, ...] = (
 _DAGSTER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
+def config_files(directory: Path) -> tuple[Path, ...]:
+    """The files `load_config` reads, in reading order."""
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise ConfigError(f"the config directory {what}", Location(file=str(directory)))
+    return tuple(
+        path
+        for path in sorted(directory.iterdir(), key=lambda p: p.name)
+        if path.suffix in (".yml", ".yaml") and not path.name.startswith(".") and path.is_file()
+    )
+
+
+def config_stamp(config_dir: str | os.PathLike[str]) -> tuple[tuple[str, int, int], ...]:
+    """Name, modification time and size of every file `load_config` would read: equal stamps
+    mean a config loaded earlier is still the config on disk (for caches of loaded projects)."""
+    stamp = []
+    for path in config_files(Path(os.path.abspath(config_dir))):
+        status = path.stat()
+        stamp.append((path.name, status.st_mtime_ns, status.st_size))
+    return tuple(stamp)
+
+
 def load_config(config_dir: str | os.PathLike[str]) -> CapportConfig:
     """Read every ``*.yml`` / ``*.yaml`` file directly in ``config_dir``, in name order.
 
@@ -44,14 +66,7 @@ def load_config(config_dir: str | os.PathLike[str]) -> CapportConfig:
     returned in ``CapportConfig.problems``.
     """
     directory = Path(os.path.abspath(config_dir))
-    if not directory.is_dir():
-        what = "is not a directory" if directory.exists() else "does not exist"
-        raise ConfigError(f"the config directory {what}", Location(file=str(directory)))
-    files = tuple(
-        path
-        for path in sorted(directory.iterdir(), key=lambda p: p.name)
-        if path.suffix in (".yml", ".yaml") and not path.name.startswith(".") and path.is_file()
-    )
+    files = config_files(directory)
     if not files:
         raise ConfigError(
             "the config directory has no YAML file (*.yml, *.yaml)", Location(file=str(directory))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import AssetsDefinition, Definitions, JobDefinition
 
 from capport_dagster.core.graph import Project, load_project
+from capport_dagster.core.loader import config_stamp
 from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry, import_task_modules
 from capport_dagster.translate.assets import build_pipeline_assets
 from capport_dagster.translate.executor import capport_executor
@@ -17,7 +19,7 @@ from capport_dagster.translate.run_config import run_config_mapping
 from capport_dagster.translate.schedules import build_schedules
 from capport_dagster.translate.translator import CapportTranslator
 
-__all__ = ["build_definitions", "job_for", "load_definitions"]
+__all__ = ["build_definitions", "job_for", "load_definitions", "project_for"]
 
 
 def build_definitions(
@@ -79,16 +81,54 @@ def load_definitions(
     return build_definitions(project=load_project(config_dir, registry), translator=translator)
 
 
+def project_for(config_dir: str, pipeline: str) -> Project:
+    """The validated project of one pipeline, loaded once per process while its files and the
+    environment stay the same.
+
+    Dagster rebuilds a reconstructable job several times in the process that launches a run
+    (to check it, plan it, execute it): without this each rebuild re-read every YAML file.
+    """
+    return _cached(config_dir, pipeline).project
+
+
 def job_for(config_dir: str, pipeline: str, modules: Sequence[str] = ()) -> JobDefinition:
-    """The job of one pipeline: the target `capport run` reconstructs in worker processes."""
+    """The job of one pipeline: the target `capport run` reconstructs (in worker processes too).
+
+    Built once per loaded project (see `project_for`), so rebuilds within a process are free.
+    """
     import_task_modules(modules)
-    project = load_project(config_dir, pipelines=[pipeline])
-    graph = project.graphs[pipeline]
-    return build_job(
-        graph,
-        config_dir=str(Path(config_dir).absolute()),
-        runner=project.runner_for(pipeline),
-        loggers=project.loggers,
-        translator=CapportTranslator(),
-        redact=project.redactor,
-    )
+    cached = _cached(config_dir, pipeline)
+    if cached.job is None:
+        project = cached.project
+        cached.job = build_job(
+            project.graphs[pipeline],
+            config_dir=str(Path(config_dir).absolute()),
+            runner=project.runner_for(pipeline),
+            loggers=project.loggers,
+            translator=CapportTranslator(),
+            redact=project.redactor,
+        )
+    return cached.job
+
+
+@dataclass
+class _Loaded:
+    project: Project
+    job: JobDefinition | None = None
+
+
+_CACHE_SIZE = 8
+_CACHE: dict[tuple[object, ...], _Loaded] = {}
+
+
+def _cached(config_dir: str, pipeline: str) -> _Loaded:
+    directory = os.path.abspath(config_dir)
+    # The environment is part of the key: a config reads variables and secrets from it.
+    key = (directory, pipeline, config_stamp(directory), frozenset(os.environ.items()))
+    loaded = _CACHE.get(key)
+    if loaded is None:
+        loaded = _Loaded(load_project(directory, pipelines=[pipeline]))
+        if len(_CACHE) >= _CACHE_SIZE:
+            del _CACHE[next(iter(_CACHE))]
+        _CACHE[key] = loaded
+    return loaded

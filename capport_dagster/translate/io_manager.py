@@ -5,59 +5,85 @@ stays a plan and Polars optimises across stages. Under the multiprocess executor
 process, so frames are persisted by dagster-polars' Parquet IO manager: DataFrames are written,
 LazyFrames are *sunk* (streamed, never collected in Python) and inputs are always *scanned*
 lazily; the op then gives the task the mode's form.
+
+dagster-polars (with pyarrow and numpy behind it: ~0.4 s) is imported only by runs that persist;
+an in-memory run never pays for it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from dagster import InputContext, OutputContext
-from dagster_polars import PolarsParquetIOManager
-from pydantic import PrivateAttr
+from dagster import ConfigurableIOManager, InitResourceContext, InputContext, OutputContext
+from pydantic import Field, PrivateAttr
 
 from capport_dagster.core.runtime import frame_failure
+
+if TYPE_CHECKING:
+    from dagster_polars import PolarsParquetIOManager
 
 __all__ = ["CapportIOManager"]
 
 
-class CapportIOManager(PolarsParquetIOManager):
+class CapportIOManager(ConfigurableIOManager):
     """Frames in memory (`persist: false`, the default) or as Parquet under `base_dir`."""
 
     persist: bool = False
+    base_dir: str | None = Field(
+        default=None, description="where persisted frames go (default: the instance's storage)"
+    )
     _frames: dict[tuple[str, ...], Any] = PrivateAttr(default_factory=dict)
+    _parquet: PolarsParquetIOManager | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        if self.persist:
+            parquet = _parquet_frames()(base_dir=self.base_dir)
+            parquet.setup_for_execution(context)
+            self._parquet = parquet
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        if self.persist:
-            try:
-                super().handle_output(context, obj)
-            except Exception as exc:
-                # Sinking a lazy frame runs its plan: a failure here is the stage's failure.
-                failure = frame_failure(exc, obj)
-                if failure is None:
-                    raise
-                raise failure from exc
-        else:
+        if self._parquet is None:
             self._frames[tuple(context.get_identifier())] = obj
+            return
+        try:
+            self._parquet.handle_output(context, obj)
+        except Exception as exc:
+            # Sinking a lazy frame runs its plan: a failure here is the stage's failure.
+            failure = frame_failure(exc, obj)
+            if failure is None:
+                raise
+            raise failure from exc
 
     def load_input(self, context: InputContext) -> Any:
-        if self.persist:
-            return super().load_input(context)
+        if self._parquet is not None:
+            return self._parquet.load_input(context)
         upstream = context.upstream_output
         assert upstream is not None
         return self._frames[tuple(upstream.get_identifier())]
 
-    def dump_to_path(self, context: OutputContext, obj: Any, path: Any) -> None:
-        if isinstance(obj, pl.LazyFrame):
-            self.sink_df_to_path(context, obj, path)
-        else:
-            self.write_df_to_path(context, obj, path)
 
-    def load_from_path(self, context: InputContext, path: Any) -> pl.LazyFrame:
-        if not path.exists():
-            raise FileNotFoundError(f"persisted frame {path} does not exist")
-        return self.scan_df_from_path(path, context)
+@functools.cache
+def _parquet_frames() -> type[PolarsParquetIOManager]:
+    from dagster_polars import PolarsParquetIOManager
 
-    def get_metadata(self, context: OutputContext, obj: Any) -> dict:
-        # The op already attaches row count, schema and preview, without collecting lazy frames.
-        return {}
+    class ParquetFrames(PolarsParquetIOManager):
+        """dagster-polars' Parquet IO manager, sinking lazy frames instead of collecting them."""
+
+        def dump_to_path(self, context: OutputContext, obj: Any, path: Any) -> None:
+            if isinstance(obj, pl.LazyFrame):
+                self.sink_df_to_path(context, obj, path)
+            else:
+                self.write_df_to_path(context, obj, path)
+
+        def load_from_path(self, context: InputContext, path: Any) -> pl.LazyFrame:
+            if not path.exists():
+                raise FileNotFoundError(f"persisted frame {path} does not exist")
+            return self.scan_df_from_path(path, context)
+
+        def get_metadata(self, context: OutputContext, obj: Any) -> dict:
+            # The op already attaches row count, schema and preview, without collecting.
+            return {}
+
+    return ParquetFrames

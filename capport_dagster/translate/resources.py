@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 
 import pendulum
 from dagster import ConfigurableResource, InitResourceContext
@@ -38,6 +40,7 @@ class CapportRun(ConfigurableResource):
     preview: bool = False
 
     _reference: datetime | None = PrivateAttr(default=None)
+    _variables: Mapping[str, str] | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._reference = self._resolve_reference(context)
@@ -63,10 +66,16 @@ class CapportRun(ConfigurableResource):
             self._reference = self._resolve_reference(None)
         return self._reference
 
-    def variables(self) -> dict[str, str]:
-        return run_variables(
-            config_dir=Path(self.config_dir),
-            output_dir=Path(self.output_dir),
-            ref_datetime=self.reference,
-            environ=os.environ,
-        )
+    def variables(self) -> Mapping[str, str]:
+        """The run's variables, taken once per run (the environment as the run found it), as
+        every stage asks for them."""
+        if self._variables is None:
+            self._variables = MappingProxyType(
+                run_variables(
+                    config_dir=Path(self.config_dir),
+                    output_dir=Path(self.output_dir),
+                    ref_datetime=self.reference,
+                    environ=os.environ,
+                )
+            )
+        return self._variables
