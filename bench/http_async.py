@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 STAGES = 8
 
 
-def _fixture_server():
+def fixture_server():
     spec = importlib.util.spec_from_file_location(
         "fixture_server", REPO / "scripts" / "fixture_server.py"
     )
@@ -102,7 +102,7 @@ def main() -> None:
     rounds = 1 if args.quick else 3
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        server = _fixture_server().start_in_thread(root=work / "api", port=0, delay=args.delay)
+        server = fixture_server().start_in_thread(root=work / "api", port=0, delay=args.delay)
         config = write_config(work, server.server_address[1])
         times: dict[str, list[float]] = {"sync_lazy": [], "async_eager": []}
         if args.multiprocess:

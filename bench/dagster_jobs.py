@@ -1,0 +1,101 @@
+"""Hand-written Dagster jobs with the same op graphs as the benchmarked capport pipelines: the
+framework floor. What a Dagster user would write without capport: one op per stage, Polars
+frames passed in memory, the in-process executor.
+
+    BENCH_DATA=DIR BENCH_OUT=FILE dagster job execute -m bench.dagster_jobs -j enrich_job
+
+(No `from __future__ import annotations`: Dagster inspects op annotations.)
+"""
+
+import functools
+import os
+from pathlib import Path
+
+import polars as pl
+from dagster import (
+    Definitions,
+    In,
+    JobDefinition,
+    Nothing,
+    Out,
+    in_process_executor,
+    job,
+    mem_io_manager,
+    op,
+)
+
+from bench import plain_enrich
+
+__all__ = ["chain_job", "defs", "enrich_job"]
+
+_RESOURCES = {"io_manager": mem_io_manager}
+
+
+@op(out={"events": Out(), "teams": Out(), "players": Out()})
+def load_all():  # type: ignore[no-untyped-def]
+    return plain_enrich.load(Path(os.environ["BENCH_DATA"]), lazy=True)
+
+
+@op
+def shape_events(events: pl.LazyFrame) -> pl.LazyFrame:
+    return plain_enrich.shape(events)
+
+
+@op
+def join_teams(shaped: pl.LazyFrame, teams: pl.LazyFrame) -> pl.LazyFrame:
+    return plain_enrich.join_teams(shaped, teams)
+
+
+@op
+def join_players(with_teams: pl.LazyFrame, players: pl.LazyFrame) -> pl.LazyFrame:
+    return plain_enrich.join_players(with_teams, players)
+
+
+@op
+def save_report(enriched: pl.LazyFrame) -> None:
+    plain_enrich.save_report(enriched, Path(os.environ["BENCH_OUT"]))
+
+
+@job(executor_def=in_process_executor, resource_defs=_RESOURCES)
+def enrich_job() -> None:
+    events, teams, players = load_all()
+    save_report(join_players(join_teams(shape_events(events), teams), players))
+
+
+def _swap(frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.select(pl.col("b").alias("a"), pl.col("a").alias("b"))
+
+
+@functools.cache
+def chain_job(stages: int, csv: str) -> JobDefinition:
+    """`stages` ops: load a tiny CSV, `stages - 2` cheap selects one after another, save.
+
+    The same graph as `bench.overhead`'s capport pipeline; a factory so that Dagster can rebuild
+    it (`build_reconstructable_job`) as it rebuilds capport's, built once per process as a
+    module-level job would be (capport caches its jobs too).
+    """
+
+    @op(name="load")
+    def load() -> pl.LazyFrame:
+        return pl.scan_csv(csv)
+
+    steps = [
+        op(name=f"step_{i}", ins={"frame": In()})(lambda frame: _swap(frame))
+        for i in range(1, stages - 1)
+    ]
+
+    @op(name="save", ins={"frame": In()}, out=Out(Nothing))
+    def save(frame: pl.LazyFrame) -> None:
+        frame.sink_csv(os.environ["BENCH_OUT"])
+
+    @job(name=f"chain_{stages}", executor_def=in_process_executor, resource_defs=_RESOURCES)
+    def chain() -> None:
+        frame = load()
+        for step in steps:
+            frame = step(frame)
+        save(frame)
+
+    return chain
+
+
+defs = Definitions(jobs=[enrich_job])

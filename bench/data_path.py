@@ -1,0 +1,125 @@
+"""Data path: the example `enrich_events` pipeline vs the same work in plain Polars.
+
+In process (the run only: everything already imported) and as whole processes (`capport run` vs
+`python bench/plain_enrich.py`, and vs a hand-written Dagster job under `dagster job execute`),
+with peak RSS. Every variant's output file must be byte-identical to the plain script's, or the
+benchmark stops: a fast wrong answer is not a result.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import sys
+from pathlib import Path
+
+from bench.data import enrich_config
+from bench.harness import (
+    BIN,
+    Comparison,
+    Sample,
+    alternate,
+    capport_command,
+    run_capport_job,
+    run_process,
+    timed,
+)
+from bench.plain_enrich import enrich
+
+__all__ = ["data_path"]
+
+PIPELINE = "enrich_events"
+MODES = ("sync_lazy", "sync_eager", "async_lazy", "async_eager")
+REPORT = Path(PIPELINE) / "events_enriched.csv"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def data_path(work: Path, rows: int, rounds: int, *, processes: bool = True) -> list[Comparison]:
+    config = enrich_config(work / f"enrich_{rows}", rows)
+    data, out = config / "data", work / f"out_{rows}"
+    out.mkdir(parents=True, exist_ok=True)
+    outputs: dict[str, Path] = {}
+
+    def plain(lazy: bool):  # type: ignore[no-untyped-def]
+        path = outputs.setdefault(f"plain_{'lazy' if lazy else 'eager'}", out / f"plain_{lazy}.csv")
+        return timed(lambda: enrich(data, path, lazy=lazy))
+
+    def capport(mode: str):  # type: ignore[no-untyped-def]
+        outputs[mode] = out / mode / REPORT
+        settings = {"mode": mode, "output_dir": str(out / mode)}
+        return timed(lambda: run_capport_job(config, PIPELINE, settings))
+
+    in_process = Comparison(f"Data path in process, {rows:,} event rows")
+    variants = {"plain lazy": plain(True), "plain eager": plain(False)}
+    variants.update({f"capport {mode}": capport(mode) for mode in MODES})
+    in_process.medians = alternate(variants, rounds)
+    in_process.ratio("sync_lazy / plain lazy", "capport sync_lazy", "plain lazy", 1.05)
+    in_process.ratio("sync_eager / plain eager", "capport sync_eager", "plain eager")
+    in_process.ratio("async_lazy / plain lazy", "capport async_lazy", "plain lazy")
+    comparisons = [in_process]
+    if processes:
+        comparisons.append(_whole_processes(work, config, out, rows, rounds, outputs))
+    _check_identical(outputs)
+    return comparisons
+
+
+def _whole_processes(
+    work: Path, config: Path, out: Path, rows: int, rounds: int, outputs: dict[str, Path]
+) -> Comparison:
+    """`capport run` as users type it, vs the plain script and a hand-written Dagster job."""
+    home = work / "dagster_home"  # persistent run storage, kept across rounds (as a user's is)
+    home.mkdir(exist_ok=True)
+    data = config / "data"
+    outputs["process plain"] = out / "process_plain.csv"
+    outputs["process capport"] = out / "process" / REPORT
+    outputs["process capport home"] = out / "process_home" / REPORT
+    outputs["process dagster"] = out / "process_dagster.csv"
+
+    def capport_run(output: Path, dagster_home: str) -> Sample:
+        command = capport_command(
+            "run", "-c", str(config), "-p", PIPELINE, "-o", str(output), "--no-preview"
+        )
+        return run_process(command, env={"DAGSTER_HOME": dagster_home})
+
+    script = [sys.executable, str(REPO / "bench" / "plain_enrich.py")]
+    hand_env = {
+        "DAGSTER_HOME": str(home),
+        "BENCH_DATA": str(data),
+        "BENCH_OUT": str(outputs["process dagster"]),
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    dagster_execute = [str(BIN / "dagster"), "job", "execute", "-m", "bench.dagster_jobs"]
+    variants = {
+        "python plain_enrich.py": lambda: run_process(
+            [*script, str(data), str(outputs["process plain"])]
+        ),
+        "capport run": lambda: capport_run(out / "process", ""),
+        "capport run, DAGSTER_HOME": lambda: capport_run(out / "process_home", str(home)),
+        "dagster job execute (hand-written)": lambda: run_process(
+            [*dagster_execute, "-j", "enrich_job"], env=hand_env, cwd=REPO
+        ),
+    }
+    comparison = Comparison(
+        f"Whole processes, {rows:,} event rows (peak RSS from the kernel's high-water mark)"
+    )
+    comparison.medians = alternate(variants, rounds)
+    comparison.ratio(
+        "capport run / plain script (no DAGSTER_HOME)", "capport run", "python plain_enrich.py", 2.0
+    )
+    comparison.ratio(
+        "capport run / hand-written dagster job execute (both DAGSTER_HOME)",
+        "capport run, DAGSTER_HOME",
+        "dagster job execute (hand-written)",
+        1.0,
+    )
+    comparison.rss_ratio(
+        "peak RSS: capport run / plain script", "capport run", "python plain_enrich.py", 1.2
+    )
+    return comparison
+
+
+def _check_identical(outputs: dict[str, Path]) -> None:
+    reference = outputs["plain_lazy"]
+    for name, path in outputs.items():
+        if not filecmp.cmp(reference, path, shallow=False):
+            raise RuntimeError(f"{name} wrote {path}, which differs from {reference}")

@@ -1,0 +1,171 @@
+"""Measuring: alternate the variants of a comparison, take medians, time whole processes.
+
+Variants run alternately (A B C, A B C, ...) after one unmeasured warm-up round, so that drift on
+the machine (page cache, CPU frequency, another process) lands on every side alike; the figure is
+the median of the rounds.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dagster import DagsterInstance, build_reconstructable_job, execute_job
+
+__all__ = [
+    "Comparison",
+    "Ratio",
+    "Sample",
+    "alternate",
+    "capport_command",
+    "run_capport_job",
+    "run_process",
+    "timed",
+]
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Sample:
+    seconds: float
+    rss_mb: float | None = None  # peak resident memory of a whole process
+
+
+@dataclass(frozen=True)
+class Ratio:
+    name: str
+    value: float
+    goal: float | None = None  # at most
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.goal is None else self.value <= self.goal
+
+
+@dataclass
+class Comparison:
+    """One side-by-side measurement: its variants' medians and the ratios its goals are on."""
+
+    title: str
+    medians: dict[str, Sample] = field(default_factory=dict)
+    ratios: list[Ratio] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def ratio(self, name: str, numerator: str, denominator: str, goal: float | None = None) -> None:
+        value = self.medians[numerator].seconds / self.medians[denominator].seconds
+        self.ratios.append(Ratio(name, value, goal))
+
+    def rss_ratio(
+        self, name: str, numerator: str, denominator: str, goal: float | None = None
+    ) -> None:
+        top, bottom = self.medians[numerator].rss_mb, self.medians[denominator].rss_mb
+        assert top is not None and bottom is not None, "peak RSS is measured for processes only"
+        self.ratios.append(Ratio(name, top / bottom, goal))
+
+
+def timed(fn: Callable[[], object]) -> Callable[[], Sample]:
+    def run() -> Sample:
+        started = time.perf_counter()
+        fn()
+        return Sample(time.perf_counter() - started)
+
+    return run
+
+
+def alternate(
+    variants: Mapping[str, Callable[[], Sample]], rounds: int, *, warm_up: bool = True
+) -> dict[str, Sample]:
+    """Median time (and peak RSS) of each variant over `rounds` alternating rounds."""
+    samples: dict[str, list[Sample]] = {name: [] for name in variants}
+    for round_ in range(rounds + (1 if warm_up else 0)):
+        for name, run in variants.items():
+            sample = run()
+            if warm_up and round_ == 0:
+                continue
+            samples[name].append(sample)
+    return {name: _median(values) for name, values in samples.items()}
+
+
+def _median(samples: Sequence[Sample]) -> Sample:
+    rss = [s.rss_mb for s in samples if s.rss_mb is not None]
+    return Sample(
+        statistics.median(s.seconds for s in samples), statistics.median(rss) if rss else None
+    )
+
+
+def run_process(
+    command: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Sample:
+    """Wall time and peak RSS of one whole process.
+
+    The peak is the kernel's high-water mark of the process' own memory (`VmHWM`), read every
+    10 ms until it exits (it only grows, so the last reading misses at most the last 10 ms).
+    Not `wait4`'s `ru_maxrss`: Linux carries the parent's resident size over the fork into it.
+    """
+    environment = {**os.environ, **(env or {})}
+    for key, value in (env or {}).items():
+        if value == "":
+            environment.pop(key, None)  # "" unsets: e.g. DAGSTER_HOME for a one-off run
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            list(command), env=environment, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors
+        )
+        peak_kb = 0
+        while process.poll() is None:
+            peak_kb = max(peak_kb, _high_water_kb(process.pid))
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - started
+        if process.returncode:
+            errors.seek(0)
+            tail = errors.read().decode(errors="replace")[-3000:]
+            raise RuntimeError(f"{' '.join(command)} exited {process.returncode}:\n{tail}")
+    return Sample(elapsed, peak_kb / 1024)
+
+
+def _high_water_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # exited between poll() and here
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0  # a zombie has no memory lines
+
+
+def capport_command(*args: str) -> list[str]:
+    """The installed `capport` script of this interpreter's environment."""
+    return [str(BIN / "capport"), *args]
+
+
+def run_capport_job(
+    config: Path, pipeline: str, run_config: Mapping[str, object], *, temp_instance: bool = False
+) -> None:
+    """Run a pipeline's job in this process the way `capport run` does without DAGSTER_HOME:
+    a reconstructable job on an ephemeral instance (a temporary SQLite one for worker processes).
+    """
+    job = build_reconstructable_job(
+        "capport_dagster.translate.build",
+        "job_for",
+        reconstructable_args=(str(config), pipeline, ()),
+    )
+    settings = {"log_level": "ERROR", "preview": False, **run_config}
+    quiet = {"python_logs": {"python_log_level": "WARNING"}}  # as `capport run` sets it
+    instance_cm = (
+        DagsterInstance.local_temp(overrides=quiet)
+        if temp_instance
+        else DagsterInstance.ephemeral()
+    )
+    with instance_cm as instance:
+        result = execute_job(job, instance=instance, run_config=settings)
+        if not result.success:
+            raise RuntimeError(f"{pipeline} with {dict(run_config)} failed")

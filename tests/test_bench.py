@@ -1,0 +1,58 @@
+"""`python -m bench --quick` runs every comparison end to end, so the benchmarks cannot rot.
+
+Only that they run and check their outputs: timing goals are judged by the full benchmark on
+a quiet machine (docs/benchmarks.md), never in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.data_path import _check_identical
+from tests.conftest import REPO
+
+TITLES = [
+    "Data path in process, 20,000 event rows",
+    "Whole processes, 20,000 event rows (peak RSS from the kernel's high-water mark)",
+    "Framework overhead, 8 cheap stages in a chain, in process",
+    "Framework overhead, 32 cheap stages in a chain, in process",
+    "Projection: keep 2 of 20 columns, 20,000 rows, in process",
+    "CPU-bound fan-out: 4 branches over 20,000 event rows each, 2 cores",
+    "I/O-bound fan-out: 8 HTTP stages, server answers after 0.2 s",
+    "Load time of generated configs",
+]
+
+
+def test_the_quick_benchmark_runs_every_comparison(tmp_path: Path) -> None:
+    results = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--json", str(results)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    comparisons = json.loads(results.read_text())
+    assert [c["title"] for c in comparisons] == TITLES
+    for comparison in comparisons:
+        assert comparison["medians"], comparison["title"]
+        assert all(s["seconds"] > 0 for s in comparison["medians"].values())
+        assert all(r["value"] > 0 for r in comparison["ratios"])
+    processes = comparisons[1]["medians"]
+    assert all(s["rss_mb"] > 20 for s in processes.values())  # a Python process with Polars
+    assert "| capport sync_lazy |" in done.stdout
+
+
+def test_a_variant_that_writes_a_different_file_stops_the_benchmark(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x\n1\n")
+    (tmp_path / "b.csv").write_text("x\n1\n")
+    (tmp_path / "c.csv").write_text("x\n2\n")
+    _check_identical({"plain_lazy": tmp_path / "a.csv", "same": tmp_path / "b.csv"})
+    with pytest.raises(RuntimeError, match=r"^different wrote .*c\.csv, which differs from"):
+        _check_identical({"plain_lazy": tmp_path / "a.csv", "different": tmp_path / "c.csv"})
