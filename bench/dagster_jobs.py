@@ -31,9 +31,15 @@ __all__ = ["chain_job", "defs", "enrich_job"]
 _RESOURCES = {"io_manager": mem_io_manager}
 
 
-@op(out={"events": Out(), "teams": Out(), "players": Out()})
-def load_all():  # type: ignore[no-untyped-def]
-    return plain_enrich.load(Path(os.environ["BENCH_DATA"]), lazy=True)
+@op
+def load_events() -> pl.LazyFrame:
+    return plain_enrich.load(Path(os.environ["BENCH_DATA"]), lazy=True)[0]
+
+
+@op(out={"teams": Out(), "players": Out()})
+def load_reference():  # type: ignore[no-untyped-def]
+    _, teams, players = plain_enrich.load(Path(os.environ["BENCH_DATA"]), lazy=True)
+    return teams, players
 
 
 @op
@@ -58,8 +64,8 @@ def save_report(enriched: pl.LazyFrame) -> None:
 
 @job(executor_def=in_process_executor, resource_defs=_RESOURCES)
 def enrich_job() -> None:
-    events, teams, players = load_all()
-    save_report(join_players(join_teams(shape_events(events), teams), players))
+    teams, players = load_reference()
+    save_report(join_players(join_teams(shape_events(load_events()), teams), players))
 
 
 def _swap(frame: pl.LazyFrame) -> pl.LazyFrame:

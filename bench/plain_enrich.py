@@ -5,6 +5,7 @@
 The same work as the capport pipeline (config/pipeline.yml, transform.yml, model.yml): load
 events, teams and players (players cast to the `player` model), shape the events, join team
 names and player details, drop the team id, cast to the `event_report` model, write a CSV. The
+models' checks included: strict casts, and `char` columns hold at most one character. The
 lazy version hands Polars one plan; the eager one reads and computes frame by frame.
 """
 
@@ -24,6 +25,18 @@ FrameT = TypeVar("FrameT", pl.DataFrame, pl.LazyFrame)
 TEXT = {"first_name": pl.String, "last_name": pl.String, "position": pl.String, "shoots": pl.String}
 
 
+def char(name: str) -> pl.Expr:
+    """The model's `char` contract: at most one character, or the query fails (a strict cast of
+    the longer values to an enum that has none of them: the cheapest check Polars can stream).
+    """
+    text = pl.col(name)
+    longer = pl.when(text.str.len_chars() > 1).then(text)
+    return pl.when(longer.cast(_NO_VALUE, strict=True).is_null()).then(text).alias(name)
+
+
+_NO_VALUE = pl.Enum(["\x00no value is valid here\x00"])
+
+
 def load(data: Path, *, lazy: bool) -> tuple[Frame, Frame, Frame]:
     """Events, teams, and players cast to the `player` model."""
     if lazy:
@@ -37,9 +50,9 @@ def load(data: Path, *, lazy: bool) -> tuple[Frame, Frame, Frame]:
         "first_name",
         "last_name",
         pl.col("team_id").cast(pl.Int64, strict=True),
-        "position",
+        char("position"),
         pl.col("birth_date").str.to_date(strict=True),
-        "shoots",
+        char("shoots"),
         pl.lit(None, dtype=pl.String).alias("nickname"),
     )
     return events, teams, players
@@ -94,7 +107,7 @@ def save_report(enriched: Frame, out: Path) -> None:
         "event",
         "team",
         "player_name",
-        "position",
+        char("position"),
         "event_url",
     )
     if isinstance(report, pl.LazyFrame):
