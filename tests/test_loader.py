@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import MappingProxyType
 
@@ -37,7 +38,27 @@ def problems(config: CapportConfig) -> list[tuple[Location, str]]:
 
 
 def test_public_api() -> None:
-    assert set(loader.__all__) == {"RUNNER_KEYS", "STAGE_KEYS", "load_config"}
+    assert set(loader.__all__) == {
+        "RUNNER_KEYS",
+        "STAGE_KEYS",
+        "config_files",
+        "config_stamp",
+        "load_config",
+    }
+
+
+def test_the_stamp_changes_with_what_the_loader_reads(tmp_path: Path) -> None:
+    (tmp_path / "a.yml").write_text("model: {}\n")
+    (tmp_path / "notes.txt").write_text("not read")
+    first = loader.config_stamp(tmp_path)
+    assert [name for name, _, _ in first] == ["a.yml"]
+    (tmp_path / "notes.txt").write_text("still not read")
+    (tmp_path / ".hidden.yml").write_text("model: {}\n")
+    assert loader.config_stamp(tmp_path) == first
+    os.utime(tmp_path / "a.yml", ns=(1, 1))
+    assert loader.config_stamp(tmp_path) != first
+    (tmp_path / "b.yaml").write_text("")
+    assert [name for name, _, _ in loader.config_stamp(tmp_path)] == ["a.yml", "b.yaml"]
 
 
 # --- valid ---------------------------------------------------------------------------------

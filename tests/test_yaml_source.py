@@ -23,6 +23,7 @@ from capport_dagster.core.yaml_source import (
     parse_yaml,
 )
 from capport_dagster.errors import ConfigError, Location
+from tests.conftest import REPO
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "c.yml") -> Path:
@@ -336,3 +337,61 @@ def test_integers_too_large_to_print_are_refused(tmp_path: Path, literal: str, s
     )
     assert caught.value.location == Location(file=str(path), line=2, column=6)
     assert parse_yaml("a: 0x" + "f" * 3000, "f")["a"] == 16**3000 - 1  # 3,613 digits: fine
+
+
+# --- libyaml and the pure-Python parser agree -----------------------------------------------
+
+
+def _located(value: Any) -> Any:
+    """A value with every position it carries, for comparing two loads exactly."""
+    if isinstance(value, LocatedDict):
+        return (
+            "map",
+            value.line,
+            value.column,
+            [(k, (value.key_positions or {}).get(k), _located(v)) for k, v in value.items()],
+        )
+    if isinstance(value, LocatedList):
+        return ("seq", value.line, value.column, value.item_positions, [_located(v) for v in value])
+    return (type(value).__name__, value)
+
+
+AGREEMENT = [
+    *sorted((REPO / "config").glob("*.yml")),
+    *sorted((REPO / "tests" / "fixtures").rglob("*.yml")),
+]
+
+
+@pytest.mark.skipif(yaml_source._CLoader is None, reason="PyYAML without libyaml")
+@pytest.mark.parametrize("path", AGREEMENT, ids=lambda p: str(p.relative_to(REPO)))
+def test_libyaml_and_pure_python_load_the_same_values_and_positions(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = path.read_text(encoding="utf-8")
+    fast = yaml_source.parse_yaml(text, str(path))
+    monkeypatch.setattr(yaml_source, "_CLoader", None)
+    assert _located(fast) == _located(yaml_source.parse_yaml(text, str(path)))
+
+
+@pytest.mark.skipif(yaml_source._CLoader is None, reason="PyYAML without libyaml")
+def test_documents_libyaml_parses_do_not_go_through_the_pure_python_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # And those it rejects do, so that the errors keep PyYAML's wording.
+    parsed: list[str] = []
+    original = yaml_source._Loader.get_single_node
+
+    def counting(self: Any) -> Any:
+        parsed.append("python")
+        return original(self)
+
+    monkeypatch.setattr(yaml_source._Loader, "get_single_node", counting)
+    text = "a: { b: [1, 2.5, true, null, 0x1f], c: &x { d: e } }\nf: *x\n"
+    assert yaml_source.parse_yaml(text, "f") == {
+        "a": {"b": [1, 2.5, True, None, 31], "c": {"d": "e"}},
+        "f": {"d": "e"},
+    }
+    assert parsed == []
+    with pytest.raises(ConfigError, match=r"invalid YAML: .*"):
+        yaml_source.parse_yaml("a: [1, 2\nb: 3\n", "f")
+    assert parsed == ["python"]

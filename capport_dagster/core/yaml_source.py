@@ -247,6 +247,23 @@ for _name in ("binary", "timestamp", "omap", "pairs", "set"):
 _Loader.add_constructor(None, _reject_tag)
 
 
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CLoader(yaml.cyaml.CParser, SafeConstructor, yaml.resolver.Resolver):
+        """libyaml's parser with `_Loader`'s resolvers and constructors."""
+
+        yaml_implicit_resolvers: ClassVar[dict] = _Loader.yaml_implicit_resolvers
+        yaml_constructors: ClassVar[dict] = _Loader.yaml_constructors
+
+        def __init__(self, stream: str) -> None:  # as yaml.CSafeLoader
+            yaml.cyaml.CParser.__init__(self, stream)
+            SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+else:  # PyYAML built without libyaml: the pure-Python parser does everything
+    _CLoader = None  # type: ignore[assignment, misc]
+
+
 def _check_aliases(root: Node) -> None:
     """Refuse self-referencing aliases and alias expansion past :data:`MAX_ALIAS_EXPANSION`.
 
@@ -291,15 +308,20 @@ def _check_aliases(root: Node) -> None:
 
 def parse_yaml(text: str, file: str) -> Any:
     """Load one YAML document from text; ``file`` is only used in error locations."""
+    composed = _composed_by_libyaml(text)
+    if composed is None:
+        try:
+            loader = _Loader(text)  # the reader rejects control characters right here
+        except yaml.reader.ReaderError as exc:
+            line = text.count("\n", 0, exc.position) + 1
+            column = exc.position - text.rfind("\n", 0, exc.position)
+            message = f"invalid YAML: control character U+{exc.character:04X} is not allowed"
+            raise ConfigError(message, Location(file=file, line=line, column=column)) from None
+    else:
+        loader, node = composed
     try:
-        loader = _Loader(text)  # the reader rejects control characters right here
-    except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
-        column = exc.position - text.rfind("\n", 0, exc.position)
-        message = f"invalid YAML: control character U+{exc.character:04X} is not allowed"
-        raise ConfigError(message, Location(file=file, line=line, column=column)) from None
-    try:
-        node = loader.get_single_node()
+        if composed is None:
+            node = loader.get_single_node()
         if node is None:
             return None
         _check_aliases(node)
@@ -312,6 +334,25 @@ def parse_yaml(text: str, file: str) -> Any:
         ) from None
     finally:
         loader.dispose()
+
+
+def _composed_by_libyaml(text: str) -> tuple[SafeConstructor, Node | None] | None:
+    """The document's node tree parsed by libyaml, with the loader that constructs it; None when
+    libyaml is not there or rejects the text: errors are then reported by the pure-Python
+    parser, whose messages users see (libyaml words them differently). Nodes, tags, marks and
+    constructors are the same either way; libyaml also stops nesting at 1,000 levels.
+
+    (A 5,000-stage, 560 KB file loads in 1.0 s instead of 3.7 s: the pure-Python scanner was
+    most of `capport validate`'s time.)
+    """
+    if _CLoader is None or yaml.reader.Reader.NON_PRINTABLE.search(text):
+        return None
+    loader = _CLoader(text)
+    try:
+        return loader, loader.get_single_node()
+    except yaml.YAMLError:
+        loader.dispose()
+        return None
 
 
 def _config_error(exc: yaml.MarkedYAMLError, file: str) -> ConfigError:
