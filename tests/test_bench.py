@@ -19,6 +19,7 @@ from tests.conftest import REPO
 TITLES = [
     "Data path in process, 20,000 event rows",
     "Whole processes, 20,000 event rows (peak RSS from the kernel's high-water mark)",
+    "Memory of the run alone, 20,000 event rows (peak RSS above start)",
     "Framework overhead, 8 cheap stages in a chain, in process",
     "Framework overhead, 32 cheap stages in a chain, in process",
     "Projection: keep 2 of 20 columns, 20,000 rows, in process",
