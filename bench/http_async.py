@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dagster import DagsterInstance, build_reconstructable_job, execute_job
+from bench.harness import run_capport_job
 
 REPO = Path(__file__).resolve().parent.parent
 STAGES = 8
@@ -65,28 +65,18 @@ def write_config(directory: Path, port: int) -> Path:
 
 
 def run_once(config: Path, variant: str, output: Path) -> float:
+    """Seconds one run of `variant` (`mode` or `mode+executor`) takes."""
     mode, _, executor = variant.partition("+")
-    job = build_reconstructable_job(
-        "capport_dagster.translate.build",
-        "job_for",
-        reconstructable_args=(str(config), "fanout", ()),
-    )
     run_config = {
         "mode": mode,
         "executor": executor or "in_process",
         "max_concurrent": STAGES if executor else None,
         "output_dir": str(output),
-        "log_level": "ERROR",
     }
     started = time.perf_counter()
     # Worker processes need run storage they can share: a temporary SQLite instance.
-    instance_cm = DagsterInstance.local_temp() if executor else DagsterInstance.ephemeral()
-    with instance_cm as instance:
-        result = execute_job(job, instance=instance, run_config=run_config)
-    elapsed = time.perf_counter() - started
-    if not result.success:
-        raise SystemExit(f"{variant} run failed")
-    return elapsed
+    run_capport_job(config, "fanout", run_config, temp_instance=bool(executor))
+    return time.perf_counter() - started
 
 
 def main() -> None:
