@@ -16,15 +16,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dagster import execute_job, reconstructable
+
+from bench.dagster_jobs import enrich_job
 from bench.data import enrich_config
 from bench.harness import (
     BIN,
+    QUIET_CONSOLE,
     Comparison,
     Sample,
     alternate,
     capport_command,
     run_capport_job,
     run_process,
+    shared_instance,
     timed,
 )
 from bench.plain_enrich import enrich
@@ -33,6 +38,7 @@ __all__ = ["data_path"]
 
 PIPELINE = "enrich_events"
 MODES = ("sync_lazy", "sync_eager", "async_lazy", "async_eager")
+HAND_WRITTEN = "hand-written Dagster job (lazy)"
 REPORT = Path(PIPELINE) / "events_enriched.csv"
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,11 +58,28 @@ def data_path(work: Path, rows: int, rounds: int, *, processes: bool = True) -> 
         settings = {"mode": mode, "output_dir": str(out / mode)}
         return timed(lambda: run_capport_job(config, PIPELINE, settings))
 
+    def hand_written() -> Sample:
+        outputs["dagster"] = out / "dagster.csv"
+        os.environ.update(BENCH_DATA=str(data), BENCH_OUT=str(outputs["dagster"]))
+        started = time.perf_counter()
+        result = execute_job(
+            reconstructable(enrich_job), instance=shared_instance(), run_config=QUIET_CONSOLE
+        )
+        if not result.success:
+            raise RuntimeError("the hand-written Dagster job failed")
+        return Sample(time.perf_counter() - started)
+
     in_process = Comparison(f"Data path in process, {rows:,} event rows")
     variants = {"plain lazy": plain(True), "plain eager": plain(False)}
+    variants[HAND_WRITTEN] = hand_written
     variants.update({f"capport {mode}": capport(mode) for mode in MODES})
     in_process.medians = alternate(variants, rounds)
     in_process.ratio("sync_lazy / plain lazy", "capport sync_lazy", "plain lazy", 1.05)
+    in_process.ratio(
+        "sync_lazy / hand-written Dagster job",
+        "capport sync_lazy",
+        "hand-written Dagster job (lazy)",
+    )
     in_process.ratio("sync_eager / plain eager", "capport sync_eager", "plain eager")
     in_process.ratio("async_lazy / plain lazy", "capport async_lazy", "plain lazy")
     comparisons = [in_process]

@@ -11,9 +11,16 @@ from __future__ import annotations
 import filecmp
 from pathlib import Path
 
-from dagster import DagsterInstance, build_reconstructable_job, execute_job
+from dagster import build_reconstructable_job, execute_job
 
-from bench.harness import Comparison, alternate, run_capport_job, timed
+from bench.harness import (
+    QUIET_CONSOLE,
+    Comparison,
+    alternate,
+    run_capport_job,
+    shared_instance,
+    timed,
+)
 
 __all__ = ["chain_config", "overhead"]
 
@@ -50,11 +57,9 @@ def _hand_written(stages: int, csv: Path, out: Path) -> None:
     job = build_reconstructable_job(
         "bench.dagster_jobs", "chain_job", reconstructable_args=(stages, str(csv))
     )
-    with DagsterInstance.ephemeral() as instance:
-        quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}  # as capport's
-        result = execute_job(job, instance=instance, run_config=quiet)
-        if not result.success:
-            raise RuntimeError("hand-written chain failed")
+    result = execute_job(job, instance=shared_instance(), run_config=QUIET_CONSOLE)
+    if not result.success:
+        raise RuntimeError("hand-written chain failed")
 
 
 def overhead(work: Path, stages: int, rounds: int) -> Comparison:
