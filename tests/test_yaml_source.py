@@ -38,6 +38,7 @@ def write(tmp_path: Path, text: str | bytes, name: str = "c.yml") -> Path:
 def test_public_api() -> None:
     assert set(yaml_source.__all__) == {
         "MAX_ALIAS_EXPANSION",
+        "MAX_FLOW_NESTING",
         "LocatedDict",
         "LocatedList",
         "column_of",
@@ -284,8 +285,52 @@ def test_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     assert caught.value.location.line == 5  # the first anchor whose reuse passed the limit
 
 
-def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path) -> None:
-    path = write(tmp_path, "a: " + "[" * 600 + "]" * 600 + "\n")
+PARSERS = [
+    pytest.param(
+        True,
+        id="libyaml",
+        marks=pytest.mark.skipif(yaml_source._CLoader is None, reason="no libyaml"),
+    ),
+    pytest.param(False, id="pure-python"),
+]
+
+
+@pytest.mark.parametrize("libyaml", PARSERS)
+@pytest.mark.parametrize("depth", [101, 600, 1000, 20_000])
+def test_deep_brackets_are_a_located_error_found_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, libyaml: bool, depth: int
+) -> None:
+    # Past 1,000 levels libyaml refuses the file and the pure-Python parser reads it; its scanner
+    # took 1.5 s for each such file (time quadratic in the depth) before the limit.
+    if not libyaml:
+        monkeypatch.setattr(yaml_source, "_CLoader", None)
+    path = write(tmp_path, "a: " + "[" * depth + "]" * depth + "\n")
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as caught:
+        load_yaml_file(path)
+    assert time.perf_counter() - started < 0.5
+    assert caught.value.message == (
+        "invalid YAML: values are nested too deeply (more than 100 levels of [ ] and { })"
+    )
+    # At the 101st bracket, whichever parser read the file.
+    assert caught.value.location == Location(file=str(path), line=1, column=104)
+
+
+@pytest.mark.parametrize("libyaml", PARSERS)
+def test_brackets_nest_up_to_the_limit(monkeypatch: pytest.MonkeyPatch, libyaml: bool) -> None:
+    if not libyaml:
+        monkeypatch.setattr(yaml_source, "_CLoader", None)
+    depth = yaml_source.MAX_FLOW_NESTING
+    value = parse_yaml("a: " + "[{b: " * (depth // 2) + "1" + "}]" * (depth // 2) + "\n", "f")
+    for _ in range(depth // 2):
+        value = value["a" if "a" in value else "b"]
+        (value,) = value
+    assert value == {"b": 1}
+
+
+def test_deep_block_nesting_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    text = "".join(" " * i + "k:\n" for i in range(1000)) + " " * 1000 + "v\n"
+    path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load_yaml_file(path)
     assert caught.value.message == "invalid YAML: values are nested too deeply"

@@ -13,7 +13,8 @@ subclass that is stricter than PyYAML where PyYAML is surprising for a config la
   dates stay strings, ``1e3`` is a float;
 - aliases may not expand the document by more than :data:`MAX_ALIAS_EXPANSION` nodes, and may not
   refer to themselves, so a hostile file (billion laughs) fails fast instead of exhausting memory
-  in whatever code later walks the values.
+  in whatever code later walks the values;
+- brackets (``[ ]``, ``{ }``) may not nest more than :data:`MAX_FLOW_NESTING` levels deep.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from capport_dagster.errors import ConfigError, Location
 
 __all__ = [
     "MAX_ALIAS_EXPANSION",
+    "MAX_FLOW_NESTING",
     "LocatedDict",
     "LocatedList",
     "column_of",
@@ -46,6 +48,13 @@ __all__ = [
 #: How many nodes aliases may add to a document in total (each use of ``*name`` adds the size of
 #: the anchored value). Real configs stay far below; an alias bomb passes it at once.
 MAX_ALIAS_EXPANSION = 100_000
+
+#: How deeply brackets (flow collections: ``[ ]`` and ``{ }``) may nest. Real configs use a few
+#: levels. Deeper ones cost PyYAML's pure-Python scanner time quadratic in the depth: while a
+#: bracket may still start a key it looks up to 1,024 characters ahead, going over every open level
+#: at each token, so 1,000 nested brackets took 1.5 s per file (found by tests/test_fuzz.py).
+MAX_FLOW_NESTING = 100
+_TOO_DEEP = f"values are nested too deeply (more than {MAX_FLOW_NESTING} levels of [ ] and {{ }})"
 
 Position = tuple[int, int]  # 1-based (line, column)
 
@@ -117,6 +126,13 @@ class _Loader(yaml.SafeLoader):
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     yaml_constructors: ClassVar[dict] = dict(yaml.SafeLoader.yaml_constructors)
+
+    def fetch_flow_collection_start(self, TokenClass: type) -> None:
+        # Stop before the scanner's look-ahead over thousands of open brackets gets slow; the
+        # same limit, at the same bracket, as `_check_aliases` for documents libyaml parsed.
+        if self.flow_level >= MAX_FLOW_NESTING:
+            raise yaml.scanner.ScannerError(None, None, _TOO_DEEP, self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
 
 
 # YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution); ints before floats.
@@ -265,7 +281,8 @@ else:  # PyYAML built without libyaml: the pure-Python parser does everything
 
 
 def _check_aliases(root: Node) -> None:
-    """Refuse self-referencing aliases and alias expansion past :data:`MAX_ALIAS_EXPANSION`.
+    """Refuse self-referencing aliases and alias expansion past :data:`MAX_ALIAS_EXPANSION`, and
+    brackets nested past :data:`MAX_FLOW_NESTING` (libyaml's parser allows 1,000 levels).
 
     PyYAML shares one object per anchor, so loading itself is cheap; but anything that later walks
     the values (substitution, validation, printing) pays for the full expansion. Each distinct node
@@ -275,7 +292,7 @@ def _check_aliases(root: Node) -> None:
     on_path: set[int] = set()
     extra = 0
 
-    def size(node: Node) -> int:
+    def size(node: Node, brackets: int = 0) -> int:
         nonlocal extra
         known = sizes.get(id(node))
         if known is not None:  # reached again: through an alias
@@ -293,12 +310,16 @@ def _check_aliases(root: Node) -> None:
             raise ConstructorError(
                 None, None, "an alias refers to the value that contains it", node.start_mark
             )
+        if isinstance(node, SequenceNode | MappingNode) and node.flow_style:
+            brackets += 1  # as the pure-Python scanner counts them: brackets written in the file
+            if brackets > MAX_FLOW_NESTING:
+                raise ConstructorError(None, None, f"invalid YAML: {_TOO_DEEP}", node.start_mark)
         on_path.add(id(node))
         total = 1
         if isinstance(node, SequenceNode):
-            total += sum(size(child) for child in node.value)
+            total += sum(size(child, brackets) for child in node.value)
         elif isinstance(node, MappingNode):
-            total += sum(size(key) + size(value) for key, value in node.value)
+            total += sum(size(key, brackets) + size(value, brackets) for key, value in node.value)
         on_path.discard(id(node))
         sizes[id(node)] = total
         return total
