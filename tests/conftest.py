@@ -82,6 +82,20 @@ def run_stages(
     return store
 
 
+#: Lines a test module wants printed in the run's summary (tests/test_fuzz.py: its memory figures).
+SUMMARY_LINES = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    lines = config.stash.get(SUMMARY_LINES, [])
+    if lines:
+        terminalreporter.section("capport test figures")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 # Hypothesis profiles: `default` for every run, `long` for a thorough fuzzing session
 # (`pytest tests/test_fuzz.py --hypothesis-profile=long`, see docs/reliability.md).
 from hypothesis import settings  # noqa: E402
