@@ -29,6 +29,7 @@ from bench.harness import Comparison
 from bench.load_time import load_time
 from bench.overhead import overhead
 from bench.projection import projection
+from bench.shared import shared_frame
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ SUITES: dict[str, Suite] = {
     ],
     "overhead": lambda work, s: [overhead(work, n, s.rounds) for n in s.chain_stages],
     "projection": lambda work, s: [projection(work, s.projection_rows, s.rounds)],
+    "shared": lambda work, s: [shared_frame(work, s.projection_rows, s.rounds)],
     "fanout": lambda work, s: [
         *(
             cpu_fanout(work, n, s.fanout_rows, s.rounds, s.multiprocess and n == 4)
