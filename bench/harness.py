@@ -113,6 +113,9 @@ def run_process(
     Not `wait4`'s `ru_maxrss`: Linux carries the parent's resident size over the fork into it.
     """
     environment = {**os.environ, **(env or {})}
+    # As on a user's machine, modules are compiled to bytecode once (in the warm-up round) and
+    # then loaded from the cache, even where the environment says not to write it.
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
     for key, value in (env or {}).items():
         if value == "":
             environment.pop(key, None)  # "" unsets: e.g. DAGSTER_HOME for a one-off run

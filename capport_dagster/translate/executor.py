@@ -17,8 +17,6 @@ import os
 from dagster import Enum, EnumValue, Field, Noneable, executor
 from dagster._core.execution.retries import RetryMode
 from dagster._core.executor.in_process import InProcessExecutor
-from dagster._core.executor.multiprocess import MultiprocessExecutor
-from dagster_async_executor.executor import AsyncExecutor
 
 from capport_dagster.core.modes import RunMode
 from capport_dagster.translate.translator import IO_TAG
@@ -71,7 +69,11 @@ def capport_executor(init_context):  # type: ignore[no-untyped-def]
     config = init_context.executor_config
     mode = RunMode(config["mode"])
     limit = config["max_concurrent"] or default_concurrency()
+    # The other executors are imported when a run asks for them: a sync in-process run (what
+    # `capport run` does by default) does not pay for anyio and the multiprocess machinery.
     if config["executor"] == "multiprocess":
+        from dagster._core.executor.multiprocess import MultiprocessExecutor
+
         return MultiprocessExecutor(
             retries=RetryMode.ENABLED,
             max_concurrent=limit if mode.is_async else 1,
@@ -79,6 +81,8 @@ def capport_executor(init_context):  # type: ignore[no-untyped-def]
             explicit_forkserver_preload=FORKSERVER_PRELOAD,
         )
     if mode.is_async:
+        from dagster_async_executor.executor import AsyncExecutor
+
         # `max_concurrent` bounds the stages that compute; stages of async tasks (HTTP) await
         # the network and would only queue behind them, so they are not counted.
         return AsyncExecutor(
