@@ -13,7 +13,9 @@ from polars.testing import assert_frame_equal
 from capport_dagster.core.graph import FrameVersion, PipelineGraph, Project, load_project
 from capport_dagster.core.loader import load_config
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import DEFAULT_REGISTRY
+from capport_dagster.core.registry import DEFAULT_REGISTRY, RunContext
+from capport_dagster.core.runtime import frame_failure, run_stage
+from capport_dagster.core.secrets import Redactor
 from capport_dagster.errors import TaskError
 from capport_dagster.translate.build import build_definitions
 from tests.conftest import EXAMPLE_CONFIG, run_stages
@@ -142,3 +144,38 @@ def test_a_task_that_forgets_a_frame_it_declares_fails_clearly(write_config, tmp
     graph = project_with(write_config, registry, "    - { label: f, task: forgetful }\n")
     with pytest.raises(TaskError, match=r"task 'forgetful' did not return frame\(s\) Y"):
         run_in_order(graph, RunMode.SYNC_EAGER, tmp_path)
+
+
+def test_a_frame_failing_after_its_stage_is_located_and_masked(write_config, tmp_path):
+    # The multiprocess IO manager executes a lazy output after its stage (sinking it to
+    # Parquet): the failure still names the stage, and a secret in it is masked there too.
+    config = write_config(
+        {
+            "pipeline.yml": """
+            pipeline:
+              p:
+                - label: load
+                  task: load_csv
+                  args: { filepath: $CONFIG_DIR/a.csv, df_name: A, model: m }
+            model:
+              m: { code: int }
+            """
+        }
+    )
+    (config / "a.csv").write_text("code\n1\ns3cret\n")
+    node = load_project(config).graphs["p"].nodes[0]
+    variables = {"CONFIG_DIR": str(config), "OUTPUT_DIR": str(tmp_path)}
+    for secrets, shown in ((frozenset(), "'s3cret'"), (frozenset({"s3cret"}), "'***'")):
+        ctx = RunContext(RunMode.SYNC_LAZY, variables, node.location, redact=Redactor(secrets))
+        frame = asyncio.run(run_stage(node, {}, ctx)).frames["A"]
+        with pytest.raises(pl.exceptions.PolarsError) as info:
+            frame.collect()
+        error = frame_failure(info.value, frame)
+        assert error is not None
+        assert error.message == (
+            f"model 'm', column 'code': cannot cast value {shown} to int (at least 1 value failed)"
+        )
+        assert error.location == node.location
+        # The original error (which quotes the value) is kept as the cause only if no secret.
+        assert error.__cause__ is (None if secrets else info.value)
+    assert frame_failure(ValueError("x"), pl.LazyFrame()) is None  # not a stage's output

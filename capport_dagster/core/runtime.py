@@ -28,9 +28,10 @@ PREVIEW_ROWS = 5
 # only when a later stage collects, so the frame remembers which models it went through in order
 # to name them in the error. Stored as an attribute: LazyFrames are plain Python objects.
 _MODELS_ATTR = "_capport_models"
-# The stage that produced a lazy frame, for failures when it is executed outside any stage
-# (persisting it between processes: see `frame_failure`).
+# The stage that produced a lazy frame, and the run's secret masking, for failures when it is
+# executed outside any stage (persisting it between processes: see `frame_failure`).
 _LOCATION_ATTR = "_capport_location"
+_REDACT_ATTR = "_capport_redact"
 
 
 @dataclass(frozen=True)
@@ -99,18 +100,27 @@ async def run_stage(
         if isinstance(frame, pl.LazyFrame):
             setattr(frame, _MODELS_ATTR, models)
             setattr(frame, _LOCATION_ATTR, ctx.location)
+            setattr(frame, _REDACT_ATTR, ctx.redact)
     return StageResult(outputs, summaries)
 
 
 def frame_failure(exc: Exception, frame: object) -> TaskError | None:
     """A located error for a lazy stage output that failed when executed after its stage (the
     multiprocess IO manager sinks it to Parquet); None when the frame did not come from a stage.
+
+    Its `__cause__` is `exc`, to be raised with (`raise error from error.__cause__`), unless a
+    secret had to be masked: then the message is masked and the cause dropped, as in a stage.
     """
     location = getattr(frame, _LOCATION_ATTR, None)
     if location is None:
         return None
     explained = explain_cast_failure(exc, getattr(frame, _MODELS_ATTR, ()), location)
-    return explained or TaskError(f"persisting the frame failed: {_detail(exc)}", location)
+    error = explained or TaskError(f"persisting the frame failed: {_detail(exc)}", location)
+    redact = getattr(frame, _REDACT_ATTR, None)
+    if redact is not None and (redact(str(exc)) != str(exc) or redact(str(error)) != str(error)):
+        return type(error)(redact(error.message), error.location)
+    error.__cause__ = exc
+    return error
 
 
 async def _call(node: StageNode, inputs: dict[str, Frame], ctx: RunContext) -> dict[str, Frame]:

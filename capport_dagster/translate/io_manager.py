@@ -54,7 +54,7 @@ class CapportIOManager(ConfigurableIOManager):
             failure = frame_failure(exc, obj)
             if failure is None:
                 raise
-            raise failure from exc
+            raise failure from failure.__cause__  # None when it quoted a secret
 
     def load_input(self, context: InputContext) -> Any:
         if self._parquet is not None:
