@@ -21,7 +21,7 @@ def plot(comparisons: list[Comparison], path: Path) -> None:
     stages: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for comparison in comparisons:
         size = _number(comparison.title)
-        if comparison.title.startswith("Data path in process"):
+        if comparison.title.startswith("Data path in process"):  # lazy and eager
             for name, sample in comparison.medians.items():
                 rows[name].append((size, sample.seconds))
         elif comparison.title.startswith("Framework overhead"):

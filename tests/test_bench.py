@@ -17,7 +17,8 @@ from bench.data_path import _check_identical
 from tests.conftest import REPO
 
 TITLES = [
-    "Data path in process, 20,000 event rows",
+    "Data path in process, lazy, 20,000 event rows",
+    "Data path in process, eager, 20,000 event rows",
     "Whole processes, 20,000 event rows (peak RSS from the kernel's high-water mark)",
     "Memory of the run alone, 20,000 event rows (peak RSS above start)",
     "Framework overhead, 8 cheap stages in a chain, in process",
@@ -46,7 +47,7 @@ def test_the_quick_benchmark_runs_every_comparison(tmp_path: Path) -> None:
         assert comparison["medians"], comparison["title"]
         assert all(s["seconds"] > 0 for s in comparison["medians"].values())
         assert all(r["value"] > 0 for r in comparison["ratios"])
-    processes = comparisons[1]["medians"]
+    processes = comparisons[2]["medians"]
     assert all(s["rss_mb"] > 20 for s in processes.values())  # a Python process with Polars
     assert "| capport sync_lazy |" in done.stdout
 
