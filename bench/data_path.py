@@ -39,6 +39,7 @@ __all__ = ["data_path"]
 
 PIPELINE = "enrich_events"
 HAND_WRITTEN = "hand-written Dagster job (lazy)"
+GOAL_ROWS = 5_000_000
 REPORT = Path(PIPELINE) / "events_enriched.csv"
 REPO = Path(__file__).resolve().parent.parent
 
@@ -82,7 +83,7 @@ def data_path(work: Path, rows: int, rounds: int, *, processes: bool = True) -> 
         },
         rounds,
     )
-    lazy.ratio("sync_lazy / plain lazy", "capport sync_lazy", "plain lazy", 1.05)
+    lazy.ratio("sync_lazy / plain lazy", "capport sync_lazy", "plain lazy", _goal(rows, 1.05))
     lazy.ratio("sync_lazy / hand-written Dagster job", "capport sync_lazy", HAND_WRITTEN)
     lazy.ratio("async_lazy / plain lazy", "capport async_lazy", "plain lazy")
     eager = Comparison(f"Data path in process, eager, {rows:,} event rows")
@@ -146,13 +147,16 @@ def _whole_processes(
     )
     comparison.medians = alternate(variants, rounds)
     comparison.ratio(
-        "capport run / plain script (no DAGSTER_HOME)", "capport run", "python plain_enrich.py", 2.0
+        "capport run / plain script (no DAGSTER_HOME)",
+        "capport run",
+        "python plain_enrich.py",
+        _goal(rows, 2.0),
     )
     comparison.ratio(
         "capport run / hand-written dagster job execute (both DAGSTER_HOME)",
         "capport run, DAGSTER_HOME",
         "dagster job execute (hand-written)",
-        1.0,
+        _goal(rows, 1.0),
     )
     # No goal here: Dagster's modules and run storage are a fixed ~100 MB (see `_run_memory`).
     comparison.rss_ratio(
@@ -182,8 +186,15 @@ def _run_memory(config: Path, out: Path, rounds: int, rows: int) -> Comparison:
 
     comparison = Comparison(f"Memory of the run alone, {rows:,} event rows (peak RSS above start)")
     comparison.medians = alternate({v: measure(v) for v in ("plain", "sync_lazy")}, rounds)
-    comparison.rss_ratio("run memory: sync_lazy / plain lazy", "sync_lazy", "plain", 1.2)
+    comparison.rss_ratio(
+        "run memory: sync_lazy / plain lazy", "sync_lazy", "plain", _goal(rows, 1.2)
+    )
     return comparison
+
+
+def _goal(rows: int, goal: float) -> float | None:
+    """The issue's goals are for 5M event rows; at other sizes the ratios are only shown."""
+    return goal if rows == GOAL_ROWS else None
 
 
 def _check_identical(outputs: dict[str, Path]) -> None:
