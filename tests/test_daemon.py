@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
 from tests.conftest import REPO, fixture_server
@@ -34,13 +35,25 @@ CONFIG = {
 }
 
 
+def instance_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A DAGSTER_HOME with the repo's dagster.yaml, its SQLite storage created here, before the
+    daemon starts: two processes creating the same fresh databases at once race on their
+    tables ("table alembic_version already exists")."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with DagsterInstance.get() as instance:
+        instance.get_runs()
+        instance.all_instigator_state()
+    return home
+
+
 def test_daemon_launches_the_runner_sensor_and_the_run_succeeds(
     write_config, tmp_path: Path, monkeypatch
 ):
     config = write_config(CONFIG)
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    home = instance_home(tmp_path, monkeypatch)
     out = tmp_path / "out"
     env = {
         **os.environ,
@@ -55,7 +68,6 @@ def test_daemon_launches_the_runner_sensor_and_the_run_succeeds(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
     try:
         succeeded = []
         deadline = time.monotonic() + 150
@@ -111,9 +123,7 @@ def test_the_run_queue_runs_one_run_per_pipeline_at_a_time(
     (tmp_path / "api" / "x.json").write_text('{"v": 1}')
     url = f"http://127.0.0.1:{server.server_address[1]}/x"
     config = write_config({**SLOW, "urls.csv": f"url\n{url}\n"})
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    home = instance_home(tmp_path, monkeypatch)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -127,7 +137,6 @@ def test_the_run_queue_runs_one_run_per_pipeline_at_a_time(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
     seen_queued_while_running = False
     try:
         records = []
