@@ -18,6 +18,7 @@ import polars as pl
 from capport_dagster.core.graph import StageNode
 from capport_dagster.core.models import Model, explain_cast_failure
 from capport_dagster.core.registry import Frame, RunContext
+from capport_dagster.core.secrets import Redactor
 from capport_dagster.errors import CapportError, TaskError
 
 __all__ = ["PREVIEW_ROWS", "FrameSummary", "StageResult", "frame_failure", "run_stage"]
@@ -85,14 +86,14 @@ async def run_stage(
             outputs = await _off_loop(ctx, _collect_all, outputs)
         summaries = await _off_loop(ctx, _summarise, outputs, preview)
     except CapportError as exc:
-        redacted = _redacted(exc, ctx)
+        redacted = _redacted(exc, ctx.redact)
         if redacted is not exc:
             raise redacted from None
         raise
     except Exception as exc:
         error = _task_error(exc, node, models, ctx)
         error.__cause__ = exc
-        redacted = _redacted(error, ctx)
+        redacted = _redacted(error, ctx.redact)
         if redacted is not error:
             raise redacted from None
         raise error from exc
@@ -116,11 +117,9 @@ def frame_failure(exc: Exception, frame: object) -> TaskError | None:
         return None
     explained = explain_cast_failure(exc, getattr(frame, _MODELS_ATTR, ()), location)
     error = explained or TaskError(f"persisting the frame failed: {_detail(exc)}", location)
-    redact = getattr(frame, _REDACT_ATTR, None)
-    if redact is not None and (redact(str(exc)) != str(exc) or redact(str(error)) != str(error)):
-        return type(error)(redact(error.message), error.location)
     error.__cause__ = exc
-    return error
+    redact = getattr(frame, _REDACT_ATTR, None)
+    return error if redact is None else _redacted(error, redact)
 
 
 async def _call(node: StageNode, inputs: dict[str, Frame], ctx: RunContext) -> dict[str, Frame]:
@@ -196,7 +195,7 @@ def _task_error(
     return TaskError(f"task '{node.stage.task}' failed: {_detail(exc)}", ctx.location)
 
 
-def _redacted(error: CapportError, ctx: RunContext) -> CapportError:
+def _redacted(error: CapportError, redact: Redactor) -> CapportError:
     """The error with secret values masked, cut from its causes when any of them quotes a
     secret (Dagster would store their text too); the same object when nothing is secret."""
     chain: list[BaseException] = []
@@ -204,9 +203,9 @@ def _redacted(error: CapportError, ctx: RunContext) -> CapportError:
     while current is not None and len(chain) < 20:
         chain.append(current)
         current = current.__cause__ or current.__context__
-    if all(ctx.redact(str(e)) == str(e) for e in chain):
+    if all(redact(str(e)) == str(e) for e in chain):
         return error
-    return type(error)(ctx.redact(error.message), error.location)
+    return type(error)(redact(error.message), error.location)
 
 
 def _detail(exc: Exception) -> str:
