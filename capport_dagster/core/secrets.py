@@ -7,6 +7,12 @@ A value is secret when it is
   `*_SECRET`, ...) or is named in `$CAPPORT_SECRET_VARS` (comma-separated), since `$VARIABLES`
   expand into paths and URLs that errors and logs quote.
 
+A false positive is not harmless: masking the value of `PWD` (the shell's working directory)
+turned every path under it into `***`. So `pwd` and `key` count only as whole words (`DB_PWD`,
+`api_key`, not `OLDPWD`, `monkey`), public keys are not secrets (`SSH_PUBLIC_KEY`), and a few
+variables that shells, CI runners and the Python images set with public values are not read as
+secrets (`PUBLIC_VARIABLES`); `$CAPPORT_SECRET_VARS` still marks any of them.
+
 Every occurrence of a secret value in a text becomes `***`. Values shorter than 4 characters are
 not redacted: masking every "1" or "on" in a message would hide more than it protects.
 """
@@ -22,9 +28,11 @@ from typing import Any
 
 __all__ = [
     "MASK",
+    "PUBLIC_VARIABLES",
     "SECRET_SECTIONS",
     "RedactingLog",
     "Redactor",
+    "is_secret_variable",
     "looks_secret",
     "secret_values",
 ]
@@ -32,14 +40,32 @@ __all__ = [
 MASK = "***"
 MIN_LENGTH = 4
 SECRET_SECTIONS = ("service", "connection")
+# Words that end a secret's name. `password`, `token`, ... end one even glued to the word before
+# (`PGPASSWORD`, libpq's; `SYSTEM_ACCESSTOKEN`, Azure Pipelines'); `pwd` and `key` only as whole
+# words, since as suffixes they end ordinary names (`OLDPWD`, `monkey`, `LESSKEY`).
 _SECRET_NAME = re.compile(
-    r"(^|_)(password|passwd|pwd|token|key|secret|credentials?|apikey)$", re.IGNORECASE
+    r"((^|_)(pwd|key)|password|passwd|token|secret|credentials?|apikey)$", re.IGNORECASE
 )
+# The public half of a key pair, or a key meant to be published (`STRIPE_PUBLISHABLE_KEY`).
+_PUBLIC_KEY = re.compile(r"(^|_)(public|publishable|pub)_key$", re.IGNORECASE)
+
+#: Environment variables whose names look secret but whose values are public, set by a normal
+#: shell, CI runner or Python image: `PWD` is the working directory (a prefix of every path the
+#: run prints), `GPG_KEY` the official Python images' release-signing key fingerprint,
+#: `GOOGLE_APPLICATION_CREDENTIALS` the path of a credentials file (the file is the secret).
+#: A config key `pwd` in a service entry is still a password: this list is for the environment.
+PUBLIC_VARIABLES = frozenset({"PWD", "GPG_KEY", "GOOGLE_APPLICATION_CREDENTIALS"})
 
 
 def looks_secret(name: str) -> bool:
     """`DB_PASSWORD`, `api_token`, `AWS_SECRET_ACCESS_KEY`, `password`: yes; `host`: no."""
-    return bool(_SECRET_NAME.search(name))
+    return bool(_SECRET_NAME.search(name)) and not _PUBLIC_KEY.search(name)
+
+
+def is_secret_variable(name: str, marked: Iterable[str] = ()) -> bool:
+    """Whether environment variable `name` holds a secret: named in `marked` (from
+    `$CAPPORT_SECRET_VARS`), or a secret-looking name that is not in `PUBLIC_VARIABLES`."""
+    return name in marked or (looks_secret(name) and name not in PUBLIC_VARIABLES)
 
 
 def secret_values(
@@ -51,7 +77,7 @@ def secret_values(
         for body in sections.get(section, {}).values():
             found.update(_secret_leaves(body, marked=()))
     marked = {n.strip() for n in environ.get("CAPPORT_SECRET_VARS", "").split(",") if n.strip()}
-    found.update(value for name, value in environ.items() if looks_secret(name) or name in marked)
+    found.update(value for name, value in environ.items() if is_secret_variable(name, marked))
     return frozenset(value for value in found if len(value) >= MIN_LENGTH)
 
 
