@@ -3,6 +3,10 @@ lazy Polars plan."""
 
 from __future__ import annotations
 
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from capport_dagster.core import transforms
+from capport_dagster.core.graph import load_project
+from capport_dagster.core.modes import RunMode
 from capport_dagster.core.transforms import (
     DropStep,
     JoinStep,
@@ -23,6 +29,7 @@ from capport_dagster.core.transforms import (
 )
 from capport_dagster.core.yaml_source import parse_yaml
 from capport_dagster.errors import ConfigError, Location, TaskError, ValidationError
+from tests.conftest import run_stages
 
 LOC = Location(file="transforms.yml", section="transform", name="enrich")
 STAGE = Location(stage="enrich", index=2)
@@ -114,6 +121,23 @@ def test_reads_names_joined_frames_in_step_order_once() -> None:
     assert parse_transform("t", [{"drop": {"x": True}}], LOC).reads() == ()
 
 
+@pytest.mark.parametrize(
+    ("source", "path"),
+    [
+        ({"action": None, "args": "name.first"}, "name.first"),
+        ({"args": "name.first"}, "name.first"),
+        ({"action": None}, "out"),
+        ({"action": None, "args": None}, "out"),
+        ({"args": None}, "out"),
+        ({}, "out"),
+        (None, "out"),
+    ],
+)
+def test_a_source_without_an_action_is_a_plain_column(source: Any, path: str) -> None:
+    """capport reads `{action: null, args: col}` as the column `col`, and null args as the key."""
+    assert parse_select({"out": source}, LOC, "ctx") == (SelectItem("out", "column", (path,)),)
+
+
 def test_parse_select_is_reusable() -> None:
     items = parse_select(
         {"full": {"action": "concat", "args": {"cols": ["a", "b"], "separator": "-"}}}, LOC, "ctx"
@@ -200,6 +224,15 @@ HOWS = "(valid: left, right, full, cross, inner)"
         (
             [{"select": {"a": {"args": ["b"]}}}],
             "step 1 (select): column 'a': args without an action is a column path, got ['b']",
+        ),
+        (
+            [{"select": {"a": {"action": None, "args": {"cols": "b"}}}}],
+            "step 1 (select): column 'a': args without an action is a column path, got"
+            " {'cols': 'b'}",
+        ),
+        (
+            [{"select": {"a": {"action": None, "args": "b..c"}}}],
+            "step 1 (select): column 'a': column path 'b..c' has an empty part",
         ),
         (
             [{"select": {"a": {"action": "format", "args": "b"}}}],
@@ -405,6 +438,8 @@ def test_select_keeps_exactly_the_listed_columns_in_order() -> None:
                     "age": "info.bio.age",
                     "last": {"args": "name.last"},
                     "same": {"args": None},
+                    "bio": {"action": None, "args": "info.bio"},
+                    "info": {"action": None},
                 }
             }
         ],
@@ -418,6 +453,8 @@ def test_select_keeps_exactly_the_listed_columns_in_order() -> None:
             "age": [30, None, None],
             "last": ["Lee", "Kim", None],
             "same": ["s", "s", "s"],
+            "bio": [{"age": 30}, {"age": None}, None],
+            "info": [{"bio": {"age": 30}}, {"bio": {"age": None}}, {"bio": None}],
         }
     )
     assert_frame_equal(result, expected)
@@ -485,13 +522,14 @@ def join(how: str, **extra: Any) -> pl.DataFrame:
             "inner",
             {"id": [1, 2], "k": ["a", "b"], "v": ["x", "y"], "v_right": ["A", "B"], "n": [1, 2]},
         ),
-        # full: one key column holding every key (coalesced), unmatched right rows last
+        # full: both keys kept, as capport does (not coalesced); unmatched right rows last
         (
             "full",
             {
                 "id": [1, 2, 3, None],
-                "k": ["a", "b", "c", "d"],
+                "k": ["a", "b", "c", None],
                 "v": ["x", "y", "z", None],
+                "key": ["a", "b", None, "d"],
                 "v_right": ["A", "B", None, "D"],
                 "n": [1, 2, None, 4],
             },
@@ -511,6 +549,86 @@ def join(how: str, **extra: Any) -> pl.DataFrame:
 )
 def test_join_hows(how: str, expected: dict) -> None:
     assert_frame_equal(join(how), pl.DataFrame(expected))
+
+
+@pytest.mark.parametrize(
+    ("right", "left_on", "right_on"),
+    [
+        (RIGHT, ["k"], ["key"]),
+        (RIGHT.rename({"key": "k"}), ["k"], ["k"]),
+        (RIGHT.with_columns(id=pl.lit(2)), ["k", "id"], ["key", "id"]),
+        (RIGHT.with_columns(k2=pl.col("key")), ["k", "k"], ["key", "k2"]),
+        (RIGHT.with_columns(v_right=pl.col("v")).rename({"v": "w"}), ["v"], ["v_right"]),
+    ],
+)
+def test_a_full_join_has_the_columns_and_rows_of_polars_full_join(
+    right: pl.LazyFrame, left_on: list[str], right_on: list[str]
+) -> None:
+    """The full join is built from a left and an anti join (see `_full_join`): same frame as
+    Polars' own (in-memory, where its order holds), on key names shared, clashing or repeated."""
+    step = {"join": "R", "left_on": left_on, "right_on": right_on, "how": "full"}
+    expected = LEFT.join(
+        right,
+        left_on=left_on,
+        right_on=right_on,
+        how="full",
+        coalesce=False,
+        maintain_order="left_right",
+    ).collect(engine="in-memory")
+    assert expected.height > LEFT.collect().height  # some right rows are unmatched
+    assert_frame_equal(run([{"join": step}], LEFT, R=right), expected)
+
+
+def test_a_full_join_on_a_shared_key_name_keeps_both_keys() -> None:
+    right = RIGHT.rename({"key": "k"})
+    step = {"join": "R", "left_on": "k", "right_on": "k", "how": "full"}
+    result = run([{"join": step}], LEFT, R=right)
+    expected = pl.DataFrame(
+        {
+            "id": [1, 2, 3, None],
+            "k": ["a", "b", "c", None],
+            "v": ["x", "y", "z", None],
+            "k_right": ["a", "b", None, "d"],
+            "v_right": ["A", "B", None, "D"],
+            "n": [1, 2, None, 4],
+        }
+    )
+    assert_frame_equal(result, expected)
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        (
+            "left",
+            {
+                "id": [1, 2, 3],
+                "k": ["a", "b", "c"],
+                "v": ["x", "y", "z"],
+                "v_right": ["A", "B", None],
+                "n": [1, 2, None],
+            },
+        ),
+        (
+            "inner",
+            {"id": [1, 2], "k": ["a", "b"], "v": ["x", "y"], "v_right": ["A", "B"], "n": [1, 2]},
+        ),
+        (
+            "right",
+            {
+                "id": [2, None, 1],
+                "v": ["y", None, "x"],
+                "k": ["b", "d", "a"],
+                "v_right": ["B", "D", "A"],
+                "n": [2, 4, 1],
+            },
+        ),
+    ],
+)
+def test_other_joins_coalesce_a_shared_key_name(how: str, expected: dict) -> None:
+    step = {"join": "R", "left_on": "k", "right_on": "k", "how": how}
+    result = run([{"join": step}], LEFT, R=RIGHT.rename({"key": "k"}))
+    assert_frame_equal(result, pl.DataFrame(expected))
 
 
 def test_cross_join_takes_no_keys() -> None:
@@ -631,6 +749,11 @@ def test_drop_all_false_keeps_the_frame() -> None:
             "transform 'enrich', step 1 (join): column 'teem' not found in the left or the right"
             " frame",
         ),
+        (
+            [{"join": {"join": "TEAMS", "left_on": "team", "right_on": "cod", "how": "full"}}],
+            "transform 'enrich', step 1 (join): column 'cod' not found in the left or the right"
+            " frame",
+        ),
     ],
 )
 def test_apply_errors_name_the_step(body: list, message: str) -> None:
@@ -685,3 +808,127 @@ def test_a_cross_join_keeps_its_row_order_on_the_streaming_engine() -> None:
     )
     assert_frame_equal(plan.collect(engine="streaming"), expected)
     assert_frame_equal(plan.collect(), expected)
+
+
+# -- join row order ------------------------------------------------------------------------------
+# Polars keeps one side's order cheaply but not the order of one row's several matches unless
+# asked: from ~12k rows, and for frames scanned back from Parquet (the multiprocess executor),
+# that order changed between engines. So the expected frames are built here row by row.
+
+ORDER_KEYS = 6_000  # ~3 matches per key: every row of one side has several partners
+
+
+@cache
+def order_sides() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """24k left rows and 20k right rows; keys repeat, some are null (nulls never match)."""
+    draw = random.Random(11)
+
+    def keys(n: int) -> list[int | None]:
+        return [None if draw.random() < 0.01 else draw.randrange(ORDER_KEYS) for _ in range(n)]
+
+    left = pl.DataFrame({"k": keys(24_000), "li": range(24_000)})
+    right = pl.DataFrame({"key": keys(20_000), "ri": range(20_000)})
+    return left, right
+
+
+@cache
+def expected_join(how: str) -> pl.DataFrame:
+    """The documented order, from plain Python: the driving side's rows in order, each with its
+    matches in the other side's order; a full join then adds the unmatched right rows."""
+    left, right = order_sides()
+    left_rows, right_rows = left.rows(), right.rows()
+    if how == "right":
+        by_key: dict[int, list[int]] = defaultdict(list)
+        for k, li in left_rows:
+            if k is not None:
+                by_key[k].append(li)
+        rows = [(li, k, ri) for k, ri in right_rows for li in (by_key.get(k) or [None])]
+        return pl.DataFrame(rows, schema=["li", "key", "ri"], orient="row")
+    matches: dict[int, list[int]] = defaultdict(list)
+    for k, ri in right_rows:
+        if k is not None:
+            matches[k].append(ri)
+    rows, matched = [], set()
+    for k, li in left_rows:
+        found = matches.get(k, []) if k is not None else []
+        matched.update(found)
+        if how == "full":
+            rows += [(k, li, k, ri) for ri in found] or [(k, li, None, None)]
+        elif found or how == "left":
+            rows += [(k, li, ri) for ri in found] or [(k, li, None)]
+    if how != "full":
+        return pl.DataFrame(rows, schema=["k", "li", "ri"], orient="row")
+    rows += [(None, None, k, ri) for k, ri in right_rows if ri not in matched]
+    return pl.DataFrame(rows, schema=["k", "li", "key", "ri"], orient="row")
+
+
+def in_memory(frame: pl.DataFrame, tmp_path: Path, name: str) -> pl.LazyFrame:
+    return frame.lazy()
+
+
+def from_parquet(frame: pl.DataFrame, tmp_path: Path, name: str) -> pl.LazyFrame:
+    """As the multiprocess executor passes frames: sunk to Parquet, scanned back."""
+    path = tmp_path / f"{name}.parquet"
+    frame.lazy().sink_parquet(path, row_group_size=1_000)
+    return pl.scan_parquet(path)
+
+
+def collected(plan: pl.LazyFrame, tmp_path: Path) -> pl.DataFrame:
+    return plan.collect()
+
+
+def streamed(plan: pl.LazyFrame, tmp_path: Path) -> pl.DataFrame:
+    return plan.collect(engine="streaming")
+
+
+def sunk_to_csv(plan: pl.LazyFrame, tmp_path: Path) -> pl.DataFrame:
+    """As `save_csv` writes in lazy modes."""
+    plan.sink_csv(tmp_path / "out.csv")
+    return pl.read_csv(tmp_path / "out.csv", schema=plan.collect_schema())
+
+
+@pytest.mark.parametrize("how", ["left", "inner", "full", "right"])
+@pytest.mark.parametrize("source", [in_memory, from_parquet])
+@pytest.mark.parametrize("execute", [collected, streamed, sunk_to_csv])
+def test_join_row_order_is_the_same_however_the_plan_runs(
+    how: str,
+    source: Callable[[pl.DataFrame, Path, str], pl.LazyFrame],
+    execute: Callable[[pl.LazyFrame, Path], pl.DataFrame],
+    tmp_path: Path,
+) -> None:
+    left, right = order_sides()
+    step = {"join": "R", "left_on": "k", "right_on": "key", "how": how}
+    plan = parse_transform("t", [{"join": step}], LOC).apply(
+        source(left, tmp_path, "left"), {"R": source(right, tmp_path, "right")}
+    )
+    expected = expected_join(how)
+    assert expected.height > 50_000
+    assert_frame_equal(execute(plan, tmp_path), expected)
+
+
+@pytest.mark.parametrize("how", ["full", "right"])
+@pytest.mark.parametrize("mode", list(RunMode))
+def test_join_row_order_in_every_run_mode(
+    how: str, mode: RunMode, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    left, right = order_sides()
+    left.write_csv(tmp_path / "left.csv")
+    right.write_csv(tmp_path / "right.csv")
+    config = write_config(
+        {
+            "p.yml": f"""
+                pipeline:
+                  p:
+                    - {{ label: load, task: load_csv, args: [{{ filepath: left.csv, df_name: L }},
+                         {{ filepath: right.csv, df_name: R }}] }}
+                    - {{ label: join, task: transform, args: {{ name: j, input: L, save_df: J }} }}
+                    - {{ label: save, task: save_csv, args: {{ filepath: out.csv, df_name: J }} }}
+                transform:
+                  j:
+                    - join: {{ join: R, left_on: k, right_on: key, how: {how} }}
+            """
+        }
+    )
+    run_stages(load_project(config).graphs["p"], mode, {"OUTPUT_DIR": str(tmp_path)})
+    expected = expected_join(how)
+    assert_frame_equal(pl.read_csv(tmp_path / "out.csv", schema=expected.schema), expected)

@@ -7,14 +7,21 @@ of 2 of 20 CSV columns reads only those 2). Decisions a user of the YAML sees:
 - **Column paths**: a dot always goes into a struct field: `team.name` is
   `pl.col("team").struct.field("name")`. A column whose own name contains a dot cannot be
   selected by path; rename it where it is loaded.
+- **Sources**: a path, null (the key's own name), or a mapping; a mapping whose `action` is
+  missing or null is a plain column, its `args` the path (null: the key's own name), as in
+  capport.
 - **format / concat** cast each column to a string; any null input gives a null result. The
   concat `separator` defaults to one space.
-- **Join keys** are column names (not paths). Every join but `cross` coalesces its keys into one
-  column, `full` included (polars would keep both by default): left, inner and full keep the left
-  key names, right keeps the right ones, so a full join gives one key column holding every key.
-  Other right columns whose names clash with left ones get the suffix `_right`. Nulls never
-  match nulls (SQL). Row order is kept: left order for left/inner/full (then unmatched right
-  rows), right order for right joins, so every run gives the same frame.
+- **Join keys** are column names (not paths). As in capport (Polars' defaults), `left`,
+  `inner` and `right` joins coalesce their keys into one column (left and inner keep the left
+  key names, right keeps the right ones), while a `full` join keeps both sides' keys: different
+  names stay as they are, a shared name gives `key` and `key_right`, and a key missing on one
+  side is null there. Other right columns whose names clash with left ones get the suffix
+  `_right`. Nulls never match nulls (SQL).
+- **Row order** is part of the result, the same in every mode and executor, in memory, scanned
+  back from Parquet and streamed to a sink: left, inner and full joins follow the left rows, each
+  with its matches in right order (full: then the unmatched right rows, in right order); right
+  joins follow the right rows, each with its matches in left order.
 - **drop** takes exact column names; `true`, `null` or the string `"true"` (any case) drop,
   `false`/`"false"` keep.
 - Steps are numbered from 1 in messages.
@@ -65,7 +72,10 @@ ACTIONS: tuple[str, ...] = ("concat", "format")
 _SOURCE_KEYS = ("action", "args")
 _ACTION_KEYS = {"format": ("template", "cols"), "concat": ("cols", "separator")}
 _JOIN_KEYS = ("join", "right", "right_select", "left_on", "right_on", "how")
-_ORDER = {"left": "left", "right": "right", "inner": "left_right", "full": "left_right"}
+# Polars' "left"/"right" keep only one side's order: the order of several matches of one row
+# then depends on the engine and the input's chunks (seen from ~12k rows, and for frames
+# scanned back from Parquet), so every how names both sides.
+_ORDER = {"left": "left_right", "inner": "left_right", "right": "right_left"}
 
 
 @dataclass(frozen=True)
@@ -108,14 +118,47 @@ class JoinStep:
         if self.how == "cross":
             # Row order as the eager engine gives it, in every mode (streaming sinks included).
             return frame.join(right, how="cross", maintain_order="left_right")
+        if self.how == "full":
+            return _full_join(frame, right, list(self.left_on), list(self.right_on))
         return frame.join(
             right,
             left_on=list(self.left_on),
             right_on=list(self.right_on),
             how=self.how,  # type: ignore[arg-type]
-            coalesce=True,
+            coalesce=True,  # capport's (Polars') default for left, inner and right
             maintain_order=_ORDER[self.how],  # type: ignore[arg-type]
         )
+
+
+def _full_join(
+    left: pl.LazyFrame, right: pl.LazyFrame, left_on: list[str], right_on: list[str]
+) -> pl.LazyFrame:
+    """A full join, keys not coalesced (capport), as a left join then the unmatched right rows.
+
+    Polars' own full join with `maintain_order="left_right"` gives the unmatched right rows in
+    hash-table order on the streaming engine (pola-rs/polars#29362, Polars 1.44; fixed later),
+    so a lazy run sinking to CSV and an eager run disagreed. A left join and an anti join keep
+    their order on every engine; the columns are those of the full join (same names, suffixes).
+    """
+    matched = left.join(
+        right,
+        left_on=left_on,
+        right_on=right_on,
+        how="left",
+        coalesce=False,
+        maintain_order="left_right",
+    )
+    right_names = right.collect_schema().names()
+    output_names = matched.collect_schema().names()[-len(right_names) :]
+    keys = [f"_capport_key_{i}" for i in range(len(left_on))]  # a key may be named twice
+    left_keys = left.select(
+        pl.col(name).alias(key) for name, key in zip(left_on, keys, strict=True)
+    )
+    unmatched = right.join(
+        left_keys, left_on=right_on, right_on=keys, how="anti", maintain_order="left"
+    )
+    renamed = unmatched.rename(dict(zip(right_names, output_names, strict=True)))
+    return pl.concat([matched, renamed], how="diagonal")
 
 
 @dataclass(frozen=True)
@@ -165,8 +208,8 @@ class Transform:
                 raise TaskError(
                     f"{where}: frame '{step.right}' was not given (frames: {given})", location
                 )
-            plan = step.apply(plan, frames)
             try:
+                plan = step.apply(plan, frames)
                 columns = plan.collect_schema().names()
             except pl.exceptions.PolarsError as exc:
                 detail = _polars_detail(exc, step, columns)
@@ -263,7 +306,7 @@ def _parse_source(key: str, source: Any, where: str, messages: list[str]) -> Sel
         return None
     if _unknown_keys(source, _SOURCE_KEYS, where, messages, "a source mapping"):
         return None
-    if "action" not in source:
+    if source.get("action") is None:
         args = source.get("args")
         if args is not None and not isinstance(args, str):
             messages.append(f"{where}: args without an action is a column path, got {args!r}")
