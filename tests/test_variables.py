@@ -12,6 +12,7 @@ import pytest
 from capport_dagster.core import variables
 from capport_dagster.core.variables import (
     BUILTIN_VARIABLES,
+    canonical_path,
     check_template,
     expand,
     run_variables,
@@ -30,6 +31,8 @@ BUILTINS = "built-ins: CONFIG_DIR, OUTPUT_DIR, REF_DATE, REF_DATETIME"
 def test_public_api() -> None:
     assert set(variables.__all__) == {
         "BUILTIN_VARIABLES",
+        "RUN_VARIABLES",
+        "canonical_path",
         "check_template",
         "expand",
         "run_variables",
@@ -249,3 +252,33 @@ def test_expansion_never_runs_a_shell(template: str, tmp_path: Path) -> None:
     assert not marker.exists()
     if expanded is not None:
         assert str(marker) in expanded  # the text stays text
+
+
+# --- canonical paths (which stages touch the same file) -----------------------------------------
+
+KNOWN = {"CONFIG_DIR": "/etc/cfg", "TEAM": "lions"}
+
+
+@pytest.mark.parametrize(
+    ("template", "canonical"),
+    [
+        ("$CONFIG_DIR/a.csv", "/etc/cfg/a.csv"),
+        ("${CONFIG_DIR}/x/../a.csv", "/etc/cfg/a.csv"),
+        ("/data/$TEAM.csv", "/data/lions.csv"),
+        ("$OUTPUT_DIR/a.csv", "\0${OUTPUT_DIR}\0/a.csv"),
+        ("${OUTPUT_DIR}//sub/./a.csv", "\0${OUTPUT_DIR}\0/sub/a.csv"),
+        ("/d/$REF_DATE.csv", "/d/\0${REF_DATE}\0.csv"),
+        ("/d/$UNDEFINED_ONE.csv", "/d/\0${UNDEFINED_ONE}\0.csv"),
+        ("/d/$$x.csv", "/d/$x.csv"),
+    ],
+)
+def test_canonical_path(template: str, canonical: str) -> None:
+    assert canonical_path(template, KNOWN, HERE) == canonical
+
+
+def test_canonical_path_of_a_relative_path_is_under_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert canonical_path("out/../a.csv", KNOWN, HERE) == str(tmp_path / "a.csv")
+    assert canonical_path("~/a.csv", KNOWN, HERE) == str(Path.home() / "a.csv")

@@ -21,11 +21,17 @@ from typing import Any
 from capport_dagster.core.config import CapportConfig, Entry, Pipeline, Stage
 from capport_dagster.core.loggers import LoggerSpec, parse_logger
 from capport_dagster.core.models import Model, parse_model
+from capport_dagster.core.names import dagster_name_problems
 from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry, TaskSpec
 from capport_dagster.core.runners import Runner, parse_runner
 from capport_dagster.core.secrets import SECRET_SECTIONS, Redactor, secret_values
 from capport_dagster.core.transforms import Transform, parse_transform
-from capport_dagster.core.variables import BUILTIN_VARIABLES, check_template, substitute_kwargs
+from capport_dagster.core.variables import (
+    BUILTIN_VARIABLES,
+    canonical_path,
+    check_template,
+    substitute_kwargs,
+)
 from capport_dagster.errors import (
     ConfigError,
     Location,
@@ -36,6 +42,7 @@ from capport_dagster.errors import (
 
 __all__ = [
     "MAX_TEMPLATE_EXPANSION",
+    "FileEdge",
     "FrameVersion",
     "PipelineGraph",
     "Project",
@@ -72,6 +79,16 @@ class StageNode:
     args: Any
     inputs: Mapping[str, FrameVersion]
     outputs: tuple[FrameVersion, ...]
+    #: Stages this one waits for because of files, not frames, in list order. A stage reading
+    #: or overwriting a file waits for the nearest earlier stage writing it; a stage
+    #: overwriting it also waits for the stages that read it since.
+    after: tuple[FileEdge, ...] = ()
+    #: Whether a later stage waits for this one's files (the Dagster op then has an output
+    #: saying they are written).
+    signals_files: bool = False
+    #: Collect the frames this stage writes even in lazy modes: a later stage overwrites a file
+    #: they were read from, and a lazy plan reads its files only when it is executed.
+    materialize: bool = False
 
     @property
     def label(self) -> str:
@@ -95,9 +112,33 @@ class StageNode:
 
     @property
     def upstream(self) -> tuple[str, ...]:
-        """Labels of the stages this one waits for, in list order."""
+        """Labels of the stages this one waits for, frames and files, in list order."""
         writers = {v.writer: v.index for v in self.inputs.values()}
+        writers.update({edge.writer: edge.index for edge in self.after})
         return tuple(sorted(writers, key=writers.__getitem__))
+
+
+@dataclass(frozen=True)
+class FileEdge:
+    """A stage waits for an earlier one because both touch the same files (canonical paths,
+    see `variables.canonical_path`)."""
+
+    writer: str
+    index: int
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Bound:
+    """A stage whose task and args are known: what it reads and writes, frames and files."""
+
+    stage: Stage
+    spec: TaskSpec
+    args: Any
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    read_files: tuple[str, ...]
+    write_files: tuple[str, ...]
 
 
 class _Binder:
@@ -125,6 +166,7 @@ class _ConfigLookups:
     def __init__(self, config: CapportConfig) -> None:
         self.config = config
         self.variable_names = frozenset(BUILTIN_VARIABLES) | frozenset(os.environ)
+        self._known_paths = {**os.environ, "CONFIG_DIR": os.path.abspath(config.config_dir)}
         self.models: dict[str, Model] = {}
         self.model_problems: list[Problem] = []
         for name, entry in config.models.items():
@@ -137,6 +179,12 @@ class _ConfigLookups:
         self._broken: set[str] = set()  # transforms whose own problems were already reported
         self._sizes: dict[str, int] = {}
         self._expanded = 0  # values substituted and parsed so far, over all (transform, kwargs)
+
+    def paths(self, templates: Iterable[str], location: Location) -> tuple[str, ...]:
+        """The canonical form of path templates a task reads or writes (see `canonical_path`)."""
+        return tuple(
+            dict.fromkeys(canonical_path(t, self._known_paths, location) for t in templates)
+        )
 
     def model(self, name: str, location: Location) -> Model:
         if name in self.models:
@@ -267,40 +315,42 @@ class PipelineGraph:
     @staticmethod
     def _bind(
         stage: Stage, registry: TaskRegistry, lookups: _ConfigLookups, problems: list[Problem]
-    ) -> tuple[Stage, TaskSpec, Any, tuple[str, ...], tuple[str, ...]] | None:
+    ) -> _Bound | None:
         try:
             spec = registry.get(stage.task, stage.location)
             args = spec.parse_args(stage.args, _Binder(lookups, stage.location))
-            reads = _names(spec.reads(args), stage, "reads")
-            writes = _names(spec.writes(args), stage, "writes")
+            return _Bound(
+                stage,
+                spec,
+                args,
+                reads=_names(spec.reads(args), stage, "reads"),
+                writes=_names(spec.writes(args), stage, "writes"),
+                read_files=lookups.paths(spec.reads_files(args), stage.location),
+                write_files=lookups.paths(spec.writes_files(args), stage.location),
+            )
         except ConfigError as exc:
             problems.extend(_problems_of(exc))
             return None
-        return stage, spec, args, reads, writes
 
     @staticmethod
     def _wire(
-        pipeline: Pipeline,
-        bound: list[tuple[Stage, TaskSpec, Any, tuple[str, ...], tuple[str, ...]] | None],
-        problems: list[Problem],
+        pipeline: Pipeline, bound: list[_Bound | None], problems: list[Problem]
     ) -> list[StageNode]:
+        stages = [item for item in bound if item is not None]
         # Writers of each frame, in list order, so "who writes it later" is easy to say.
         writers: dict[str, list[Stage]] = {}
-        for item in bound:
-            if item is not None:
-                for name in item[4]:
-                    writers.setdefault(name, []).append(item[0])
+        for item in stages:
+            for name in item.writes:
+                writers.setdefault(name, []).append(item.stage)
 
         latest: dict[str, FrameVersion] = {}
         versions_written: dict[str, int] = {}
         read_versions: set[FrameVersion] = set()
-        nodes: list[StageNode] = []
-        for item in bound:
-            if item is None:
-                continue
-            stage, spec, args, reads, writes = item
+        wired: list[tuple[_Bound, dict[str, FrameVersion], tuple[FrameVersion, ...]]] = []
+        for item in stages:
+            stage = item.stage
             inputs: dict[str, FrameVersion] = {}
-            for name in reads:
+            for name in item.reads:
                 if name in latest:
                     inputs[name] = latest[name]
                     read_versions.add(latest[name])
@@ -318,7 +368,7 @@ class PipelineGraph:
                     )
                 )
             outputs = []
-            for name in writes:
+            for name in item.writes:
                 version = FrameVersion(
                     name, stage.label, stage.index, versions_written.get(name, 0)
                 )
@@ -326,7 +376,23 @@ class PipelineGraph:
                 outputs.append(version)
             for version in outputs:
                 latest[version.name] = version
-            nodes.append(StageNode(stage, spec, args, MappingProxyType(inputs), tuple(outputs)))
+            wired.append((item, inputs, tuple(outputs)))
+
+        after, materialize = _file_order(stages)
+        signalling = {edge.writer for edges in after.values() for edge in edges}
+        nodes = [
+            StageNode(
+                item.stage,
+                item.spec,
+                item.args,
+                MappingProxyType(inputs),
+                outputs,
+                after=after.get(item.stage.label, ()),
+                signals_files=item.stage.label in signalling,
+                materialize=item.stage.label in materialize,
+            )
+            for item, inputs, outputs in wired
+        ]
 
         if any(item is None for item in bound):
             return nodes  # a stage with errors may be the reader: "never read" would mislead
@@ -341,6 +407,50 @@ class PipelineGraph:
                         )
                     )
         return nodes
+
+
+def _file_order(stages: list[_Bound]) -> tuple[dict[str, tuple[FileEdge, ...]], set[str]]:
+    """Who waits for whom because of files (as for frames: the nearest earlier writer), and the
+    stages whose frames must be collected at once because a later stage overwrites their file.
+
+    - read after write: a stage reading a file waits for the nearest earlier stage writing it;
+    - write after write: a stage writing a file waits for the nearest earlier writer of it;
+    - write after read: a stage writing a file waits for every stage that read it since the
+      previous write, and those stages materialise what they read (a lazy scan would otherwise
+      read the new file when a later stage executes the plan).
+    """
+    last_writer: dict[str, _Bound] = {}
+    readers: dict[str, list[_Bound]] = {}
+    waits: dict[str, dict[str, tuple[_Bound, list[str]]]] = {}
+    materialize: set[str] = set()
+
+    def wait(item: _Bound, on: _Bound, path: str) -> None:
+        if on is item:
+            return
+        edges = waits.setdefault(item.stage.label, {})
+        edges.setdefault(on.stage.label, (on, []))[1].append(path)
+
+    for item in stages:
+        for path in item.read_files:
+            if path in last_writer:
+                wait(item, last_writer[path], path)
+            readers.setdefault(path, []).append(item)
+        for path in item.write_files:
+            if path in last_writer:
+                wait(item, last_writer[path], path)
+            for reader in readers.pop(path, []):
+                if reader is not item:
+                    wait(item, reader, path)
+                    materialize.add(reader.stage.label)
+            last_writer[path] = item
+    after = {
+        label: tuple(
+            FileEdge(on.stage.label, on.stage.index, tuple(dict.fromkeys(paths)))
+            for on, paths in sorted(edges.values(), key=lambda e: e[0].stage.index)
+        )
+        for label, edges in waits.items()
+    }
+    return after, materialize
 
 
 def _names(names: Iterable[str], stage: Stage, what: str) -> tuple[str, ...]:
@@ -423,6 +533,8 @@ class Project:
                 continue
             graphs[name] = graph
             problems.extend(graph.warnings)
+        # What Dagster would refuse, found now: a config `validate` accepts always builds.
+        problems.extend(dagster_name_problems(graphs, runners.values()))
 
         unique = list(dict.fromkeys(problems))  # one problem may be found via several stages
         if any(p.severity == "error" for p in unique):

@@ -9,7 +9,6 @@ well formed), so that references to it do not cause follow-up errors.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -33,8 +32,6 @@ RUNNER_KEYS: tuple[str, ...] = (
     "pipelines",
     "schedule",
 )
-
-_DAGSTER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 def config_files(directory: Path) -> tuple[Path, ...]:
@@ -174,12 +171,6 @@ class _Reader:
         return False
 
     def read_pipeline(self, name: str, body: Any, where: Location) -> Pipeline:
-        if not _DAGSTER_NAME.match(name):
-            self.problem(
-                where,
-                f"pipeline name {name!r} is not a valid Dagster job name "
-                "(letters, digits and underscores only)",
-            )
         if not isinstance(body, list):
             self.problem(where, f"a pipeline must be a list of stages, not {_kind(body)}")
             return Pipeline(name, (), where)
@@ -225,12 +216,6 @@ class _Reader:
             elif not value:
                 self.problem(at, f"{key!r} must not be empty")
                 usable = False
-        if usable and not _DAGSTER_NAME.match(label):
-            self.problem(
-                where.with_(line=line_of(raw, "label") or where.line),
-                f"label {label!r} is not a valid Dagster op name "
-                "(letters, digits and underscores only)",
-            )
         for key in raw:
             if key not in STAGE_KEYS:
                 self.problem(

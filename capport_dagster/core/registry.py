@@ -109,6 +109,11 @@ class TaskSpec:
     #: later stage can still name the model, and the asset view checks the model's constraints
     #: on those frames.
     model_frames: Callable[[Any], Iterable[tuple[str, Model]]] = lambda args: ()
+    #: The files the task reads and writes, as path templates from its args. A file one stage
+    #: writes and a later stage reads or writes again orders them like a frame does, in every
+    #: mode (see `core/graph.py`).
+    reads_files: Callable[[Any], Iterable[str]] = lambda args: ()
+    writes_files: Callable[[Any], Iterable[str]] = lambda args: ()
 
     @property
     def waits_on_io(self) -> bool:
@@ -181,9 +186,15 @@ class TaskRegistry:
         writes: Callable[[Any], Iterable[str]],
         args: type[BaseModel] | None = None,
         parse: Callable[[Any, BindContext], Any] | None = None,
+        reads_files: Callable[[Any], Iterable[str]] | None = None,
+        writes_files: Callable[[Any], Iterable[str]] | None = None,
         replace: bool = False,
     ) -> Callable[[RunFn], RunFn]:
-        """Decorator registering the decorated function as the run function of task `name`."""
+        """Decorator registering the decorated function as the run function of task `name`.
+
+        `reads_files`/`writes_files` give the path templates of the files it reads and writes
+        (from its args), so stages touching the same file run in list order in every mode.
+        """
 
         def decorate(fn: RunFn) -> RunFn:
             spec = TaskSpec(
@@ -194,6 +205,8 @@ class TaskRegistry:
                 parse=parse,
                 args_model=args,
                 description=(fn.__doc__ or "").strip().split("\n")[0],
+                **({"reads_files": reads_files} if reads_files else {}),
+                **({"writes_files": writes_files} if writes_files else {}),
             )
             self.register(spec, replace=replace)
             return fn

@@ -80,10 +80,14 @@ async def run_stage(
                 ctx.location,
             )
         outputs = {name: result[name] for name in node.writes}
-        if ctx.mode.is_lazy:
+        if ctx.mode.is_lazy and not node.materialize:
             outputs = {name: _as_mode(frame, ctx) for name, frame in outputs.items()}
         else:
+            # Eager modes; or a lazy stage whose plans read a file a later stage overwrites,
+            # so they must be executed now (see `graph._file_order`), then passed on lazily.
             outputs = await _off_loop(ctx, _collect_all, outputs)
+            if ctx.mode.is_lazy:
+                outputs = {name: frame.lazy() for name, frame in outputs.items()}
         summaries = await _off_loop(ctx, _summarise, outputs, preview)
     except CapportError as exc:
         redacted = _redacted(exc, ctx.redact)

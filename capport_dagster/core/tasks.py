@@ -72,6 +72,9 @@ class FileFrames:
     def names(self) -> tuple[str, ...]:
         return tuple(f.df_name for f in self.files)
 
+    def paths(self) -> tuple[str, ...]:
+        return tuple(f.filepath for f in self.files)
+
     def model_frames(self) -> tuple[tuple[str, Model], ...]:
         return tuple((f.df_name, f.model) for f in self.files if f.model is not None)
 
@@ -193,6 +196,7 @@ def register_builtin_tasks(registry: TaskRegistry) -> TaskRegistry:
             writes=FileFrames.names,
             parse=_file_frames_parser(_LoadEntry, "load_csv", "save_df"),
             model_frames=FileFrames.model_frames,
+            reads_files=FileFrames.paths,
             description="Scan CSV files into frames, optionally reshaped by a model.",
         )
     )
@@ -204,6 +208,7 @@ def register_builtin_tasks(registry: TaskRegistry) -> TaskRegistry:
             writes=lambda a: (),
             parse=_file_frames_parser(_SaveEntry, "save_csv", "from_df"),
             model_frames=FileFrames.model_frames,
+            writes_files=FileFrames.paths,
             description="Write frames to CSV files atomically, optionally reshaped by a model.",
         )
     )

@@ -31,6 +31,8 @@ from capport_dagster.errors import ConfigError, Location
 
 __all__ = [
     "BUILTIN_VARIABLES",
+    "RUN_VARIABLES",
+    "canonical_path",
     "check_template",
     "expand",
     "run_variables",
@@ -40,6 +42,9 @@ __all__ = [
 
 #: Variables every run defines; they take precedence over environment variables of the same name.
 BUILTIN_VARIABLES: tuple[str, ...] = ("CONFIG_DIR", "OUTPUT_DIR", "REF_DATE", "REF_DATETIME")
+
+#: Built-ins whose value is known only when a run starts (`-o`, `-d`, the schedule's tick).
+RUN_VARIABLES: tuple[str, ...] = ("OUTPUT_DIR", "REF_DATE", "REF_DATETIME")
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _REFERENCE = re.compile(rf"\$(?:(?P<dollar>\$)|(?P<name>{_NAME})|\{{(?P<braced>{_NAME})\}})")
@@ -105,6 +110,29 @@ def expand(template: str, values: Mapping[str, str], location: Location) -> str:
     if missing:
         raise ConfigError(_undefined(template, list(dict.fromkeys(missing))), location)
     return "".join(values[p[0]] if isinstance(p, tuple) else p for p in parts)
+
+
+def canonical_path(template: str, known: Mapping[str, str], location: Location) -> str:
+    """A path template in a form two templates naming the same file share, before any run.
+
+    Variables in `known` (`CONFIG_DIR`, the environment) are expanded; those only a run knows
+    (:data:`RUN_VARIABLES`) and undefined ones stay symbolic, as `${NAME}` between NUL
+    characters (which no path holds), so `$OUTPUT_DIR/a.csv`, `${OUTPUT_DIR}/a.csv` and
+    `$OUTPUT_DIR/x/../a.csv` are one file. Relative paths resolve against the working directory,
+    as they do in a run.
+    """
+    parts = []
+    for part in _parse(template, location):
+        if isinstance(part, str):
+            parts.append(part)
+        elif part[0] in known and part[0] not in RUN_VARIABLES:
+            parts.append(known[part[0]])
+        else:
+            parts.append(f"\0${{{part[0]}}}\0")
+    path = os.path.expanduser("".join(parts))
+    if not path.startswith(("/", "\0")):
+        path = os.path.join(os.getcwd(), path)
+    return os.path.normpath(path)
 
 
 def run_variables(

@@ -47,11 +47,10 @@ from capport_dagster.core.models import Model, Violation, constraint_violations,
 from capport_dagster.core.registry import RunContext
 from capport_dagster.core.runtime import run_stage
 from capport_dagster.core.secrets import RedactingLog, Redactor
-from capport_dagster.errors import ConfigError
 from capport_dagster.translate.metadata import frame_metadata
 from capport_dagster.translate.ops import RUN_RESOURCE_KEY
 from capport_dagster.translate.resources import CapportRun
-from capport_dagster.translate.translator import CapportTranslator
+from capport_dagster.translate.translator import CapportTranslator, TranslatorNaming
 
 __all__ = ["build_pipeline_assets"]
 
@@ -67,7 +66,7 @@ def build_pipeline_assets(
     keys = _asset_keys(graph, translator)
     assets = [_stage_assets(graph, node, keys, translator, redact) for node in graph.nodes]
     job = define_asset_job(
-        name=f"{translator.get_job_name(graph)}__assets",
+        name=translator.get_asset_job_name(graph),
         selection=AssetSelection.assets(*[key for node_keys in keys.values() for key in node_keys]),
         description=f"Materialise every frame of capport pipeline '{graph.name}' as assets.",
         tags=dict(translator.get_job_tags(graph)),
@@ -79,25 +78,16 @@ def build_pipeline_assets(
 def _asset_keys(
     graph: PipelineGraph, translator: CapportTranslator
 ) -> dict[str, tuple[AssetKey, ...]]:
-    """Each stage's asset keys: one per frame version written, or one for a sink."""
-    keys: dict[str, tuple[AssetKey, ...]] = {}
-    seen: dict[AssetKey, str] = {}
-    for node in graph.nodes:
-        node_keys = (
+    """Each stage's asset keys: one per frame version written, or one for a sink. (Unique:
+    `core.names.dagster_name_problems` checked them with the translator's names.)"""
+    return {
+        node.label: (
             tuple(translator.get_asset_key(graph, version) for version in node.outputs)
             if node.outputs
             else (translator.get_sink_asset_key(graph, node),)
         )
-        for key in node_keys:
-            if key in seen:
-                raise ConfigError(
-                    f"asset key {key.to_user_string()} of stage '{node.label}' is also the key "
-                    f"of stage '{seen[key]}': rename the stage or the frame",
-                    node.location,
-                )
-            seen[key] = node.label
-        keys[node.label] = node_keys
-    return keys
+        for node in graph.nodes
+    }
 
 
 @dataclass(frozen=True)
@@ -109,7 +99,9 @@ class _ModelChecks:
     specs: tuple[tuple[AssetCheckSpec, str, str], ...]  # (spec, column, constraint)
 
 
-def _checks(node: StageNode, node_keys: tuple[AssetKey, ...]) -> list[_ModelChecks]:
+def _checks(
+    node: StageNode, node_keys: tuple[AssetKey, ...], translator: CapportTranslator
+) -> list[_ModelChecks]:
     frame_keys = dict(zip(node.writes, node_keys, strict=False)) if node.outputs else {}
     checks = []
     for frame, model in node.spec.model_frames(node.args):
@@ -117,7 +109,7 @@ def _checks(node: StageNode, node_keys: tuple[AssetKey, ...]) -> list[_ModelChec
         specs = tuple(
             (
                 AssetCheckSpec(
-                    name=f"{model.name}__{column}__{constraint}",
+                    name=translator.get_asset_check_name(model.name, column, constraint),
                     asset=key,
                     blocking=True,
                     description=f"model '{model.name}': column '{column}' is {constraint}",
@@ -145,9 +137,18 @@ def _stage_assets(
     }
     ins = {translator.get_input_name(frame): AssetIn(key=key) for frame, key in input_keys.items()}
     input_frames = {translator.get_input_name(frame): frame for frame in node.inputs}
+    checks = _checks(node, node_keys, translator)
+    # Files written by earlier stages that this one reads or overwrites: their assets are
+    # upstream of this one, without a value passing (the lineage shows the file edge).
+    file_deps = {key for edge in node.after for key in keys[edge.writer]}
+    out_names = (
+        [translator.get_output_name(version) for version in node.outputs]
+        if node.outputs
+        else [translator.get_op_name(node)]
+    )
     # Frames are values for the IO manager; a sink's asset holds no value (Nothing).
     outs = {
-        key.to_python_identifier(): AssetOut(
+        out_name: AssetOut(
             key=key,
             group_name=translator.get_group_name(graph),
             description=translator.get_asset_description(node),
@@ -155,15 +156,15 @@ def _stage_assets(
             tags=dict(translator.get_asset_tags(node)),
             **({} if node.outputs else {"dagster_type": Nothing}),
         )
-        for key in node_keys
+        for out_name, key in zip(out_names, node_keys, strict=True)
     }
-    checks = _checks(node, node_keys)
 
     @multi_asset(
-        name=f"{translator.get_job_name(graph)}__{translator.get_op_name(node)}__assets",
+        name=TranslatorNaming(translator).asset_op_definition(graph, node),
         outs=outs,
         ins=ins,
-        internal_asset_deps={name: set(input_keys.values()) for name in outs},
+        deps=sorted(file_deps, key=AssetKey.to_user_string),
+        internal_asset_deps={name: {*input_keys.values(), *file_deps} for name in outs},
         check_specs=[spec for check in checks for spec, _, _ in check.specs],
         required_resource_keys={RUN_RESOURCE_KEY},
         op_tags=dict(translator.get_op_tags(node)),
@@ -175,10 +176,10 @@ def _stage_assets(
         frames = {input_frames[name]: value for name, value in inputs.items()}
         result = await run_stage(node, frames, ctx)
         if node.outputs:
-            for version, key in zip(node.outputs, node_keys, strict=True):
+            for version, out_name in zip(node.outputs, out_names, strict=True):
                 yield Output(
                     result.frames[version.name],
-                    output_name=key.to_python_identifier(),
+                    output_name=out_name,
                     metadata=frame_metadata(result.summaries[version.name]),
                 )
         else:

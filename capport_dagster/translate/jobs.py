@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dagster import (
     DependencyDefinition,
     GraphDefinition,
     JobDefinition,
+    MultiDependencyDefinition,
     NodeInvocation,
     colored_console_logger,
 )
+from dagster._core.definitions.dependency import IDependencyDefinition
 
 from capport_dagster.core.graph import PipelineGraph
 from capport_dagster.core.loggers import LoggerSpec
+from capport_dagster.core.names import FILES_READY, FILES_WRITTEN, dagster_name_problems
 from capport_dagster.core.runners import Runner
 from capport_dagster.core.secrets import Redactor
-from capport_dagster.errors import ConfigError
+from capport_dagster.errors import ValidationError
 from capport_dagster.translate.executor import capport_executor
 from capport_dagster.translate.io_manager import CapportIOManager
 from capport_dagster.translate.loggers import file_logger
@@ -25,9 +28,9 @@ from capport_dagster.translate.ops import RUN_RESOURCE_KEY, build_op
 from capport_dagster.translate.progress import progress_logger
 from capport_dagster.translate.resources import CapportRun
 from capport_dagster.translate.run_config import run_config_mapping
-from capport_dagster.translate.translator import CapportTranslator
+from capport_dagster.translate.translator import CapportTranslator, TranslatorNaming
 
-__all__ = ["LOGGER_DEFS", "build_job", "run_resources"]
+__all__ = ["LOGGER_DEFS", "build_job", "check_names", "run_resources"]
 
 #: The loggers every capport run can use; the run config mapping picks which are on.
 LOGGER_DEFS = {
@@ -51,34 +54,36 @@ def build_job(
     translator: CapportTranslator,
     redact: Redactor,
 ) -> JobDefinition:
-    _check_unique_names(graph, translator)
+    naming = TranslatorNaming(translator)
+    check_names({graph.name: graph}, (), naming)
     results = frozenset(graph.results)
-    job_name = translator.get_job_name(graph)
-    op_names = {node.label: translator.get_op_name(node) for node in graph.nodes}
-    # Dagster wants op definition names unique across a code location, and two pipelines may
-    # both have a stage `load`: definitions get the job's prefix, invocations the stage's name.
+    op_names = {node.label: naming.op(node) for node in graph.nodes}
     ops = {
         node.label: build_op(
             node,
-            name=f"{job_name}__{op_names[node.label]}",
+            name=naming.op_definition(graph, node),
             translator=translator,
             redact=redact,
             results=results,
         )
         for node in graph.nodes
     }
-    dependencies: dict[NodeInvocation, dict[str, DependencyDefinition]] = {}
+    dependencies: dict[NodeInvocation, dict[str, IDependencyDefinition]] = {}
     for node in graph.nodes:
-        edges = {
+        edges: dict[str, IDependencyDefinition] = {
             translator.get_input_name(frame): DependencyDefinition(
                 op_names[version.writer], translator.get_output_name(version)
             )
             for frame, version in node.inputs.items()
         }
+        if node.after:  # files: a Nothing input fanned in from every stage it waits for
+            edges[FILES_READY] = MultiDependencyDefinition(
+                [DependencyDefinition(op_names[edge.writer], FILES_WRITTEN) for edge in node.after]
+            )
         invocation = NodeInvocation(ops[node.label].name, alias=op_names[node.label])
         dependencies[invocation] = edges
     job_graph = GraphDefinition(
-        name=job_name,
+        name=naming.job(graph),
         node_defs=list(ops.values()),
         dependencies=dependencies,
         description=f"capport pipeline '{graph.name}' ({len(graph.nodes)} stages)",
@@ -92,25 +97,14 @@ def build_job(
     )
 
 
-def _check_unique_names(graph: PipelineGraph, translator: CapportTranslator) -> None:
-    """Labels and frame names that differ in capport may collide once made Dagster-safe."""
-    seen: dict[str, str] = {}
-    for node in graph.nodes:
-        name = translator.get_op_name(node)
-        if name in seen:
-            raise ConfigError(
-                f"stage '{node.label}' and stage '{seen[name]}' both become Dagster op '{name}'"
-                " (Dagster names allow only letters, digits and _): rename one",
-                node.location,
-            )
-        seen[name] = node.label
-        for names in (node.reads, node.writes):
-            frames: dict[str, str] = {}
-            for frame in names:
-                key = translator.get_input_name(frame)
-                if key in frames:
-                    raise ConfigError(
-                        f"frames '{frame}' and '{frames[key]}' both become Dagster name '{key}'",
-                        node.location,
-                    )
-                frames[key] = frame
+def check_names(
+    graphs: Mapping[str, PipelineGraph], runners: Iterable[Runner], naming: TranslatorNaming
+) -> None:
+    """Raise `ValidationError` when the translator's names are invalid or clash in Dagster.
+
+    `capport validate` checks the default names already; this catches a translator subclass's
+    own, before Dagster would fail on them with its less precise message.
+    """
+    problems = dagster_name_problems(graphs, runners, naming)
+    if problems:
+        raise ValidationError(problems)

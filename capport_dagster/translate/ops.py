@@ -5,9 +5,10 @@
 
 from collections.abc import Mapping
 
-from dagster import In, OpDefinition, OpExecutionContext, Out, Output, op
+from dagster import In, Nothing, OpDefinition, OpExecutionContext, Out, Output, op
 
 from capport_dagster.core.graph import FrameVersion, StageNode
+from capport_dagster.core.names import FILES_READY, FILES_WRITTEN
 from capport_dagster.core.registry import RunContext
 from capport_dagster.core.runtime import run_stage
 from capport_dagster.core.secrets import RedactingLog, Redactor
@@ -36,15 +37,23 @@ def build_op(
     """
     input_names = {translator.get_input_name(frame): frame for frame in node.reads}
     output_names = {translator.get_output_name(v): v for v in node.outputs}
+    ins = {name: In(description=f"frame {frame}") for name, frame in input_names.items()}
+    out = {
+        name: Out(description=f"frame {version.name} (version {version.version})")
+        for name, version in output_names.items()
+    }
+    # Files a later stage reads or overwrites: Nothing edges order the stages, carry no value.
+    if node.after:
+        waits = ", ".join(edge.writer for edge in node.after)
+        ins[FILES_READY] = In(Nothing, description=f"files written by {waits}")
+    if node.signals_files:
+        out[FILES_WRITTEN] = Out(Nothing, description="its files are written")
 
     @op(
         name=name,
         description=translator.get_op_description(node),
-        ins={name: In(description=f"frame {frame}") for name, frame in input_names.items()},
-        out={
-            name: Out(description=f"frame {version.name} (version {version.version})")
-            for name, version in output_names.items()
-        },
+        ins=ins,
+        out=out,
         tags=dict(translator.get_op_tags(node)),
         required_resource_keys={RUN_RESOURCE_KEY},
     )
@@ -66,5 +75,7 @@ def build_op(
                 name,
                 metadata=frame_metadata(result.summaries[version.name]),
             )
+        if node.signals_files:
+            yield Output(None, FILES_WRITTEN)
 
     return stage_op

@@ -19,32 +19,28 @@ from typing import Any
 from dagster import AssetKey
 
 from capport_dagster.core.graph import FrameVersion, PipelineGraph, StageNode
+from capport_dagster.core.names import DagsterNaming, dagster_name
 from capport_dagster.core.runners import Runner
 
-__all__ = ["IO_TAG", "CapportTranslator", "dagster_name"]
+__all__ = ["IO_TAG", "CapportTranslator", "TranslatorNaming", "dagster_name"]
 
 #: Op tag telling executors whether a stage waits on I/O (async task) or computes.
 IO_TAG = "capport/io"
 
-_INVALID = re.compile(r"[^A-Za-z0-9_]")
-
-
-def dagster_name(name: str) -> str:
-    """Dagster names allow letters, digits and `_`; anything else becomes `_`."""
-    cleaned = _INVALID.sub("_", name)
-    return cleaned if cleaned and not cleaned[0].isdigit() else f"_{cleaned}"
+#: The default names (`core/names.py`): the same object `capport validate` checks them with.
+DEFAULT_NAMING = DagsterNaming()
 
 
 def default_job_name(graph: PipelineGraph) -> str:
-    return dagster_name(graph.name)
+    return DEFAULT_NAMING.job(graph)
 
 
 def default_op_name(node: StageNode) -> str:
-    return dagster_name(node.label)
+    return DEFAULT_NAMING.op(node)
 
 
 def default_frame_name(frame: str) -> str:
-    return dagster_name(frame)
+    return DEFAULT_NAMING.input(frame)
 
 
 def default_op_description(node: StageNode) -> str:
@@ -60,6 +56,7 @@ def default_op_tags(node: StageNode) -> Mapping[str, str]:
     return {
         "dagster/priority": str(-node.index),
         "capport/task": node.stage.task,
+        "capport/stage": node.label,
         IO_TAG: "true" if node.spec.waits_on_io else "false",
     }
 
@@ -70,17 +67,25 @@ def default_job_tags(graph: PipelineGraph) -> Mapping[str, str]:
 
 def default_asset_key(graph: PipelineGraph, version: FrameVersion) -> AssetKey:
     # The first write of a frame is `[pipeline, FRAME]`; a rewrite adds the stage that made it.
-    if version.version == 0:
-        return AssetKey([graph.name, version.name])
-    return AssetKey([graph.name, version.name, version.writer])
+    return AssetKey(list(DEFAULT_NAMING.asset_key(graph, version)))
 
 
 def default_sink_asset_key(graph: PipelineGraph, node: StageNode) -> AssetKey:
-    return AssetKey([graph.name, node.label])
+    return AssetKey(list(DEFAULT_NAMING.sink_asset_key(graph, node)))
 
 
 def default_group_name(graph: PipelineGraph) -> str:
-    return dagster_name(graph.name)
+    return DEFAULT_NAMING.group(graph)
+
+
+def default_asset_tags(node: StageNode) -> Mapping[str, str]:
+    # Dagster is strict about asset tags (values of letters, digits, _ . - and at most 63
+    # characters): a user's task named "my task" is tagged my_task; metadata keeps the name.
+    return {"capport/task": _strict_tag_value(node.stage.task)}
+
+
+def _strict_tag_value(value: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", value)[:63]
 
 
 def default_asset_metadata(node: StageNode) -> Mapping[str, Any]:
@@ -93,7 +98,7 @@ def default_asset_metadata(node: StageNode) -> Mapping[str, Any]:
 
 
 def default_schedule_name(runner: Runner, pipeline: str) -> str:
-    return dagster_name(f"{pipeline}__{runner.name}")
+    return DEFAULT_NAMING.schedule(runner, pipeline)
 
 
 def default_schedule_tags(runner: Runner, pipeline: str) -> Mapping[str, str]:
@@ -122,7 +127,7 @@ class CapportTranslator:
         return default_frame_name(frame)
 
     def get_output_name(self, version: FrameVersion) -> str:
-        return default_frame_name(version.name)
+        return DEFAULT_NAMING.output(version)
 
     def get_schedule_name(self, runner: Runner, pipeline: str) -> str:
         """Name of the schedule or sensor that fires `pipeline` for `runner`."""
@@ -154,4 +159,50 @@ class CapportTranslator:
         return default_asset_metadata(node)
 
     def get_asset_tags(self, node: StageNode) -> Mapping[str, str]:
-        return {"capport/task": node.stage.task}
+        return default_asset_tags(node)
+
+    def get_asset_job_name(self, graph: PipelineGraph) -> str:
+        """Name of the job materialising a pipeline's assets (`<job>__assets`)."""
+        return f"{self.get_job_name(graph)}__assets"
+
+    def get_asset_check_name(self, model: str, column: str, constraint: str) -> str:
+        """Name of the asset check of one model constraint (`<model>__<column>__<constraint>`)."""
+        return DEFAULT_NAMING.asset_check(model, column, constraint)
+
+
+class TranslatorNaming(DagsterNaming):
+    """A translator's names, seen as `core.names.DagsterNaming`, so that the names a subclass
+    gives are checked (valid, unique) by the same code as the defaults."""
+
+    def __init__(self, translator: CapportTranslator) -> None:
+        self.translator = translator
+
+    def job(self, graph: PipelineGraph) -> str:
+        return self.translator.get_job_name(graph)
+
+    def asset_job(self, graph: PipelineGraph) -> str:
+        return self.translator.get_asset_job_name(graph)
+
+    def op(self, node: StageNode) -> str:
+        return self.translator.get_op_name(node)
+
+    def input(self, frame: str) -> str:
+        return self.translator.get_input_name(frame)
+
+    def output(self, version: FrameVersion) -> str:
+        return self.translator.get_output_name(version)
+
+    def asset_key(self, graph: PipelineGraph, version: FrameVersion) -> tuple[str, ...]:
+        return tuple(self.translator.get_asset_key(graph, version).path)
+
+    def sink_asset_key(self, graph: PipelineGraph, node: StageNode) -> tuple[str, ...]:
+        return tuple(self.translator.get_sink_asset_key(graph, node).path)
+
+    def group(self, graph: PipelineGraph) -> str:
+        return self.translator.get_group_name(graph)
+
+    def schedule(self, runner: Runner, pipeline: str) -> str:
+        return self.translator.get_schedule_name(runner, pipeline)
+
+    def asset_check(self, model: str, column: str, constraint: str) -> str:
+        return self.translator.get_asset_check_name(model, column, constraint)
