@@ -2,7 +2,9 @@
 
 Results go to stdout; progress, warnings and errors to stderr. Errors print as one located line
 each, never a traceback unless `--debug`. Exit codes: 0 success, 1 the run failed, 2 the config
-or the command line is invalid.
+or the command line is invalid. Output is a courtesy: when stdout or stderr cannot be written (a
+reader that closed the pipe, `capport run ... | head -1`, or a closed descriptor) the rest of it
+is dropped, the run goes on, and the exit code still says how the run went.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any, TextIO
 
 from capport_dagster.core.modes import RunMode
 from capport_dagster.errors import CapportError, ConfigError, Problem, ValidationError
@@ -69,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with forgiving_output():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         from capport_dagster.core.registry import import_task_modules
@@ -99,6 +108,79 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_RUN_FAILED
+
+
+class DroppingStream:
+    """A text stream whose failed writes are dropped instead of raised.
+
+    A run must not die because nobody reads its progress: `capport run ... 2>&1 | head -1` closes
+    the pipe after one line, and the next `print` raised BrokenPipeError inside Dagster's
+    logging, which failed the run before it wrote anything. On the first failure the descriptor
+    is pointed at /dev/null, so that later writes (ours, Dagster's, C code's, the interpreter's
+    final flush of what the stream still buffers) all succeed without output.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except (OSError, ValueError):  # ValueError: a closed file object
+            self._silence()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            self._silence()
+
+    def _silence(self) -> None:
+        try:
+            fd = self._stream.fileno()
+        except (OSError, ValueError):
+            return  # not a descriptor (a test's capture): nothing else writes to it
+        _open_null_as(fd)
+        with suppress(OSError, ValueError):  # what the stream still buffers goes to /dev/null
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _open_null_as(fd: int) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    if null != fd:
+        os.dup2(null, fd)
+        os.close(null)
+
+
+@contextmanager
+def forgiving_output() -> Iterator[None]:
+    """stdout and stderr as `DroppingStream`s while the command runs, and descriptors 0-2 open.
+
+    A descriptor closed by the caller (`2>&-`) is opened on /dev/null: Python started without a
+    `sys.stderr` (so `print(file=sys.stderr)` went to stdout), and the next file the run opened
+    would have taken the number, receiving whatever a child process or a library writes to "2".
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            _open_null_as(fd)
+    saved = sys.stdout, sys.stderr
+    out = sys.stdout or open(1, "w", closefd=False)  # noqa: SIM115 (a stream for descriptor 1)
+    err = sys.stderr or open(2, "w", closefd=False)  # noqa: SIM115
+    sys.stdout, sys.stderr = DroppingStream(out), DroppingStream(err)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        # Flushed here, where a failure is dropped: at exit the interpreter would report it
+        # ("Exception ignored ... BrokenPipeError") and exit 120.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = saved
 
 
 def _print_error(exc: CapportError) -> None:

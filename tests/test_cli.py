@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
 from capport_dagster.cli import main
+from capport_dagster.translate.progress import _ProgressHandler
 from tests.conftest import EXAMPLE_CONFIG, FIXTURES
 
 ORIGINAL = FIXTURES / "capport_original"
@@ -323,3 +327,112 @@ def test_unknown_runner_exits_2(capsys, tmp_path):
     )
     assert code == 2
     assert "unknown runner 'nightly' (runners: default, weekly)" in capsys.readouterr().err
+
+
+# --- output nobody reads --------------------------------------------------------------------
+
+
+def start(*args: str, cwd: Path, **popen: object) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "capport_dagster.cli", *args],
+        text=True,
+        cwd=cwd,
+        env=env,
+        **popen,  # type: ignore[call-overload]
+    )
+
+
+def read_one_line_and_close(process: subprocess.Popen[str]) -> str:
+    """What `| head -1` does: read a line, close the pipe, leave the writer to find out."""
+    assert process.stdout is not None
+    try:
+        line = process.stdout.readline()
+    finally:
+        process.stdout.close()
+    try:
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    return line
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--mode", "sync_lazy"], ["--mode", "async_eager", "--executor", "multiprocess"]],
+    ids=["in_process", "multiprocess"],
+)
+def test_a_closed_pipe_loses_the_output_not_the_run(tmp_path, options):
+    """`capport run ... 2>&1 | head -1`: progress and results cannot be written after the first
+    line; the run still completes, writes its file, and exits 0 (the run succeeded)."""
+    out = tmp_path / "out"
+    args = ("run", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "-o", str(out), *options)
+    process = start(*args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first = read_one_line_and_close(process)
+    assert first.startswith("[capport] running pipeline 'label_teams' (4 stages)")
+    assert process.returncode == 0
+    saved = pl.read_csv(out / "label_teams" / "teams.csv")
+    assert saved["label"].to_list() == [
+        "Devils (NJD)",
+        "Bruins (BOS)",
+        "Maple Leafs (TOR)",
+        "Oilers (EDM)",
+    ]
+
+
+def test_a_closed_pipe_still_exits_1_when_the_run_fails(write_config, tmp_path):
+    config = write_config(FAILING)
+    process = start(
+        "run",
+        "-c",
+        str(config),
+        "-p",
+        "people",
+        "-o",
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout = process.stderr  # read and close stderr, the stream the errors go to
+    assert read_one_line_and_close(process).startswith("[capport] running pipeline 'people'")
+    assert process.returncode == 1
+
+
+def test_a_closed_stderr_descriptor_keeps_progress_off_stdout(tmp_path):
+    """`capport run ... 2>&-`: Python starts without a stderr; progress must not fall through to
+    stdout (print's fallback), only the results go there."""
+    out = tmp_path / "out"
+    process = start(
+        *("run", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "-o", str(out)),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        preexec_fn=lambda: os.close(2),
+    )
+    stdout, _ = process.communicate(timeout=120)
+    assert process.returncode == 0
+    assert stdout.startswith("TEAMS: shape (4, 2)\n")
+    assert "[capport]" not in stdout
+    assert (out / "label_teams" / "teams.csv").exists()
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@pytest.mark.parametrize("stderr", [io.StringIO, ClosedPipe])
+def test_a_progress_line_that_cannot_be_written_is_dropped(monkeypatch, stderr):
+    """Multiprocess stages print their progress from their own processes, where `capport run`'s
+    forgiving stderr does not reach: the handler itself must not raise."""
+    stream = stderr()
+    monkeypatch.setattr(sys, "stderr", stream)
+    record = logging.LogRecord("capport.progress", logging.INFO, __file__, 1, "", None, None)
+    record.dagster_event = SimpleNamespace(
+        event_type_value="STEP_START", step_key="load", event_specific_data=None
+    )
+    _ProgressHandler().emit(record)
+    if stderr is io.StringIO:
+        assert stream.getvalue() == "[capport] load: started\n"

@@ -2,12 +2,18 @@
 
 It reads the structured Dagster event on each log record (step start, success, failure), so it
 works for every executor, including stages running in other processes.
+
+Progress is a courtesy: a line that cannot be written (stderr is a pipe its reader closed, or a
+closed descriptor) is dropped. Raised here, the error would fail the stage, inside Dagster's
+logging, although its data work is fine. `capport run` also makes its own stderr forgiving, but
+multiprocess stages print from their own processes, with their own `sys.stderr`.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from contextlib import suppress
 
 from dagster import logger
 
@@ -26,7 +32,8 @@ class _ProgressHandler(logging.Handler):
         duration = getattr(event.event_specific_data, "duration_ms", None)
         if event.event_type_value == "STEP_SUCCESS" and duration is not None:
             line += f" in {duration / 1000:.2f}s"
-        print(line, file=sys.stderr, flush=True)
+        with suppress(OSError, ValueError):  # ValueError: stderr closed as a file object
+            print(line, file=sys.stderr, flush=True)
 
 
 @logger(config_schema={}, description="One line per stage on stderr (used by `capport run`).")
