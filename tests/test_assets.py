@@ -5,6 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 from dagster import AssetKey, DagsterInstance
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.execution.api import execute_run
 from polars.testing import assert_frame_equal
 
 from capport_dagster import CapportTranslator, load_definitions
@@ -152,3 +154,32 @@ def test_a_translator_subclass_changes_keys_and_groups():
         AssetKey(["warehouse", "label_teams", "TEAMS", "label_teams"])
     }
     assert all(k.path[0] == "warehouse" for k in asset_graph.get_all_asset_keys())
+
+
+def test_a_file_written_by_one_stage_and_read_by_another_is_an_asset_edge(write_config, tmp_path):
+    from tests.test_jobs import FILES_CONFIG
+
+    config = write_config(FILES_CONFIG)
+    defs = load_definitions(config)
+    asset_graph = defs.resolve_asset_graph()
+
+    def parents(*path: str) -> set[str]:
+        return {k.to_user_string() for k in asset_graph.get(AssetKey(["p", *path])).parent_keys}
+
+    assert parents("B") == {"p/save_a"}  # reload reads the file save_a writes
+    assert parents("new_state") == {"p/B", "p/S"}  # overwrites what read_state read
+    out = tmp_path / "out"
+    out.mkdir()
+    pl.DataFrame({"x": [0]}).write_csv(out / "state.csv")
+    pl.DataFrame({"x": [1, 10]}).write_csv(tmp_path / "a.csv")
+    job = defs.resolve_job_def("p__assets")
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        # The job's own (async) executor: `execute_in_process` would force the in-process one.
+        run = instance.create_run_for_job(
+            job, run_config={"mode": "async_lazy", "output_dir": str(out)}
+        )
+        result = execute_run(InMemoryJob(job), run, instance, raise_on_error=False)
+    assert result.success
+    assert pl.read_csv(out / "b.csv")["x"].to_list() == [1, 10]
+    assert pl.read_csv(out / "old.csv")["x"].to_list() == [0]

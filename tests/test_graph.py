@@ -265,3 +265,96 @@ def test_template_expansion_is_bounded(write_config, monkeypatch):
         "transform templates expand to more than 20 values in all: too many stages use "
         "transform 't' with different kwargs"
     )
+
+
+# --- files: a stage reading or overwriting a file waits for the stage that wrote it ---------------
+
+
+def save(label: str, frame: str, path: str) -> str:
+    return stage(label, "save_csv", f"{{ filepath: '{path}', df_name: {frame} }}")
+
+
+def load(label: str, frame: str, path: str) -> str:
+    return stage(label, "load_csv", f"{{ filepath: '{path}', df_name: {frame} }}")
+
+
+def test_files_order_stages_like_frames(write_config, tmp_path):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                load("load_a", "A", "$CONFIG_DIR/a.csv"),
+                save("save_a", "A", "$OUTPUT_DIR/a.csv"),
+                load("reload", "B", "${OUTPUT_DIR}/sub/../a.csv"),  # the same file
+                load("other", "C", "$OUTPUT_DIR/c.csv"),
+                save("save_b", "B", "$OUTPUT_DIR/a.csv"),  # overwrites it
+                save("save_c", "C", "$OUTPUT_DIR/c.csv"),  # overwrites what `other` read
+            ),
+        }
+    )
+    by = load_project(config).graphs["p"].by_label
+    out_a, out_c = "\0${OUTPUT_DIR}\0/a.csv", "\0${OUTPUT_DIR}\0/c.csv"
+    edge = graph_module.FileEdge
+    assert by["load_a"].after == () and by["save_a"].after == ()
+    assert by["reload"].after == (edge("save_a", 1, (out_a,)),)  # read after write
+    assert by["other"].after == ()  # nobody wrote c.csv before: it is an input
+    # write after write (save_a) and write after read (reload, which also gives the frame)
+    assert by["save_b"].after == (edge("save_a", 1, (out_a,)), edge("reload", 2, (out_a,)))
+    assert by["save_b"].upstream == ("save_a", "reload")
+    assert by["save_c"].after == (edge("other", 3, (out_c,)),)  # write after read
+    assert [n.label for n in by.values() if n.signals_files] == ["save_a", "reload", "other"]
+    # A lazy scan reads its file when executed: a frame read from a file that a later stage
+    # overwrites is collected at once.
+    assert [n.label for n in by.values() if n.materialize] == ["reload", "other"]
+
+
+def test_file_edges_are_drawn(write_config):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                load("load_a", "A", "$CONFIG_DIR/a.csv"),
+                save("save_a", "A", "$OUTPUT_DIR/a.csv"),
+                load("reload", "B", "$OUTPUT_DIR/a.csv"),
+                save("save_b", "B", "$OUTPUT_DIR/b.csv"),
+            ),
+        }
+    )
+    from capport_dagster.core.render import render_graph
+
+    graph = load_project(config).graphs["p"]
+    assert render_graph(graph, "text").splitlines()[5:8] == [
+        "  [2] reload (load_csv)",
+        "      after  save_a (file ${OUTPUT_DIR}/a.csv)",
+        "      writes B",
+    ]
+    assert "  s1 -.->|file| s2" in render_graph(graph, "mermaid").splitlines()
+    assert (
+        '  "save_a" -> "reload" [label="file ${OUTPUT_DIR}/a.csv", style=dashed];'
+        in render_graph(graph, "dot").splitlines()
+    )
+
+
+def test_custom_tasks_declare_their_files(write_config):
+    registry = TaskRegistry()
+    registry.task(
+        "export",
+        reads=lambda a: [a["df"]],
+        writes=lambda a: [],
+        writes_files=lambda a: [a["to"]],
+    )(lambda args, frames, ctx: {})
+    registry.task(
+        "import",
+        reads=lambda a: [],
+        writes=lambda a: [a["df"]],
+        reads_files=lambda a: [a["from"]],
+    )(lambda args, frames, ctx: {})
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                stage("make", "import", "{ df: A, from: /in/a.bin }"),
+                stage("out", "export", "{ df: A, to: /tmp/x.bin }"),
+                stage("back", "import", "{ df: B, from: /tmp/x.bin }"),
+            ),
+        }
+    )
+    by = load_project(config, registry).graphs["p"].by_label
+    assert by["back"].after == (graph_module.FileEdge("out", 1, ("/tmp/x.bin",)),)

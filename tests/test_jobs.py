@@ -247,3 +247,52 @@ def test_io_stages_are_not_held_back_by_max_concurrent(write_config):
         )
         result = execute_run(InMemoryJob(job), run, instance, raise_on_error=False)
     assert result.success
+
+
+# --- files written by one stage and read or overwritten by another ----------------------------
+
+FILES_CONFIG = {
+    "p.yml": """
+        pipeline:
+          p:
+            - { label: load_a, task: load_csv, args: { filepath: a.csv, df_name: A } }
+            - { label: read_state, task: load_csv, args: { filepath: $OUTPUT_DIR/state.csv,
+                                                             df_name: S } }
+            - { label: save_a, task: save_csv, args: { filepath: $OUTPUT_DIR/mid.csv, df_name: A } }
+            - { label: reload, task: load_csv, args: { filepath: $OUTPUT_DIR/mid.csv, df_name: B } }
+            - { label: save_b, task: save_csv, args: { filepath: $OUTPUT_DIR/b.csv, df_name: B } }
+            - { label: new_state, task: save_csv, args: { filepath: $OUTPUT_DIR/state.csv,
+                                                            df_name: B } }
+            - { label: old_state, task: save_csv, args: { filepath: $OUTPUT_DIR/old.csv,
+                                                            df_name: S } }
+    """
+}
+
+
+@pytest.mark.parametrize(
+    ("mode", "executor"),
+    [(mode, "in_process") for mode in MODES]
+    + [("sync_lazy", "multiprocess"), ("async_lazy", "multiprocess")],
+)
+def test_a_file_is_read_after_the_stage_writing_it_and_before_one_overwriting_it(
+    write_config, tmp_path, mode, executor
+):
+    """In async modes nothing but the file orders `reload` after `save_a` and `new_state` after
+    `read_state`; in lazy modes `read_state`'s scan must not see the file `new_state` writes."""
+    config = write_config(FILES_CONFIG)
+    out = tmp_path / "out"
+    out.mkdir()
+    pl.DataFrame({"x": [0]}).write_csv(out / "state.csv")
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        for run in (1, 2):
+            pl.DataFrame({"x": [run, run * 10]}).write_csv(tmp_path / "a.csv")
+            result = run_job(
+                config, "p", instance, mode=mode, executor=executor, output_dir=str(out)
+            )
+            assert result.success, (mode, executor, run)
+            # each run sees its own data: not a missing file, not the previous run's file
+            assert pl.read_csv(out / "b.csv")["x"].to_list() == [run, run * 10]
+            previous = [0] if run == 1 else [1, 10]
+            assert pl.read_csv(out / "old.csv")["x"].to_list() == previous
+            assert pl.read_csv(out / "state.csv")["x"].to_list() == [run, run * 10]
