@@ -98,3 +98,108 @@ print(code, sorted(m for m in ("dagster_polars", "httpx", "pyarrow") if m in sys
     )
     assert result.stdout.strip().splitlines()[-1] == "0 []", result.stderr[-2000:]
     assert (tmp_path / "label_teams" / "teams.csv").is_file()
+
+
+# --- whatever `validate` accepts builds: a property test ----------------------------------------
+
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+#: Names that Dagster refuses or that clash once mapped, mixed with plain ones.
+ODD = (
+    "meta", "input", "context", "class", "type", "None", "a-b", "a_b", "x", "x__assets", "a__b",
+    "b__c", "c", "nhl-daily", "load data", "fetch.players", "日本", "données", "2024", "_",
+    "files_ready", "files_written", "result", "save", "load", "A", "B",
+)  # fmt: skip
+NAMES = st.sampled_from(ODD) | st.text("ab-_. 日é1", min_size=1, max_size=6)
+PATHS = st.sampled_from(
+    ["$OUTPUT_DIR/a.csv", "${OUTPUT_DIR}/a.csv", "$OUTPUT_DIR/b.csv", "$CONFIG_DIR/in.csv"]
+)
+COLUMNS = st.sampled_from(["c", "a-b", "a_b", "input", "id"])
+
+
+@st.composite
+def stage_list(draw: st.DrawFn) -> list[dict]:
+    labels = draw(st.lists(NAMES, min_size=1, max_size=6, unique=True))
+    written: list[str] = []
+    stages = []
+    for label in labels:
+        kind = draw(st.sampled_from(["noop", "load", "transform", "join", "save"]))
+        frame = draw(NAMES)
+        if kind == "noop" or (kind in ("transform", "join", "save") and not written):
+            stages.append({"label": label, "task": "noop"})
+            continue
+        if kind == "load":
+            files = [{"filepath": draw(PATHS), "df_name": frame}]
+            if draw(st.booleans()):
+                files.append({"filepath": draw(PATHS), "df_name": draw(NAMES), "model": "m"})
+            stages.append({"label": label, "task": "load_csv", "args": files})
+            written += [f["df_name"] for f in files]
+            continue
+        source = draw(st.sampled_from(written))
+        if kind == "save":
+            args = {"filepath": draw(PATHS), "df_name": source}
+            if draw(st.booleans()):
+                args["model"] = "m"
+            stages.append({"label": label, "task": "save_csv", "args": args})
+            continue
+        args = {"name": "t", "input": source, "save_df": frame}
+        if kind == "join":
+            args = {**args, "name": "j", "kwargs": {"right": draw(st.sampled_from(written))}}
+        stages.append({"label": label, "task": "transform", "args": args})
+        written.append(frame)
+    return stages
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> dict:
+    pipelines = draw(st.dictionaries(NAMES, stage_list(), min_size=1, max_size=3))
+    columns = draw(st.lists(COLUMNS, min_size=1, max_size=3, unique=True))
+    model = {
+        name: {"dtype": "int", "constraints": [draw(st.sampled_from(["unique", "not_null"]))]}
+        for name in columns
+    }
+    runners = {
+        draw(NAMES): {"pipelines": draw(st.lists(st.sampled_from(list(pipelines)), unique=True))}
+        | ({"schedule": {"every": "1d"}} if draw(st.booleans()) else {})
+        for _ in range(draw(st.integers(0, 2)))
+    }
+    return {
+        "pipeline": pipelines,
+        "transform": {
+            "t": [{"select": {"c": None}}],
+            "j": [{"join": {"right": "$$right", "left_on": "c", "right_on": "c", "how": "left"}}],
+        },
+        "model": {"m": model},
+        "runner": runners,
+    }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configs())
+def test_every_config_validate_accepts_builds_and_every_job_plans(document: dict) -> None:
+    import tempfile
+
+    import yaml
+    from dagster._core.execution.api import create_execution_plan
+
+    from capport_dagster import load_definitions
+    from capport_dagster.core.names import DagsterNaming
+    from capport_dagster.errors import ValidationError
+
+    with tempfile.TemporaryDirectory() as directory:
+        Path(directory, "p.yml").write_text(yaml.safe_dump(document, allow_unicode=True))
+        try:
+            project = graph.load_project(directory)
+        except ValidationError:
+            event("rejected by validate")
+            return
+        event("accepted by validate")
+        defs = load_definitions(directory)
+        for pipeline in project.graphs:
+            for job in (
+                build.job_for(directory, pipeline),
+                defs.resolve_job_def(DagsterNaming().job(project.graphs[pipeline])),
+                defs.resolve_job_def(DagsterNaming().asset_job(project.graphs[pipeline])),
+            ):
+                create_execution_plan(job, run_config={})

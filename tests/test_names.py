@@ -17,6 +17,7 @@ from capport_dagster.core import names
 from capport_dagster.core.graph import load_project
 from capport_dagster.core.names import (
     DAGSTER_RESERVED,
+    asset_key_part,
     dagster_name,
     is_valid_dagster_name,
 )
@@ -30,6 +31,7 @@ def test_public_api() -> None:
         "FILES_READY",
         "FILES_WRITTEN",
         "DagsterNaming",
+        "asset_key_part",
         "dagster_name",
         "dagster_name_problems",
         "is_valid_dagster_name",
@@ -62,6 +64,21 @@ def test_the_rules_are_dagsters_own() -> None:
 )
 def test_dagster_name(name: str, expected: str) -> None:
     assert dagster_name(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("nhl-daily", "nhl-daily"),
+        ("v1.2", "v1.2"),
+        ("meta", "meta"),
+        ("load data", "load_data"),
+        ("日本", "u65e5u672c"),
+        ("", "_"),
+    ],
+)
+def test_asset_key_part(name: str, expected: str) -> None:
+    assert asset_key_part(name) == expected
 
 
 @given(st.text(max_size=30))
@@ -223,8 +240,8 @@ def test_odd_names_build_definitions_with_the_originals_in_tags(write_config) ->
     assert keys == {
         "meta/input",
         "meta/class",
-        "meta/données",
-        "nhl-daily/日本",
+        "meta/donnees",
+        "nhl-daily/u65e5u672c",
         "nhl-daily/context",
     }
 
@@ -248,3 +265,30 @@ def test_odd_names_load_in_dagster_definitions_validate(write_config, tmp_path) 
     )
     assert done.returncode == 0, done.stderr
     assert "Validation successful" in done.stdout + done.stderr
+
+
+def test_checks_of_two_frames_must_not_clash_in_their_op(write_config) -> None:
+    # Dagster names a check's output after its asset key with `-` and `.` replaced by `_`:
+    # frames `a-b` and `a.b` of one stage clash there, besides as op outputs (reported once).
+    config = write_config(
+        {
+            "p.yml": """
+            pipeline:
+              p:
+                - label: load
+                  task: load_csv
+                  args:
+                    - { filepath: x.csv, df_name: a-b, model: m }
+                    - { filepath: y.csv, df_name: a.b, model: m }
+                - { label: save, task: save_csv, args: { filepath: o.csv, df_name: a-b } }
+                - { label: save2, task: save_csv, args: { filepath: o2.csv, df_name: a.b } }
+            model:
+              m:
+                c: { dtype: int, constraints: [unique] }
+            """
+        }
+    )
+    assert problems(config) == [
+        "error: config/p.yml:3, pipeline 'p', stage 'load' (#0): frame 'a.b' and frame 'a-b'"
+        f" both become Dagster output 'a_b' of op 'load' {RULE}: rename one",
+    ]

@@ -45,6 +45,7 @@ __all__ = [
     "FILES_READY",
     "FILES_WRITTEN",
     "DagsterNaming",
+    "asset_key_part",
     "dagster_name",
     "dagster_name_problems",
     "is_valid_dagster_name",
@@ -87,16 +88,28 @@ def is_valid_dagster_name(name: str) -> bool:
 
 def dagster_name(name: str) -> str:
     """The Dagster name of a capport name (see the module docstring); idempotent."""
-    characters: list[str] = []
-    for character in unicodedata.normalize("NFKD", name):
-        if character.isascii():
-            characters.append(character if character.isalnum() or character == "_" else "_")
-        elif not unicodedata.combining(character):
-            characters.append(f"u{ord(character):04x}")
-    cleaned = "".join(characters)
+    cleaned = _sanitise(name, keep="_")
     if not cleaned or cleaned[0].isdigit():
         cleaned = f"_{cleaned}"
     return f"{cleaned}_" if cleaned in DAGSTER_RESERVED else cleaned
+
+
+def asset_key_part(name: str) -> str:
+    """A capport name as a part of an asset key: as `dagster_name`, but `-` and `.` stay
+    (`nhl-daily`), and reserved words too: Dagster accepts them in keys. Not any text: Dagster
+    names a key's checks and outputs after the key with only `-` and `.` replaced, so a space or
+    a `日` in a key would make names it refuses."""
+    return _sanitise(name, keep="_-.") or "_"
+
+
+def _sanitise(name: str, *, keep: str) -> str:
+    characters: list[str] = []
+    for character in unicodedata.normalize("NFKD", name):
+        if character.isascii():
+            characters.append(character if character.isalnum() or character in keep else "_")
+        elif not unicodedata.combining(character):
+            characters.append(f"u{ord(character):04x}")
+    return "".join(characters)
 
 
 class DagsterNaming:
@@ -132,15 +145,17 @@ class DagsterNaming:
         return dagster_name(version.name)
 
     def asset_key(self, graph: PipelineGraph, version: FrameVersion) -> tuple[str, ...]:
-        """Asset keys keep capport's names as they are: Dagster allows any text in a key part,
-        and the catalog then shows the names the config uses. A rewrite of a frame adds the
-        stage that made it."""
-        if version.version == 0:
-            return (graph.name, version.name)
-        return (graph.name, version.name, version.writer)
+        """`[pipeline, FRAME]`, and a rewrite of a frame adds the stage that made it, each part
+        as close to capport's name as Dagster allows (`asset_key_part`)."""
+        parts = (
+            (graph.name, version.name)
+            if version.version == 0
+            else (graph.name, version.name, version.writer)
+        )
+        return tuple(asset_key_part(part) for part in parts)
 
     def sink_asset_key(self, graph: PipelineGraph, node: StageNode) -> tuple[str, ...]:
-        return (graph.name, node.label)
+        return (asset_key_part(graph.name), asset_key_part(node.label))
 
     def group(self, graph: PipelineGraph) -> str:
         return dagster_name(graph.name)
@@ -285,14 +300,30 @@ def _check_stage(
                 )
             )
     # Checks are named per asset: each frame's own, or the one asset of a sink (all its files).
+    # Dagster also names an output of the stage's op after each check and its asset's key.
+    frame_keys = dict(zip(node.writes, (key for key, _ in keys), strict=False))
     sink_checks = _Namespace("asset check")
-    for _, model in node.spec.model_frames(node.args):
+    check_outputs = _Namespace("asset check output", scope)
+    output_names = [naming.output(version) for version in node.outputs]
+    clashing = {
+        v.name for v, o in zip(node.outputs, output_names, strict=True) if output_names.count(o) > 1
+    }
+    for frame, model in node.spec.model_frames(node.args):
         checks = _Namespace("asset check") if node.outputs else sink_checks
+        key = frame_keys.get(frame, keys[0][0])
         for column, constraint in model.checks:
             text = f"the {constraint} check of model '{model.name}' column '{column}'"
+            name = naming.asset_check(model.name, column, constraint)
             original = f"{model.name}__{column}__{constraint}"
-            checks.claim(
-                naming.asset_check(model.name, column, constraint),
-                _Owner(text, node.location, original=original),
-                problems,
-            )
+            checks.claim(name, _Owner(text, node.location, original=original), problems)
+            if frame in clashing:
+                continue  # its output clashes already: that is the problem to fix
+            output = f"{_python_identifier(key)}_{name}".replace(".", "_")
+            source = (*key, name)  # a clash of the check names themselves is reported above
+            owner = _Owner(f"{text} on frame '{frame}'", node.location, source, output)
+            check_outputs.claim(output, owner, problems)
+
+
+def _python_identifier(key: tuple[str, ...]) -> str:
+    """`AssetKey.to_python_identifier`, which names an asset check's output."""
+    return "__".join(key).replace("-", "_").replace(".", "_")
