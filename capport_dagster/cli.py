@@ -23,6 +23,7 @@ from capport_dagster.errors import CapportError, ConfigError, Problem, Validatio
 __all__ = ["main"]
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_INVALID = 0, 1, 2
+DEFAULT_OUTPUT = Path("output")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     common(run)
     run.add_argument("-p", "--pipeline", required=True)
     run.add_argument("-r", "--runner", help="runner whose mode, executor and logger to use")
-    run.add_argument("-o", "--output", type=Path, default=Path("output"), help="$OUTPUT_DIR")
+    run.add_argument("-o", "--output", type=Path, help=f"$OUTPUT_DIR (default: {DEFAULT_OUTPUT})")
     run.add_argument("-d", "--date", help="$REF_DATETIME of the run (ISO 8601; default: now)")
     run.add_argument("--mode", choices=[m.value for m in RunMode])
     run.add_argument("--executor", choices=["in_process", "multiprocess"])
@@ -53,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume",
         metavar="RUN_ID",
-        help="re-execute a failed multiprocess run from its failure (needs DAGSTER_HOME)",
+        help="re-execute a failed multiprocess run from its failure, with its settings (needs"
+        " DAGSTER_HOME)",
     )
 
     validate = commands.add_parser("validate", help="check a config and report every problem")

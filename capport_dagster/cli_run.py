@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +22,30 @@ import pendulum
 from dagster import (
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
     ReexecutionOptions,
     build_reconstructable_job,
     execute_job,
 )
+from dagster._core.definitions.reconstruct import ReconstructableJob
+from dagster._core.execution.api import create_execution_plan
+from dagster._core.snap import snapshot_from_execution_plan
 from dagster._utils.error import SerializableErrorInfo
 
-from capport_dagster.cli import EXIT_OK, EXIT_RUN_FAILED, print_warnings
+from capport_dagster.cli import DEFAULT_OUTPUT, EXIT_OK, EXIT_RUN_FAILED, print_warnings
 from capport_dagster.core.graph import PipelineGraph
 from capport_dagster.core.secrets import Redactor
+from capport_dagster.core.sinks import HOST_TAG, is_running
 from capport_dagster.errors import ConfigError, Location
 from capport_dagster.translate.build import project_for
 from capport_dagster.translate.run_config import default_logger
 
-__all__ = ["run_pipeline"]
+__all__ = ["PROCESS_TAG", "run_pipeline"]
+
+#: Tags each run with the capport process that runs it (`<host tag>.<pid>`, see core/sinks.py), so
+#: that `--resume` can tell a run that is still going from one whose process was killed.
+PROCESS_TAG = "capport/process"
 
 _OUR_ERRORS = {"TaskError", "ModelCastError", "ConfigError", "ValidationError", "CapportError"}
 
@@ -54,7 +65,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         "mode": mode,
         "executor": executor,
         "max_concurrent": runner.max_concurrent if runner else None,
-        "output_dir": str(Path(args.output).absolute()),
+        "output_dir": str(Path(args.output or DEFAULT_OUTPUT).absolute()),
         "ref_datetime": _reference(args.date, timezone),
         "preview": not args.no_preview,
         "logger": default_logger(runner, project.loggers),
@@ -70,7 +81,14 @@ def run_pipeline(args: argparse.Namespace) -> int:
     with _instance(executor) as instance:
         reexecution = None
         if args.resume:
-            run_config, reexecution = _resume(instance, args.resume, args.pipeline, run_config)
+            default = project.runner_for(args.pipeline)
+            job_defaults = {
+                "mode": default.mode.value if default else "sync_lazy",
+                "executor": default.executor if default else "in_process",
+                "max_concurrent": default.max_concurrent if default else None,
+                "logger": default_logger(default, project.loggers),
+            }
+            run_config, reexecution = _resume(instance, args, run_config, _Job(job, job_defaults))
             mode, executor = run_config["mode"], run_config["executor"]
         verb = f"resuming run {args.resume} of" if args.resume else "running"
         print(
@@ -82,6 +100,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
             job,
             instance=instance,
             run_config=run_config,
+            tags={PROCESS_TAG: f"{HOST_TAG}.{os.getpid()}"},
             raise_on_error=False,
             reexecution_options=reexecution,
         )
@@ -96,32 +115,204 @@ def run_pipeline(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@dataclass(frozen=True)
+class _Job:
+    """The job a resume re-executes, and the settings its run config defaults to (a run
+    launched from the Dagster UI may leave them out of its run config)."""
+
+    target: ReconstructableJob
+    defaults: dict[str, Any]
+
+
 def _resume(
-    instance: DagsterInstance, run_id: str, pipeline: str, run_config: dict[str, Any]
+    instance: DagsterInstance, args: argparse.Namespace, run_config: dict[str, Any], job: _Job
 ) -> tuple[dict[str, Any], ReexecutionOptions]:
     """Re-execute a failed run from its failure: its finished stages' persisted frames are
-    reused, the failed and skipped stages run again, with the original run's settings."""
-    if not os.environ.get("DAGSTER_HOME"):
-        raise ConfigError("--resume needs DAGSTER_HOME: runs are stored only there", Location())
-    run = instance.get_run_by_id(run_id)
-    if run is None:
-        raise ConfigError(f"--resume: no run {run_id} in {os.environ['DAGSTER_HOME']}", Location())
-    if run.job_name != pipeline:
+    reused, the failed and skipped stages run again, with the original run's settings.
+
+    Everything that would make the re-execution fail, or silently do something else than asked,
+    is refused here with what to do instead: Dagster's own errors for these cases name its
+    internals (an unknown step, a missing `run_id`), and a failed resume printed a new `--resume`
+    line that failed again.
+    """
+    run_id = args.resume
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
         raise ConfigError(
-            f"--resume: run {run_id} is a run of '{run.job_name}', not of '{pipeline}'",
+            "--resume needs DAGSTER_HOME, where runs are stored: set it to the directory the run"
+            " was made with",
             Location(),
         )
-    original = dict(run.run_config)
-    if original.get("executor") != "multiprocess":
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        raise ConfigError(
+            f"--resume: no run {run_id} in {home} (DAGSTER_HOME): give the whole id a failed"
+            " run printed after 'resume with:'",
+            Location(),
+        )
+    if run.job_name != args.pipeline:
+        raise ConfigError(
+            f"--resume: run {run_id} is a run of '{run.job_name}', not of '{args.pipeline}':"
+            f" resume it with -p {run.job_name}",
+            Location(),
+        )
+    run = _settle_abandoned(instance, run)
+    if run.status == DagsterRunStatus.SUCCESS:
+        raise ConfigError(
+            f"--resume: run {run_id} succeeded, so there is nothing to resume: to run the"
+            " pipeline again, start a new run (without --resume)",
+            Location(),
+        )
+    if run.status not in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        raise ConfigError(
+            f"--resume: run {run_id} is {run.status.value}: only a failed or canceled run can be"
+            " resumed",
+            Location(),
+        )
+    original = {**job.defaults, **run.run_config}
+    if original["executor"] != "multiprocess":
         raise ConfigError(
             f"--resume: run {run_id} kept its frames in memory, so there is nothing to resume "
             "from; runs with --executor multiprocess persist them",
             Location(),
         )
+    _refuse_other_settings(run_id, args, run_config, original)
+    _refuse_changed_stages(instance, run, job.target, original)
     # The original settings, with this invocation's display options.
     keep = ("preview", "progress", "log_level")
-    resumed = {**original, **{key: run_config[key] for key in keep}}
+    resumed = {**run.run_config, **{key: run_config[key] for key in keep}}
     return resumed, ReexecutionOptions.from_failure(run_id, instance)
+
+
+_IN_PROGRESS = (
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+)
+
+
+def _settle_abandoned(instance: DagsterInstance, run: DagsterRun) -> DagsterRun:
+    """A run still in progress cannot be resumed, unless the capport process that ran it is gone
+    (SIGKILL, the OOM killer, a reboot): it stays STARTED forever in the instance, so it is marked
+    failed here, which is what it is, and the resume goes on."""
+    if run.status not in _IN_PROGRESS:
+        return run
+    status = run.status.value
+    host, _, pid = run.tags.get(PROCESS_TAG, "").partition(".")
+    ours = host == HOST_TAG and pid.isdigit()
+    if ours and not is_running(int(pid)):
+        message = f"the capport process that ran it ({pid}) is gone: marked failed by --resume"
+        if run.status == DagsterRunStatus.CANCELING:
+            instance.report_run_canceled(run, message=message)
+        else:
+            instance.report_run_failed(run, message=message)
+        print(f"warning: run {run.run_id} was {status}, but {message}", file=sys.stderr)
+        return instance.get_run_by_id(run.run_id) or run
+    running = f"capport process {pid} is running it" if ours else "its status in DAGSTER_HOME"
+    hint = "" if ours else "; if its process is gone, terminate the run in the Dagster UI first"
+    raise ConfigError(
+        f"--resume: run {run.run_id} is still in progress ({status}, {running}): wait for it to"
+        f" end, and resume it if it fails{hint}",
+        Location(),
+    )
+
+
+# What each option of `capport run` sets in the run config (besides `-r`, which sets several).
+_OPTIONS = {"mode": "--mode", "executor": "--executor", "output_dir": "-o", "ref_datetime": "-d"}
+
+
+def _refuse_other_settings(
+    run_id: str, args: argparse.Namespace, asked: dict[str, Any], original: dict[str, Any]
+) -> None:
+    """A resumed run keeps the original run's settings: finished stages wrote their frames with
+    them, so mixing a new mode, output directory or date into the rest would give a result no
+    run could have given. Options that repeat the original values (the failed command with
+    `--resume ID` added) are fine; others are refused rather than ignored."""
+    given = {
+        "mode": args.mode,
+        "executor": args.executor,
+        "output_dir": args.output,
+        "ref_datetime": args.date,
+    }
+    keys = [key for key, value in given.items() if value is not None]
+    if args.runner:
+        keys += [
+            k for k in ("mode", "executor", "max_concurrent", "logger") if given.get(k) is None
+        ]
+    differ = [key for key in keys if not _same(key, asked[key], original.get(key))]
+    if not differ:
+        return
+
+    def option(key: str, value: object) -> str:
+        if key in _OPTIONS and given.get(key) is not None:
+            return f"{_OPTIONS[key]} {value}"
+        return f"{key.replace('_', ' ')} {value} (runner '{args.runner}')"
+
+    was = ", ".join(f"{_OPTIONS.get(k, k.replace('_', ' '))} {original.get(k)}" for k in differ)
+    now = ", ".join(option(k, asked[k]) for k in differ)
+    raise ConfigError(
+        f"--resume: run {run_id} ran with {was}; this command asks for {now}. A resumed run"
+        " keeps the settings of the run it resumes: leave these options out (or repeat the"
+        " original values), or start a new run without --resume",
+        Location(),
+    )
+
+
+def _same(key: str, asked: object, original: object) -> bool:
+    if key == "ref_datetime" and isinstance(asked, str) and isinstance(original, str):
+        try:
+            return pendulum.parse(asked) == pendulum.parse(original)
+        except Exception:
+            return False
+    return asked == original
+
+
+def _refuse_changed_stages(
+    instance: DagsterInstance, run: DagsterRun, job: ReconstructableJob, config: dict[str, Any]
+) -> None:
+    """The resumed run reads the frames the finished stages wrote, by step and output name, so
+    the pipeline must have the same stages reading and writing the same frames (their args may
+    change: fixing the failed stage is what resuming is for). Dagster would otherwise fail on a
+    stage it does not know, or on a frame no stage of the run wrote."""
+    if run.execution_plan_snapshot_id is None:
+        return
+    before = _shape(instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).steps)
+    definition = job.get_definition()
+    plan = create_execution_plan(definition, run_config=run.run_config or config)
+    now = _shape(snapshot_from_execution_plan(plan, definition.get_job_snapshot_id()).steps)
+    if before == now:
+        return
+    gone = sorted(set(before) - set(now))
+    new = sorted(set(now) - set(before))
+    changed = sorted(key for key in set(before) & set(now) if before[key] != now[key])
+    what = [
+        *(f"stage '{key}' is gone" for key in gone),
+        *(f"stage '{key}' is new" for key in new),
+        *(f"stage '{key}' reads or writes other frames" for key in changed),
+    ]
+    raise ConfigError(
+        f"--resume: pipeline '{run.job_name}' changed since run {run.run_id} ({'; '.join(what)})."
+        " A resumed run reuses the frames its finished stages wrote, so it needs the same stages"
+        " reading and writing the same frames: undo the change to resume, or start a new run"
+        " without --resume",
+        Location(),
+    )
+
+
+def _shape(steps: Iterable[Any]) -> dict[str, tuple[frozenset[tuple[str, tuple]], tuple]]:
+    """Each step's inputs (with the step outputs they come from) and outputs, by step key."""
+    return {
+        step.key: (
+            frozenset(
+                (i.name, tuple((h.step_key, h.output_name) for h in i.upstream_output_handles))
+                for i in step.inputs
+            ),
+            tuple(sorted(o.name for o in step.outputs)),
+        )
+        for step in steps
+    }
 
 
 def _reference(date: str | None, timezone: str) -> str:

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["HOST_TAG", "TEMP_SUFFIX", "atomic_path", "remove_stale_temporaries"]
+__all__ = ["HOST_TAG", "TEMP_SUFFIX", "atomic_path", "is_running", "remove_stale_temporaries"]
 
 TEMP_SUFFIX = ".capport-tmp"
 
@@ -84,7 +84,7 @@ def remove_stale_temporaries(destination: Path) -> list[Path]:
         if not (name.startswith(prefix) and name.endswith(TEMP_SUFFIX)):
             continue
         writer = _WRITER.fullmatch(name[len(prefix) : -len(TEMP_SUFFIX)])
-        if writer is None or writer["host"] != HOST_TAG or _is_running(int(writer["pid"])):
+        if writer is None or writer["host"] != HOST_TAG or is_running(int(writer["pid"])):
             continue
         try:
             if entry.is_file(follow_symlinks=False):
@@ -95,7 +95,7 @@ def remove_stale_temporaries(destination: Path) -> list[Path]:
     return removed
 
 
-def _is_running(pid: int) -> bool:
+def is_running(pid: int) -> bool:
     """Whether a process `pid` exists on this host (a zombie counts: not yet reaped)."""
     try:
         os.kill(pid, 0)
