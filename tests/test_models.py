@@ -4,6 +4,7 @@ and checking constraints."""
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from capport_dagster.core import models
 from capport_dagster.core.config import Entry
 from capport_dagster.core.models import (
     DTYPES,
+    FORMAT_DTYPES,
     Model,
     ModelColumn,
     Violation,
@@ -51,6 +53,7 @@ def test_public_api() -> None:
     assert set(models.__all__) == {
         "CHECKED_CONSTRAINTS",
         "DTYPES",
+        "FORMAT_DTYPES",
         "Model",
         "ModelColumn",
         "Violation",
@@ -122,7 +125,61 @@ def test_parse_full_model() -> None:
     assert parsed.checks == (("id", "primary"), ("code", "unique"))
 
 
+@pytest.mark.parametrize(
+    ("dtype", "text_format"),
+    [
+        ("date", "%m/%d/%Y"),
+        ("time", "%I:%M %p"),
+        ("datetime_utc", "%d.%m.%Y %H:%M"),
+        ("datetime_nyt", "%Y-%m-%dT%H:%M:%S%#z"),
+        ("datetime_utc", "%s"),
+    ],
+)
+def test_parse_a_format(dtype: str, text_format: str) -> None:
+    parsed = model({"c": {"dtype": dtype, "format": text_format, "constraints": ["not_null"]}})
+    assert parsed.columns == (
+        ModelColumn("c", dtype, DTYPES[dtype], False, ("not_null",), text_format),
+    )
+
+
+def test_format_dtypes() -> None:
+    assert FORMAT_DTYPES == ("date", "time", "datetime_utc", "datetime_nyt")
+
+
+def test_reading_dtypes_keep_every_valid_value() -> None:
+    """What `load_csv` asks the CSV reader for: integers as themselves, floats as f64 (an f32
+    overflow is then refused by the model), everything the model parses itself as text."""
+    parsed = model({name: name for name in DTYPES})
+    assert parsed.reading_dtypes() == {
+        "int": pl.Int64(),
+        "int8": pl.Int8(),
+        "int16": pl.Int16(),
+        "int32": pl.Int32(),
+        "int64": pl.Int64(),
+        "uint8": pl.UInt8(),
+        "uint16": pl.UInt16(),
+        "uint32": pl.UInt32(),
+        "uint64": pl.UInt64(),
+        "float": pl.Float64(),
+        "double": pl.Float64(),
+        "str": pl.String(),
+        "char": pl.String(),
+        "bool": pl.String(),
+        "time": pl.String(),
+        "date": pl.String(),
+        "datetime_utc": pl.String(),
+        "datetime_nyt": pl.String(),
+        "list[str]": pl.String(),
+        "list[int]": pl.String(),
+        "list[double]": pl.String(),
+    }
+
+
 # -- parsing: invalid ----------------------------------------------------------------------------
+
+FORMAT_FOR = (
+    "format is for date, time, datetime_utc and datetime_nyt columns (how their text is read)"
+)
 
 
 @pytest.mark.parametrize(
@@ -142,7 +199,7 @@ def test_parse_full_model() -> None:
         ({"id": "blob"}, f"column 'id': unknown dtype 'blob' (valid dtypes: {VALID})"),
         (
             {"id": 5},
-            "column 'id': dtype must be a name or a mapping with dtype and constraints,"
+            "column 'id': dtype must be a name or a mapping with dtype, constraints and format,"
             f" got int 5 (valid dtypes: {VALID})",
         ),
         (
@@ -152,7 +209,7 @@ def test_parse_full_model() -> None:
         (
             {"id": {"dtype": "int", "constraint": ["primary"]}},
             "column 'id': unknown key 'constraint' - did you mean 'constraints'?"
-            " (a column mapping takes dtype and constraints)",
+            " (a column mapping takes dtype, constraints and format)",
         ),
         (
             {"id": {"dtype": "int", "constraints": [1]}},
@@ -162,6 +219,42 @@ def test_parse_full_model() -> None:
         ({"id": "int", "id?": "str"}, "column 'id' is defined twice"),
         ({"?": "int"}, "column name '?' must be a non-empty string"),
         ({3: "int"}, "column name 3 must be a non-empty string"),
+        # formats
+        ({"id": {"dtype": "int", "format": "%Y"}}, f"column 'id': {FORMAT_FOR}, not int"),
+        ({"id": {"dtype": "char", "format": "%Y"}}, f"column 'id': {FORMAT_FOR}, not char"),
+        (
+            {"d": {"dtype": "date", "format": 5}},
+            "column 'd': format must be a strftime pattern such as '%m/%d/%Y', got int 5",
+        ),
+        (
+            {"d": {"dtype": "date", "format": ""}},
+            "column 'd': format must be a strftime pattern such as '%m/%d/%Y', got str ''",
+        ),
+        (
+            {"d": {"dtype": "date", "format": "%Q"}},
+            "column 'd': format '%Q' is not a strftime pattern Polars knows (cannot format"
+            " timezone-aware Datetime with format '%Q')",
+        ),
+        (
+            {"d": {"dtype": "date", "format": "%Y-%m"}},
+            "column 'd': format '%Y-%m' does not read a whole date: '2001-02', a value written"
+            " with it, reads back as 2001-02-01",
+        ),
+        (
+            {"d": {"dtype": "datetime_utc", "format": "%H:%M"}},
+            "column 'd': format '%H:%M' does not read a whole date: '04:05', a value written"
+            " with it, reads back as 0001-01-01 04:05:00+00:00",
+        ),
+        (
+            {"t": {"dtype": "time", "format": "%M:%S"}},
+            "column 't': format '%M:%S' does not read a time of day: '05:06', a value written"
+            " with it, reads back as None",
+        ),
+        (
+            {"d": {"dtype": "datetime_utc", "constraints": ["unique"], "fmt": "%Y"}},
+            "column 'd': unknown key 'fmt' - did you mean 'format'? (a column mapping takes"
+            " dtype, constraints and format)",
+        ),
     ],
 )
 def test_parse_errors(body: Any, message: str) -> None:
@@ -262,6 +355,96 @@ CONVERSIONS = [
     ("list[int]", pl.Series([["1", "2"], []]), pl.Series([[1, 2], []], dtype=pl.List(pl.Int64))),
     ("list[double]", pl.Series([[1, 2]]), pl.Series([[1.0, 2.0]])),
     ("date", pl.Series([None, None]), pl.Series([None, None], dtype=pl.Date)),
+    # ISO 8601 shapes, each value on its own: wall times in the model's zone, offsets instants
+    (
+        "datetime_utc",
+        pl.Series(
+            [
+                "2024-01-02T09:30:00+02:00",
+                "2024-01-02 09:30",
+                "2024-01-02",
+                "2024-01-02T09:30:00.5Z",
+                "2024-01-02T09:30-0500",
+                "2024-01-02T09:30:00",
+                "2024-01-02 09:30:00.25+01",
+                None,
+            ]
+        ),
+        pl.Series(
+            [
+                datetime(2024, 1, 2, 7, 30, tzinfo=UTC),
+                datetime(2024, 1, 2, 9, 30, tzinfo=UTC),
+                datetime(2024, 1, 2, tzinfo=UTC),
+                datetime(2024, 1, 2, 9, 30, 0, 500000, tzinfo=UTC),
+                datetime(2024, 1, 2, 14, 30, tzinfo=UTC),
+                datetime(2024, 1, 2, 9, 30, tzinfo=UTC),
+                datetime(2024, 1, 2, 8, 30, 0, 250000, tzinfo=UTC),
+                None,
+            ],
+            dtype=pl.Datetime("ms", "UTC"),
+        ),
+    ),
+    (
+        "datetime_nyt",
+        pl.Series(["2024-07-02 09:30:00", "2024-07-02T09:30:00Z", "2024-01-02"]),
+        pl.Series(
+            [
+                datetime(2024, 7, 2, 9, 30, tzinfo=NYC),
+                datetime(2024, 7, 2, 5, 30, tzinfo=NYC),
+                datetime(2024, 1, 2, tzinfo=NYC),
+            ],
+            dtype=pl.Datetime("ms", "America/New_York"),
+        ),
+    ),
+    # numbers are epoch seconds, in UTC
+    (
+        "datetime_utc",
+        pl.Series([1_700_000_000, -1, None]),
+        pl.Series(
+            [
+                datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
+                datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC),
+                None,
+            ],
+            dtype=pl.Datetime("ms", "UTC"),
+        ),
+    ),
+    (
+        "datetime_nyt",
+        pl.Series([1_700_000_000], dtype=pl.UInt64),
+        pl.Series(
+            [datetime(2023, 11, 14, 17, 13, 20, tzinfo=NYC)],
+            dtype=pl.Datetime("ms", "America/New_York"),
+        ),
+    ),
+    (
+        "datetime_utc",
+        pl.Series([1_700_000_000.25, -0.0015]),
+        pl.Series(
+            [
+                datetime(2023, 11, 14, 22, 13, 20, 250000, tzinfo=UTC),
+                datetime(1969, 12, 31, 23, 59, 59, 998000, tzinfo=UTC),
+            ],
+            dtype=pl.Datetime("ms", "UTC"),
+        ),
+    ),
+    (
+        "datetime_utc",
+        pl.Series([-62_135_596_800, 253_402_300_799]),
+        pl.Series(
+            [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)],
+            dtype=pl.Datetime("ms", "UTC"),
+        ),
+    ),
+    ("date", pl.Series([1_700_000_000, 86_399]), pl.Series([date(2023, 11, 14), date(1970, 1, 1)])),
+    # floats: infinity only from infinity
+    (
+        "float",
+        pl.Series(["inf", "-Infinity", "3.4e38", "NaN"]),
+        pl.Series([float("inf"), float("-inf"), 3.4e38, float("nan")], dtype=pl.Float32),
+    ),
+    ("float", pl.Series([float("-inf"), 1.5]), pl.Series([float("-inf"), 1.5], dtype=pl.Float32)),
+    ("double", pl.Series(["1e300", "-INF"]), pl.Series([1e300, float("-inf")])),
 ]
 
 
@@ -330,13 +513,142 @@ def test_reshape_missing_required_column(columns: dict, message: str, lazy: bool
     assert info.value.location == STAGE
 
 
-def test_reshape_nested_mismatch_fails_before_any_data() -> None:
+@pytest.mark.parametrize(
+    ("given", "dtype", "label"),
+    [
+        (pl.Series(["1,2"]), "list[int]", "str"),
+        (pl.Series([5]), "time", "i64"),  # Polars: nanoseconds since midnight
+        (pl.Series([5.5]), "time", "f64"),
+    ],
+)
+def test_reshape_refuses_a_column_type_before_any_data(
+    given: pl.Series, dtype: str, label: str
+) -> None:
+    for frame in (pl.DataFrame({"c": given}), pl.LazyFrame({"c": given})):
+        with pytest.raises(ModelCastError) as info:
+            reshape(frame, one(dtype), location=STAGE)
+        assert info.value.message == (
+            f"model 'person', column 'c': cannot cast a column of type {label} to {dtype}"
+        )
+        assert info.value.location == STAGE
+
+
+@pytest.mark.parametrize(
+    ("spec", "given", "expected"),
+    [
+        (
+            {"dtype": "date", "format": "%m/%d/%Y"},
+            pl.Series(["03/10/2024", None]),
+            pl.Series([date(2024, 3, 10), None]),
+        ),
+        (
+            {"dtype": "time", "format": "%I:%M %p"},
+            pl.Series(["02:05 PM"]),
+            pl.Series([time(14, 5)]),
+        ),
+        # a wall-clock pattern: a time in the model's zone
+        (
+            {"dtype": "datetime_nyt", "format": "%d.%m.%Y %H:%M"},
+            pl.Series(["10.07.2024 14:00"]),
+            pl.Series(
+                [datetime(2024, 7, 10, 14, tzinfo=NYC)],
+                dtype=pl.Datetime("ms", "America/New_York"),
+            ),
+        ),
+        # an offset, or epoch seconds: an instant
+        (
+            {"dtype": "datetime_nyt", "format": "%d.%m.%Y %H:%M %z"},
+            pl.Series(["10.07.2024 14:00 +0000"]),
+            pl.Series(
+                [datetime(2024, 7, 10, 10, tzinfo=NYC)],
+                dtype=pl.Datetime("ms", "America/New_York"),
+            ),
+        ),
+        (
+            {"dtype": "datetime_nyt", "format": "%s"},
+            pl.Series(["1700000000"]),
+            pl.Series(
+                [datetime(2023, 11, 14, 17, 13, 20, tzinfo=NYC)],
+                dtype=pl.Datetime("ms", "America/New_York"),
+            ),
+        ),
+        # a format describes text; other sources convert as usual
+        (
+            {"dtype": "date", "format": "%m/%d/%Y"},
+            pl.Series([datetime(2024, 1, 2, 23, 59)]),
+            pl.Series([date(2024, 1, 2)]),
+        ),
+    ],
+)
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
+def test_reshape_reads_text_with_the_columns_format(
+    spec: dict, given: pl.Series, expected: pl.Series, lazy: bool
+) -> None:
+    parsed = model({"c": spec})
+    frame = pl.DataFrame({"c": given})
+    result = reshape(frame.lazy(), parsed).collect() if lazy else reshape(frame, parsed)
+    assert_series_equal(result["c"], expected.alias("c"))
+
+
+@pytest.mark.parametrize(
+    ("spec", "values", "value", "dtype"),
+    [
+        (
+            {"dtype": "date", "format": "%m/%d/%Y"},
+            ["03/10/2024", "2024-03-10"],
+            "'2024-03-10'",
+            "date",
+        ),
+        ({"dtype": "time", "format": "%I:%M %p"}, ["14:05"], "'14:05'", "time"),
+        (
+            {"dtype": "datetime_utc", "format": "%d.%m.%Y %H:%M"},
+            ["10.07.2024 14:00", "2024-07-10 14:00"],
+            "'2024-07-10 14:00'",
+            "datetime_utc",
+        ),
+    ],
+)
+def test_text_not_in_the_columns_format_fails_eager_and_lazy(
+    spec: dict, values: list, value: str, dtype: str
+) -> None:
+    parsed = model({"c": spec})
+    message = f"model 'person', column 'c': cannot cast value {value} to {dtype}"
     with pytest.raises(ModelCastError) as info:
-        reshape(pl.LazyFrame({"c": ["1,2"]}), one("list[int]"))
+        reshape(pl.DataFrame({"c": values}), parsed)
     assert (
         info.value.message
-        == "model 'person', column 'c': cannot cast a column of type str to list[int]"
+        == f"{message} (1 of {len(values)} value{'s' * (len(values) > 1)} failed)"
     )
+    for engine in ("in-memory", "streaming"):
+        with pytest.raises(pl.exceptions.PolarsError) as lazy_info:
+            reshape(pl.LazyFrame({"c": values}), parsed).collect(engine=engine)  # type: ignore[call-overload]
+        explained = explain_cast_failure(lazy_info.value, [parsed], STAGE)
+        assert explained is not None
+        assert explained.message == f"{message} (at least 1 value failed)"
+
+
+@pytest.mark.parametrize(
+    ("field", "shown"),
+    [("x", "'x'"), ('"x,y"', "'x,y'"), ('"say ""hi"""', "'say \"hi\"'"), ("3`0", "'3`0'")],
+)
+@pytest.mark.parametrize("engine", ["in-memory", "streaming"])
+def test_a_value_the_csv_reader_refuses_is_explained(
+    tmp_path: Path, field: str, shown: str, engine: str
+) -> None:
+    """Integers are read as the model's dtype (`Model.reading_dtypes`): the reader refuses a
+    bad one itself, naming the raw field, which the message shows as the reader unquotes it."""
+    parsed = model({"id": "int8", "n": "int"})
+    path = tmp_path / "raw.csv"
+    path.write_text(f"n,id\n1,5\n2,{field}\n")
+    plan = reshape(pl.scan_csv(path, schema_overrides=parsed.reading_dtypes()), parsed)
+    with pytest.raises(pl.exceptions.PolarsError) as info:
+        plan.collect(engine=engine)  # type: ignore[call-overload]
+    explained = explain_cast_failure(info.value, [parsed], STAGE)
+    assert explained is not None
+    assert explained.message == (
+        f"model 'person', column 'id': cannot cast value {shown} to int8 (at least 1 value failed)"
+    )
+    assert explain_cast_failure(info.value, [one("int8", "other")], STAGE) is None
 
 
 CAST_FAILURES = [
@@ -359,6 +671,22 @@ CAST_FAILURES = [
     ("datetime_nyt", ["2024-01-02 10:00:00", "later"], "'later'", "1 of 2 values"),
     ("list[int]", [["1", "x"]], "['1', 'x']", "1 of 1 value"),
     ("list[double]", [["1.5", "x"]], "['1.5', 'x']", "1 of 1 value"),
+    # ISO 8601 only: no guessing of day- or month-first
+    ("date", ["2024-01-02", "03/10/2024"], "'03/10/2024'", "1 of 2 values"),
+    ("date", ["2024-01-02T00:00:00"], "'2024-01-02T00:00:00'", "1 of 1 value"),
+    ("datetime_utc", ["2024-01-02", "03/10/2024 10:00"], "'03/10/2024 10:00'", "1 of 2 values"),
+    ("datetime_nyt", ["2024-01-02T25:00"], "'2024-01-02T25:00'", "1 of 1 value"),
+    ("datetime_utc", ["2024-01-02T10:00:00+25:00"], "'2024-01-02T10:00:00+25:00'", "1 of 1 value"),
+    # epoch seconds outside years 1..9999
+    ("datetime_utc", [0, 10**15], "'1000000000000000'", "1 of 2 values"),
+    ("datetime_nyt", [-62_135_596_801], "'-62135596801'", "1 of 1 value"),
+    ("date", [float("nan"), 1.0], "'NaN'", "1 of 2 values"),
+    # a finite value that would become infinite
+    ("float", ["1.5", "1e40", "inf"], "'1e40'", "1 of 3 values"),
+    ("float", [1e40, -1e39, 1.5], "'1e+40'", "2 of 3 values"),
+    ("double", ["1e400"], "'1e400'", "1 of 1 value"),
+    # a lazy failure quotes the text a number was checked as, so the eager one does too
+    ("char", [7, 77], "'77'", "1 of 2 values"),
 ]
 
 

@@ -248,6 +248,132 @@ def test_load_csv_with_a_model_fails_on_a_bad_value(write_config, tmp_path, vari
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config", "raw.csv"]
 
 
+def _typed_csv_rows() -> tuple[str, pl.DataFrame]:
+    """150 rows whose first 100 mislead inference for every column, and the frame a model
+    reading them must give."""
+    n = 150
+    doubles = [str(i) for i in range(n - 1)] + ["1.5"]
+    floats = [str(i) for i in range(n - 1)] + ["2.5"]
+    codes = [f"{i:05d}" for i in range(n)]
+    bigs = [str(i) for i in range(n - 1)] + [str(2**64 - 1)]
+    sparse = [""] * 120 + [str(i) for i in range(n - 120)]
+    flags = ["1", "0"] * 70 + ["TRUE", "false"] * 5
+    chars = [str(i % 10) for i in range(n - 1)] + ["A"]
+    dates = ["03/10/2024"] * n
+    moments = ["2024-01-02 09:30"] * (n - 1) + ["2024-01-02T09:30:00+02:00"]
+    times = ["10:00"] * (n - 1) + ["10:00:01.5"]
+    columns = [doubles, floats, codes, bigs, sparse, flags, chars, dates, moments, times]
+    text = "d,f,code,big,sparse,flag,c,born,at,t\n" + "".join(
+        ",".join(row) + "\n" for row in zip(*columns, strict=True)
+    )
+    utc = dt.UTC
+    expected = pl.DataFrame(
+        {
+            "d": pl.Series([float(v) for v in doubles], dtype=pl.Float64),
+            "f": pl.Series([float(v) for v in floats], dtype=pl.Float32),
+            "code": codes,
+            "big": pl.Series([int(v) for v in bigs], dtype=pl.UInt64),
+            "sparse": pl.Series([int(v) if v else None for v in sparse], dtype=pl.Int64),
+            "flag": [v.lower() in ("1", "true") for v in flags],
+            "c": chars,
+            "born": pl.Series([dt.date(2024, 3, 10)] * n),
+            "at": pl.Series(
+                [dt.datetime(2024, 1, 2, 9, 30, tzinfo=utc)] * (n - 1)
+                + [dt.datetime(2024, 1, 2, 7, 30, tzinfo=utc)],
+                dtype=pl.Datetime("ms", "UTC"),
+            ),
+            "t": [dt.time(10)] * (n - 1) + [dt.time(10, 0, 1, 500000)],
+        }
+    )
+    return text, expected
+
+
+TYPED_MODEL = """
+    model:
+      typed:
+        d: double
+        f: float
+        code: str
+        big: uint64
+        sparse: int
+        flag: bool
+        c: char
+        born: { dtype: date, format: "%m/%d/%Y" }
+        at: datetime_utc
+        t: time
+"""
+
+
+@pytest.mark.parametrize("mode", list(RunMode))
+def test_load_csv_reads_every_column_as_its_model_says(write_config, tmp_path, variables, mode):
+    """Inferred from the first 100 rows, each of these columns got a dtype that refused or
+    changed a later valid value (1.5 in integers, 00123 -> 123, a u64 above the i64 range,
+    empty first rows -> str, 1/0 then TRUE, digits then a letter)."""
+    text, expected = _typed_csv_rows()
+    (tmp_path / "raw.csv").write_text(text)
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: raw.csv, df_name: P, "
+                "model: typed } }"
+            ),
+            "m.yml": TYPED_MODEL,
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    assert_frame_equal(final(graph, run_in_order(graph, variables, mode), "P"), expected)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "good", "bad", "shown"),
+    [
+        # integers are read as their own dtype: the CSV reader refuses these itself
+        ("int8", "1", "300", "'300'"),
+        ("uint64", "1", "-1", "'-1'"),
+        ("int", "1", "1.5", "'1.5'"),
+        ("int16", "1", '"x,y"', "'x,y'"),  # shown as the reader unquotes it
+        # floats are read as f64, then refused by the model
+        ("float", "1", "1e40", "'1e+40'"),
+        # the rest is read as text, for the model's rules: ISO 8601 unless a format is given
+        ("date", "2024-01-02", "03/10/2024", "'03/10/2024'"),
+        ("datetime_utc", "2024-01-02 10:00", "1700000000", "'1700000000'"),
+        ("bool", "true", "yes", "'yes'"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("mode", "where"),
+    [
+        (RunMode.SYNC_LAZY, "config/p.yml:4, pipeline 'p', stage 'save' (#1)"),
+        (RunMode.ASYNC_LAZY, "config/p.yml:4, pipeline 'p', stage 'save' (#1)"),
+        (RunMode.SYNC_EAGER, "config/p.yml:3, pipeline 'p', stage 'load' (#0)"),
+        (RunMode.ASYNC_EAGER, "config/p.yml:3, pipeline 'p', stage 'load' (#0)"),
+    ],
+)
+def test_load_csv_refuses_a_value_its_model_cannot_hold(
+    write_config, tmp_path, variables, mode, where, dtype, good, bad, shown
+):
+    rows = "".join(f"{good},ok\n" for _ in range(120))
+    (tmp_path / "raw.csv").write_text(f"v,other\n{rows}{bad},ok\n")
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: raw.csv, df_name: P, "
+                "model: m } }",
+                "{ label: save, task: save_csv, args: { filepath: out.csv, df_name: P } }",
+            ),
+            "m.yml": f"model:\n  m:\n    other: str\n    v: {dtype}\n",
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    with pytest.raises(ModelCastError) as info:
+        run_in_order(graph, variables, mode)
+    assert str(info.value) == (
+        f"{where}: model 'm', column 'v': cannot cast value {shown} to {dtype} "
+        "(at least 1 value failed)"
+    )
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_load_csv_of_a_missing_file_is_a_task_error(write_config, variables):
     config = write_config(
         {

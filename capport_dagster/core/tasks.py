@@ -113,13 +113,14 @@ def _run_load_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
         path = ctx.path(file.filepath)
         if not path.is_file():
             raise TaskError(f"load_csv: no such file {path}", ctx.location)
-        # Columns a model declares as text are read as text: inferred from the first rows, a
-        # code like 00123 would become the integer 123 (and a later 'A7' would fail to parse).
-        text = [c.name for c in file.model.columns if c.dtype == pl.String] if file.model else []
-        frame = pl.scan_csv(path, schema_overrides=dict.fromkeys(text, pl.String))
-        loaded[file.df_name] = (
-            reshape(frame, file.model, location=ctx.location) if file.model else frame
-        )
+        if file.model is None:
+            loaded[file.df_name] = pl.scan_csv(path)
+            continue
+        # Every model column is read as the model says, not as the first 100 rows suggest:
+        # inferred, 00123 became 123, a double column of whole numbers failed on a later 1.5,
+        # and a u64 above the i64 range or an int column with empty first rows did not load.
+        frame = pl.scan_csv(path, schema_overrides=file.model.reading_dtypes())
+        loaded[file.df_name] = reshape(frame, file.model, location=ctx.location)
     return loaded
 
 
