@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import shutil
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -54,11 +55,17 @@ def fixture_server() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def example_api() -> Iterator[object]:
-    """The example JSON API (scripts/fixture_server.py) on 127.0.0.1:8765, where the example
-    `player_api` pipeline expects it; stopped after the session."""
-    server = fixture_server().start_in_thread()
-    yield server
+def example_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The example config, with its JSON API (scripts/fixture_server.py) served on a free port
+    of 127.0.0.1: a copy of `config/` whose URLs name that port instead of 8765, so that test
+    runs side by side do not fight over one port. Stopped after the session."""
+    server = fixture_server().start_in_thread(port=0)
+    port = server.server_address[1]
+    config = tmp_path_factory.mktemp("example") / "config"
+    shutil.copytree(EXAMPLE_CONFIG, config)
+    for path in config.glob("*.yml"):
+        path.write_text(path.read_text().replace("127.0.0.1:8765", f"127.0.0.1:{port}"))
+    yield config
     server.shutdown()
     server.server_close()
 

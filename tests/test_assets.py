@@ -60,11 +60,11 @@ def test_a_rewritten_frame_gets_a_key_per_version():
 
 @pytest.mark.parametrize("pipeline", EXAMPLE_PIPELINES)
 def test_materialising_all_assets_gives_the_job_results(pipeline, tmp_path, example_api):
-    defs = load_definitions(EXAMPLE_CONFIG)
+    defs = load_definitions(example_api)
     (tmp_path / "home").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
         job_result = run_job(
-            EXAMPLE_CONFIG, pipeline, instance, mode="sync_lazy", output_dir=str(tmp_path / "job")
+            example_api, pipeline, instance, mode="sync_lazy", output_dir=str(tmp_path / "job")
         )
         assets = defs.resolve_job_def(f"{pipeline}__assets").execute_in_process(
             run_config={"output_dir": str(tmp_path / "assets")}, instance=instance
@@ -116,10 +116,11 @@ def test_a_primary_key_with_duplicates_fails_its_check_and_blocks_downstream(
     assert primary.passed is False
     assert primary.asset_key == AssetKey(["people", "PEOPLE"])
     assert primary.metadata["violations"].value == 2
-    assert primary.metadata["examples"].value == "1"
+    assert primary.metadata["examples"].value == "id=1"  # the duplicated key
     not_null = evaluations["person__name__not_null"]
     assert not_null.passed is False
     assert not_null.metadata["violations"].value == 1
+    assert not_null.metadata["examples"].value == "id=3"  # the row's key, not 'None'
     assert not result.success  # the blocking check stops the run
     assert not (tmp_path / "out" / "p.csv").exists()  # the save stage never ran
 

@@ -72,7 +72,7 @@ def test_every_mode_gives_identical_outputs(pipeline, tmp_path, example_api):
     with DagsterInstance.ephemeral() as instance:
         for mode in MODES:
             out = tmp_path / mode
-            result = run_job(EXAMPLE_CONFIG, pipeline, instance, mode=mode, output_dir=str(out))
+            result = run_job(example_api, pipeline, instance, mode=mode, output_dir=str(out))
             assert result.success, mode
             outputs[mode] = read_outputs(out)
     reference = outputs["sync_lazy"]

@@ -19,8 +19,6 @@ from capport_dagster.core.models import (
     FORMAT_DTYPES,
     Model,
     ModelColumn,
-    Violation,
-    constraint_violations,
     explain_cast_failure,
     parse_model,
     reshape,
@@ -56,8 +54,6 @@ def test_public_api() -> None:
         "FORMAT_DTYPES",
         "Model",
         "ModelColumn",
-        "Violation",
-        "constraint_violations",
         "explain_cast_failure",
         "parse_model",
         "reshape",
@@ -802,69 +798,3 @@ def test_explain_without_column_name_needs_one_candidate() -> None:
         " (at least 2 values failed)"
     )
     assert explain_cast_failure(error, [model({"a": "date", "b": "date"})], STAGE) is None
-
-
-# -- constraints ---------------------------------------------------------------------------------
-
-CONSTRAINED = {
-    "id": {"dtype": "int", "constraints": ["primary"]},
-    "email": {"dtype": "str", "constraints": ["unique", "indexed"]},
-    "name": {"dtype": "str", "constraints": ["not_null"]},
-    "team": {"dtype": "str", "constraints": ["foreign"]},
-}
-
-
-@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
-def test_constraints_pass(lazy: bool) -> None:
-    frame = pl.DataFrame(
-        {"id": [1, 2, 3], "email": ["a", None, None], "name": ["x", "y", "x"], "team": ["t"] * 3}
-    )
-    assert constraint_violations(frame.lazy() if lazy else frame, model(CONSTRAINED)) == []
-
-
-def test_constraints_violated_with_counts_and_examples() -> None:
-    frame = pl.LazyFrame(
-        {
-            "id": [1, 1, None, 2, 2, 3],
-            "email": ["a", "b", "a", None, None, "c"],
-            "name": ["x", None, "y", None, "z", "w"],
-            "team": [None] * 6,
-        }
-    )
-    assert constraint_violations(frame, model(CONSTRAINED)) == [
-        Violation("id", "primary", 5, (1, None, 2)),
-        Violation("email", "unique", 2, ("a",)),
-        Violation("name", "not_null", 2, (None,)),
-    ]
-    assert constraint_violations(frame, model(CONSTRAINED), examples=1)[0].examples == (1,)
-    assert str(Violation("id", "primary", 5, (1, None))) == (
-        "column 'id' breaks 'primary' in 5 rows (e.g. 1, None)"
-    )
-    assert str(Violation("name", "not_null", 1)) == "column 'name' breaks 'not_null' in 1 row"
-
-
-def test_constraints_run_one_query(monkeypatch: pytest.MonkeyPatch) -> None:
-    collects: list[pl.LazyFrame] = []
-    original = pl.LazyFrame.collect
-
-    def counting(self: pl.LazyFrame, *args: Any, **kwargs: Any) -> pl.DataFrame:
-        collects.append(self)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(pl.LazyFrame, "collect", counting)
-    frame = pl.LazyFrame({"id": [1, 1], "email": ["a", "a"], "name": [None, "b"], "team": [1, 1]})
-    assert len(constraint_violations(frame, model(CONSTRAINED))) == 3
-    assert len(collects) == 1
-
-
-def test_constraints_without_checks_read_nothing() -> None:
-    assert constraint_violations(pl.LazyFrame({"x": [1, 1]}), one("int", "x")) == []
-
-
-def test_constraints_on_missing_column() -> None:
-    with pytest.raises(TaskError) as info:
-        constraint_violations(pl.LazyFrame({"x": [1]}), model(CONSTRAINED), location=STAGE)
-    assert info.value.message == (
-        "model 'person': required columns 'email', 'id', 'name' are missing"
-        " (the data has columns: x)"
-    )

@@ -27,10 +27,11 @@ def run_in_order(graph: PipelineGraph, mode: RunMode, out: Path) -> dict[FrameVe
 
 
 class CollectCounter:
-    """Counts every way a LazyFrame can be executed into memory."""
+    """Counts every way a LazyFrame can be executed, sinks (to a file) apart."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
+        self.sinks = 0
         collect, collect_all = pl.LazyFrame.collect, pl.collect_all
 
         def counted_collect(frame, *args, **kwargs):
@@ -38,11 +39,20 @@ class CollectCounter:
             return collect(frame, *args, **kwargs)
 
         def counted_collect_all(frames, *args, **kwargs):
-            self.count += len(frames)
+            for frame in frames:
+                if "SINK" in frame.explain():
+                    self.sinks += 1
+                else:
+                    self.count += 1
             return collect_all(frames, *args, **kwargs)
 
         monkeypatch.setattr(pl.LazyFrame, "collect", counted_collect)
         monkeypatch.setattr(pl, "collect_all", counted_collect_all)
+
+
+#: The constraint checks of the example: `primary` on player_id (model player, at the load) and
+#: on event_id (model event_report, at the save): a duplicates and a nulls query each.
+CHECK_QUERIES = 4
 
 
 @pytest.mark.parametrize(("mode", "collects"), [("sync_lazy", 0), ("sync_eager", 6)])
@@ -55,8 +65,10 @@ def test_lazy_mode_collects_nothing_before_the_sink(mode, collects, monkeypatch,
         )
     assert result.success
     # Eager: one collect per frame written (EVENTS, TEAMS, PLAYERS and three transforms);
-    # lazy: none at all, the save stage streams the whole plan to the CSV with `sink_csv`.
-    assert counter.count == collects
+    # lazy: none at all, the save stage streams the whole plan to the CSV with `sink_csv`, its
+    # model's checks in the same pass. Only the constraint checks query the data otherwise.
+    assert counter.count == collects + CHECK_QUERIES
+    assert counter.sinks == 1
     assert pl.read_csv(tmp_path / "enrich_events" / "events_enriched.csv").height == 12
 
 

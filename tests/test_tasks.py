@@ -635,3 +635,68 @@ def test_noop_refuses_anything_else(write_config, args, shown):
         f"error: config/p.yml:3, pipeline 'p', stage 'n' (#0): task 'noop' takes no args, "
         f"got {shown}"
     ]
+
+
+# --- model constraints, wherever a model shapes a frame ---------------------------------------
+
+CONSTRAINED_MODEL = """
+model:
+  person:
+    id: { dtype: int, constraints: [primary] }
+    name: { dtype: str, constraints: [not_null] }
+"""
+ALL_MODES = pytest.mark.parametrize("mode", list(RunMode))
+
+
+@ALL_MODES
+def test_a_load_checks_its_models_constraints(write_config, variables, mode):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: $CONFIG_DIR/p.csv,"
+                " df_name: P, model: person } }",
+                "{ label: save, task: save_csv,"
+                " args: { filepath: $OUTPUT_DIR/p.csv, df_name: P } }",
+            )
+            + CONSTRAINED_MODEL,
+            "p.csv": "id,name\n1,Ann\n1,Bob\n2,\n",
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    with pytest.raises(TaskError) as caught:
+        run_in_order(graph, variables, mode)
+    assert str(caught.value) == (
+        "config/p.yml:3, pipeline 'p', stage 'load' (#0): model 'person': frame 'P' breaks its"
+        " constraints: column 'id' breaks 'primary' in 2 rows (e.g. id=1); column 'name' breaks"
+        " 'not_null' in 1 row (e.g. id=2)"
+    )
+    assert not (Path(variables["OUTPUT_DIR"]) / "p.csv").exists()
+
+
+@ALL_MODES
+def test_a_save_checks_its_models_constraints_before_the_file_lands(write_config, variables, mode):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv,"
+                " args: { filepath: $CONFIG_DIR/p.csv, df_name: P } }",
+                "{ label: save, task: save_csv, args: { filepath: $OUTPUT_DIR/p.csv, df_name: P,"
+                " model: person } }",
+            )
+            + CONSTRAINED_MODEL,
+            "p.csv": "id,name\n1,Ann\n2,Bob\n2,Cy\n",
+        }
+    )
+    out = Path(variables["OUTPUT_DIR"])
+    out.mkdir()
+    (out / "p.csv").write_text("id,name\n7,previous\n")
+    graph = load_project(config).graphs["p"]
+    with pytest.raises(TaskError) as caught:
+        run_in_order(graph, variables, mode)
+    assert str(caught.value) == (
+        "config/p.yml:4, pipeline 'p', stage 'save' (#1): model 'person': frame 'P' breaks its"
+        " constraints: column 'id' breaks 'primary' in 2 rows (e.g. id=2)"
+    )
+    # The check ran before the rename: the previous file is intact, no temporary file is left.
+    assert sorted(p.name for p in out.iterdir()) == ["p.csv"]
+    assert (out / "p.csv").read_text() == "id,name\n7,previous\n"

@@ -301,15 +301,32 @@ class PipelineGraph:
     def results(self) -> tuple[FrameVersion, ...]:
         """What the pipeline produces: frame versions that no later stage transforms further,
         i.e. read by nobody or only by stages that write no frame (sinks such as `save_csv`)."""
-        readers: dict[FrameVersion, list[StageNode]] = {}
-        for node in self.nodes:
-            for version in node.inputs.values():
-                readers.setdefault(version, []).append(node)
         return tuple(
             version
             for node in self.nodes
             for version in node.outputs
-            if all(not reader.outputs for reader in readers.get(version, []))
+            if all(not reader.outputs for reader in self.readers[version])
+        )
+
+    @cached_property
+    def readers(self) -> Mapping[FrameVersion, tuple[StageNode, ...]]:
+        """The stages reading each frame version, in list order (none: nobody reads it)."""
+        found: dict[FrameVersion, list[StageNode]] = {}
+        for node in self.nodes:
+            for version in node.inputs.values():
+                found.setdefault(version, []).append(node)
+        return MappingProxyType({v: tuple(found.get(v, ())) for n in self.nodes for v in n.outputs})
+
+    @cached_property
+    def previewed_by(self) -> Mapping[FrameVersion, str]:
+        """The stage whose pass gives each result frame's head and length: the first sink
+        reading it, in the same pass that writes it (`core/sinkpass.py`), or, when nobody reads
+        it, the stage writing it (which must execute it anyway: results are part of the run)."""
+        return MappingProxyType(
+            {
+                version: (self.readers[version] or (self.by_label[version.writer],))[0].label
+                for version in self.results
+            }
         )
 
     @staticmethod

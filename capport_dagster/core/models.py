@@ -34,7 +34,8 @@ flow on as a silent null or a silently different value. Decisions a user of the 
   included). Checks Polars has no strict form of are expressions too (`_refusing`), so a lazy
   plan stays in the streaming engine.
 - **Constraints**: `not_null`; `unique` (nulls allowed, as in SQL); `primary` (unique and not
-  null). Other names are kept as metadata and not checked.
+  null). Other names are kept as metadata and not checked. Checking them on data is
+  `core/constraints.py`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from types import MappingProxyType
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 import polars as pl
 
@@ -68,8 +69,6 @@ __all__ = [
     "FORMAT_DTYPES",
     "Model",
     "ModelColumn",
-    "Violation",
-    "constraint_violations",
     "explain_cast_failure",
     "parse_model",
     "reshape",
@@ -169,23 +168,6 @@ class Model:
             for constraint in column.constraints
             if constraint in CHECKED_CONSTRAINTS
         )
-
-
-@dataclass(frozen=True)
-class Violation:
-    """A checked constraint that the data breaks; `examples` are distinct offending values."""
-
-    column: str
-    constraint: str
-    count: int
-    examples: tuple[Any, ...] = ()
-
-    def __str__(self) -> str:
-        rows = f"{self.count} row{'s' if self.count != 1 else ''}"
-        text = f"column '{self.column}' breaks '{self.constraint}' in {rows}"
-        if self.examples:
-            text += f" (e.g. {', '.join(_show(value) for value in self.examples)})"
-        return text
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -786,44 +768,6 @@ def _labels(column: ModelColumn) -> set[str]:
     if isinstance(column.dtype, pl.List):
         labels.add(_label(column.dtype.inner))
     return labels
-
-
-# -- constraints ---------------------------------------------------------------------------------
-
-
-def constraint_violations(
-    frame: pl.LazyFrame | pl.DataFrame,
-    model: Model,
-    examples: int = 5,
-    *,
-    location: Location | None = None,
-) -> list[Violation]:
-    """Check `primary`, `unique` and `not_null` for all columns in one query; [] when all pass."""
-    checks = model.checks
-    if not checks:
-        return []
-    lazy = frame.lazy()
-    present = lazy.collect_schema()
-    missing = sorted({name for name, _ in checks if name not in present})
-    if missing:
-        raise TaskError(_missing_message(model, missing, list(present)), location or Location())
-    exprs: list[pl.Expr] = []
-    for i, (name, constraint) in enumerate(checks):
-        col = pl.col(name)
-        if constraint == "not_null":
-            bad = col.is_null()
-        elif constraint == "unique":
-            bad = col.is_duplicated() & col.is_not_null()
-        else:
-            bad = col.is_null() | col.is_duplicated()
-        found = col.filter(bad).unique(maintain_order=True).head(examples).implode()
-        exprs += [bad.sum().alias(f"count_{i}"), found.alias(f"examples_{i}")]
-    row = lazy.select(exprs).collect().row(0)
-    return [
-        Violation(name, constraint, row[2 * i], tuple(row[2 * i + 1]))
-        for i, (name, constraint) in enumerate(checks)
-        if row[2 * i]
-    ]
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.secrets import Redactor
+from capport_dagster.core.sinkpass import SinkPass
 from capport_dagster.errors import ConfigError, Location, did_you_mean
 
 if TYPE_CHECKING:
@@ -81,6 +82,9 @@ class RunContext:
     )
     #: Masks secret values (SECRETS in `core/secrets.py`) in errors and logs of this run.
     redact: Redactor = field(default_factory=Redactor)
+    #: Where a sink task executes what it writes, with the checks and previews that go with it
+    #: (`core/sinkpass.py`): `ctx.sink_pass.execute([frame.sink_csv(tmp, lazy=True)], ...)`.
+    sink_pass: SinkPass = field(default_factory=SinkPass)
 
     def path(self, template: str) -> Path:
         """Expand `$VARIABLES` in a path; relative paths resolve against the working directory."""

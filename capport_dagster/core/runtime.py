@@ -11,19 +11,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
+from capport_dagster.core.constraints import constraint_check
 from capport_dagster.core.graph import StageNode
 from capport_dagster.core.models import Model, explain_cast_failure
 from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.core.secrets import Redactor
-from capport_dagster.errors import CapportError, TaskError
+from capport_dagster.core.sinkpass import PREVIEW_ROWS, FrameSummary, SinkPass, summarise
+from capport_dagster.errors import CapportError, Location, TaskError
 
 __all__ = ["PREVIEW_ROWS", "FrameSummary", "StageResult", "frame_failure", "run_stage"]
-
-PREVIEW_ROWS = 5
 
 # Models whose casts a lazy frame still carries in its plan: a strict cast in a lazy plan fails
 # only when a later stage collects, so the frame remembers which models it went through in order
@@ -36,23 +36,15 @@ _REDACT_ATTR = "_capport_redact"
 
 
 @dataclass(frozen=True)
-class FrameSummary:
-    """What a run can say about an output frame without extra work (plus a preview if asked).
-
-    A DataFrame is in memory: its row count and head are free. A LazyFrame is a plan: it gets its
-    schema (planning only) and, for frames the run previews, its head and length.
-    """
-
-    schema: Mapping[str, pl.DataType]
-    rows: int | None
-    head: pl.DataFrame | None
-    lazy: bool
-
-
-@dataclass(frozen=True)
 class StageResult:
+    """What a stage wrote, summarised; and the inputs it previewed (the result frames it is the
+    first sink of: their head and length came from the pass that wrote them)."""
+
     frames: Mapping[str, Frame]
     summaries: Mapping[str, FrameSummary]
+    previews: Mapping[str, FrameSummary] = field(default_factory=dict)
+    #: (frame, model name) of the constraint checks the stage ran, all passed.
+    checked: frozenset[tuple[str, str]] = frozenset()
 
 
 async def run_stage(
@@ -60,16 +52,26 @@ async def run_stage(
     frames: Mapping[str, Frame],
     ctx: RunContext,
     *,
-    preview: Collection[str] = (),
+    unread: Collection[str] = (),
+    preview: bool = False,
+    preview_inputs: Collection[str] = (),
 ) -> StageResult:
     """Run `node`'s task on `frames` (keyed by frame name): the frames it writes, summarised.
 
-    `preview` names output frames whose head and length are wanted even in lazy mode (for a
-    final frame `capport run` prints); collecting them can fail like any collect, so it happens
-    here, under the same error handling.
+    - `unread`: output frames no later stage reads. They are results, part of the run: in lazy
+      modes they are executed here (streamed, not kept), so a failure in one fails the run
+      whether or not it is printed.
+    - `preview`: compute the head and length of the `unread` outputs (in that same pass) and of
+      `preview_inputs`, the result frames this stage is the first sink of (in the sink's pass;
+      a custom sink that does not use `ctx.sink_pass` gets them computed after it).
+
+    Models applied to the frames it writes (a load's) have their constraints checked here;
+    sinks check theirs in their pass, before the rename. Every failure is a located TaskError.
     """
     models = _models_upstream(frames.values(), node)
     inputs = {name: _as_mode(frame, ctx) for name, frame in frames.items()}
+    sink_pass = SinkPass(preview_inputs if preview else ())
+    ctx = replace(ctx, sink_pass=sink_pass)
     try:
         result = await _call(node, inputs, ctx)
         missing = [name for name in node.writes if name not in result]
@@ -86,9 +88,14 @@ async def run_stage(
             # Eager modes; or a lazy stage whose plans read a file a later stage overwrites,
             # so they must be executed now (see `graph._file_order`), then passed on lazily.
             outputs = await _off_loop(ctx, _collect_all, outputs)
-            if ctx.mode.is_lazy:
-                outputs = {name: frame.lazy() for name, frame in outputs.items()}
-        summaries = await _off_loop(ctx, _summarise, outputs, preview)
+        finished = await _off_loop(ctx, _finish, node, outputs, unread, preview, ctx.location)
+        summaries, checked = finished
+        previews = dict(sink_pass.summaries)
+        late = [name for name in sink_pass.preview if name not in previews]
+        if late:  # a custom sink executed its frames itself: the preview costs a second pass
+            previews.update(await _off_loop(ctx, _previews, {n: inputs[n] for n in late}))
+        if ctx.mode.is_lazy:
+            outputs = {name: frame.lazy() for name, frame in outputs.items()}
     except CapportError as exc:
         redacted = _redacted(exc, ctx.redact)
         if redacted is not exc:
@@ -106,7 +113,57 @@ async def run_stage(
             setattr(frame, _MODELS_ATTR, models)
             setattr(frame, _LOCATION_ATTR, ctx.location)
             setattr(frame, _REDACT_ATTR, ctx.redact)
-    return StageResult(outputs, summaries)
+    return StageResult(outputs, summaries, previews, frozenset(checked | sink_pass.checked))
+
+
+def _finish(
+    node: StageNode,
+    outputs: Mapping[str, Frame],
+    unread: Collection[str],
+    preview: bool,
+    location: Location,
+) -> tuple[dict[str, FrameSummary], set[tuple[str, str]]]:
+    """Check the constraints of the models the stage applied to what it wrote, execute its
+    unread lazy outputs, and summarise every output: one streaming pass for all of it."""
+    checks = [
+        constraint_check(outputs[frame], model, frame)
+        for frame, model in node.spec.model_frames(node.args)
+        if frame in outputs and model.checks
+    ]
+    queries: list[pl.LazyFrame] = []
+    evaluated: list[str] = []
+    for name in unread:
+        frame = outputs[name]
+        if isinstance(frame, pl.LazyFrame):
+            evaluated.append(name)
+            # Every column computed (a strict cast that fails raises), nothing kept.
+            queries.append(frame.select(pl.all().null_count()))
+            if preview:
+                queries += [frame.head(PREVIEW_ROWS), frame.select(pl.len())]
+    start = len(queries)
+    for check in checks:
+        queries += check.queries
+    results = pl.collect_all(queries, engine="streaming") if queries else []
+    summaries = {name: summarise(frame) for name, frame in outputs.items()}
+    if preview:
+        for i, name in enumerate(evaluated):
+            head, length = results[3 * i + 1], results[3 * i + 2]
+            summaries[name] = FrameSummary(head.schema, length.item(), head, True)
+    for check in checks:
+        check.raise_if_broken(results[start : start + len(check.queries)], location)
+        start += len(check.queries)
+    return summaries, {(check.frame, check.model.name) for check in checks}
+
+
+def _previews(frames: Mapping[str, Frame]) -> dict[str, FrameSummary]:
+    previews = {}
+    for name, frame in frames.items():
+        if isinstance(frame, pl.DataFrame):
+            previews[name] = summarise(frame)
+        else:
+            head, length = pl.collect_all([frame.head(PREVIEW_ROWS), frame.select(pl.len())])
+            previews[name] = FrameSummary(head.schema, length.item(), head, True)
+    return previews
 
 
 def frame_failure(exc: Exception, frame: object) -> TaskError | None:
@@ -163,21 +220,6 @@ def _collect_all(outputs: dict[str, Frame]) -> dict[str, Frame]:
     lazy = [name for name, frame in outputs.items() if isinstance(frame, pl.LazyFrame)]
     collected = pl.collect_all([outputs[name] for name in lazy])  # type: ignore[misc]
     return {**outputs, **dict(zip(lazy, collected, strict=True))}
-
-
-def _summarise(outputs: Mapping[str, Frame], preview: Collection[str]) -> dict[str, FrameSummary]:
-    summaries = {}
-    for name, frame in outputs.items():
-        if isinstance(frame, pl.DataFrame):
-            summaries[name] = FrameSummary(
-                frame.schema, frame.height, frame.head(PREVIEW_ROWS), False
-            )
-        elif name in preview:
-            head, length = pl.collect_all([frame.head(PREVIEW_ROWS), frame.select(pl.len())])
-            summaries[name] = FrameSummary(head.schema, length.item(), head, True)
-        else:
-            summaries[name] = FrameSummary(frame.collect_schema(), None, None, True)
-    return summaries
 
 
 def _models_upstream(frames: Iterable[Frame], node: StageNode) -> tuple[Model, ...]:

@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from capport_dagster.core.constraints import constraint_check
 from capport_dagster.core.models import Model, reshape
 from capport_dagster.core.registry import (
     DEFAULT_REGISTRY,
@@ -126,15 +127,19 @@ def _run_load_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
 
 def _run_save_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext) -> dict:
     for file in args.files:
-        frame = frames[file.df_name]
-        if file.model is not None:
-            frame = reshape(frame, file.model, location=ctx.location)
+        source = frames[file.df_name]
+        shaped = reshape(source, file.model, location=ctx.location) if file.model else source
+        checks = [constraint_check(shaped, file.model, file.df_name)] if file.model else []
         path = ctx.path(file.filepath)
         with atomic_path(path) as temporary:
-            if isinstance(frame, pl.LazyFrame):
-                frame.sink_csv(temporary)
-            else:
-                frame.write_csv(temporary)
+            # One streaming pass: the file, the model's constraint checks (a failure leaves the
+            # previous file in place) and the preview of the frame when the run wants it.
+            ctx.sink_pass.execute(
+                [shaped.lazy().sink_csv(temporary, lazy=True)],
+                sources={file.df_name: source},
+                checks=[check for check in checks if check.queries],
+                location=ctx.location,
+            )
         ctx.log.info(f"save_csv: wrote {file.df_name} to {path}")
     return {}
 

@@ -42,8 +42,9 @@ from dagster import (
     multi_asset,
 )
 
+from capport_dagster.core.constraints import ConstraintError, Violation, check_constraints
 from capport_dagster.core.graph import PipelineGraph, StageNode
-from capport_dagster.core.models import Model, Violation, constraint_violations, reshape
+from capport_dagster.core.models import Model, reshape
 from capport_dagster.core.registry import RunContext
 from capport_dagster.core.runtime import run_stage
 from capport_dagster.core.secrets import RedactingLog, Redactor
@@ -174,7 +175,16 @@ def _stage_assets(
         log = RedactingLog(context.log, redact)  # type: ignore[arg-type]
         ctx = RunContext(run.run_mode, run.variables(), node.location, log, redact)
         frames = {input_frames[name]: value for name, value in inputs.items()}
-        result = await run_stage(node, frames, ctx)
+        try:
+            result = await run_stage(node, frames, ctx)
+        except ConstraintError as exc:
+            # The stage stopped before its data landed; the failed check shows in the catalog.
+            for check in checks:
+                if (check.frame, check.model.name) == (exc.frame, exc.model):
+                    found = {(v.column, v.constraint): v for v in exc.violations}
+                    for spec, column, constraint in check.specs:
+                        yield _check_result(spec, found.get((column, constraint)))
+            raise
         if node.outputs:
             for version, out_name in zip(node.outputs, out_names, strict=True):
                 yield Output(
@@ -185,11 +195,23 @@ def _stage_assets(
         else:
             yield MaterializeResult(asset_key=node_keys[0])
         for check in checks:
+            if (check.frame, check.model.name) in result.checked:
+                for spec, _, _ in check.specs:
+                    yield _check_result(spec, None)
+                continue
+            # A custom task that applies a model without checking it: check what it wrote.
             source = result.frames.get(check.frame, frames.get(check.frame))
-            # One query for all the model's constraints (it collects: keep the loop free).
-            violations = await asyncio.to_thread(
-                constraint_violations, reshape(source, check.model), check.model
-            )
+            try:
+                await asyncio.to_thread(
+                    check_constraints,
+                    reshape(source, check.model),
+                    check.model,
+                    check.frame,
+                    node.location,
+                )
+                violations: tuple[Violation, ...] = ()
+            except ConstraintError as exc:
+                violations = exc.violations
             found = {(v.column, v.constraint): v for v in violations}
             for spec, column, constraint in check.specs:
                 yield _check_result(spec, found.get((column, constraint)))
@@ -205,8 +227,6 @@ def _check_result(spec: AssetCheckSpec, violation: Violation | None) -> AssetChe
         severity=AssetCheckSeverity.ERROR,
         metadata={
             "violations": MetadataValue.int(violation.count if violation else 0),
-            "examples": MetadataValue.text(
-                ", ".join(repr(e) for e in violation.examples) if violation else ""
-            ),
+            "examples": MetadataValue.text(", ".join(violation.examples) if violation else ""),
         },
     )

@@ -56,15 +56,14 @@ def build_job(
 ) -> JobDefinition:
     naming = TranslatorNaming(translator)
     check_names({graph.name: graph}, (), naming)
-    results = frozenset(graph.results)
     op_names = {node.label: naming.op(node) for node in graph.nodes}
     ops = {
         node.label: build_op(
+            graph,
             node,
             name=naming.op_definition(graph, node),
             translator=translator,
             redact=redact,
-            results=results,
         )
         for node in graph.nodes
     }

@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 from dagster import MetadataValue, TableColumn, TableSchema
 
-from capport_dagster.core.runtime import PREVIEW_ROWS, FrameSummary
+from capport_dagster.core.sinkpass import PREVIEW_ROWS, FrameSummary
 
 __all__ = ["frame_metadata"]
 

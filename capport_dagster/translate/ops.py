@@ -5,9 +5,18 @@
 
 from collections.abc import Mapping
 
-from dagster import In, Nothing, OpDefinition, OpExecutionContext, Out, Output, op
+from dagster import (
+    AssetObservation,
+    In,
+    Nothing,
+    OpDefinition,
+    OpExecutionContext,
+    Out,
+    Output,
+    op,
+)
 
-from capport_dagster.core.graph import FrameVersion, StageNode
+from capport_dagster.core.graph import PipelineGraph, StageNode
 from capport_dagster.core.names import FILES_READY, FILES_WRITTEN
 from capport_dagster.core.registry import RunContext
 from capport_dagster.core.runtime import run_stage
@@ -22,21 +31,31 @@ RUN_RESOURCE_KEY = "capport"
 
 
 def build_op(
+    graph: PipelineGraph,
     node: StageNode,
     *,
     name: str,
     translator: CapportTranslator,
     redact: Redactor,
-    results: frozenset[FrameVersion],
 ) -> OpDefinition:
-    """The op for `node`. `results` are the frames the pipeline produces: the ones a preview is
-    computed for when the run asks (`capport run` does, to print them).
+    """The op for `node`.
+
+    The frames the pipeline produces (`graph.results`) are part of the run: the op writing one
+    that nobody reads executes it (lazy modes), and when the run asks for previews (`capport
+    run` prints results) its head and length come from the pass that executes it: that op's,
+    or the first sink's, which reports them as an `AssetObservation` of the frame's asset.
 
     `name` is the op *definition* name, unique in the code location; the job invokes it under
     the stage's op name (its label), which is what the UI, step keys and run config show.
     """
     input_names = {translator.get_input_name(frame): frame for frame in node.reads}
     output_names = {translator.get_output_name(v): v for v in node.outputs}
+    unread = frozenset(v.name for v in node.outputs if not graph.readers[v])
+    previewed = {
+        frame: translator.get_asset_key(graph, version)
+        for frame, version in node.inputs.items()
+        if graph.previewed_by.get(version) == node.label
+    }
     ins = {name: In(description=f"frame {frame}") for name, frame in input_names.items()}
     out = {
         name: Out(description=f"frame {version.name} (version {version.version})")
@@ -67,8 +86,16 @@ def build_op(
             redact=redact,
         )
         frames: Mapping[str, object] = {input_names[k]: v for k, v in inputs.items()}
-        preview = {v.name for v in node.outputs if v in results} if run.preview else set()
-        result = await run_stage(node, frames, ctx, preview=preview)  # type: ignore[arg-type]
+        result = await run_stage(
+            node,
+            frames,  # type: ignore[arg-type]
+            ctx,
+            unread=unread,
+            preview=run.preview,
+            preview_inputs=previewed,
+        )
+        for frame, summary in result.previews.items():
+            yield AssetObservation(asset_key=previewed[frame], metadata=frame_metadata(summary))
         for name, version in output_names.items():
             yield Output(
                 result.frames[version.name],
