@@ -124,7 +124,7 @@ TRANSFORM_KEYS = ("action", "args", "cols", "template", "separator", *STEPS, *PL
 JOIN_KEYS = ("join", "right", "right_select", "left_on", "right_on", "how")
 LOGGER_KEYS = ("level", "output", "file_prefix", "file_timestamp")
 SCHEDULE_KEYS = ("every", "timezone")
-COLUMN_KEYS = ("dtype", "constraints")
+COLUMN_KEYS = ("dtype", "constraints", "format")
 FRAMES = ("EVENTS", "TEAMS", "PLAYERS", "EVENTS_SHAPED", "A", "B", "A-B", "a.b")
 MODEL_NAMES = tuple(EXAMPLE_DOCS["model.yml"]["model"])
 TRANSFORM_NAMES = tuple(EXAMPLE_DOCS["transform.yml"]["transform"])
@@ -490,7 +490,13 @@ column_spec = st.one_of(
     st.sampled_from(tuple(DTYPES)),
     mapping_of(
         COLUMN_KEYS,
-        st.one_of(st.sampled_from(tuple(DTYPES)), st.lists(names, max_size=3), names, values),
+        st.one_of(
+            st.sampled_from(tuple(DTYPES)),
+            st.lists(names, max_size=3),
+            st.sampled_from(("%Y-%m-%d", "%d/%m/%Y %H:%M", "%M:%S", "%Q", "%")),
+            names,
+            values,
+        ),
     ),
     values,
 )
