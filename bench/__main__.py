@@ -57,7 +57,7 @@ SUITES: dict[str, Suite] = {
     ],
     "overhead": lambda work, s: [overhead(work, n, s.rounds) for n in s.chain_stages],
     "projection": lambda work, s: [projection(work, s.projection_rows, s.rounds)],
-    "shared": lambda work, s: [shared_frame(work, s.projection_rows, s.rounds)],
+    "shared": lambda work, s: shared_frame(work, s.projection_rows, s.rounds),
     "fanout": lambda work, s: [
         *(
             cpu_fanout(work, n, s.fanout_rows, s.rounds, s.multiprocess and n == 4)

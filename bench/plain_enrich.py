@@ -5,8 +5,10 @@
 The same work as the capport pipeline (config/pipeline.yml, transform.yml, model.yml): load
 events, teams and players (players cast to the `player` model), shape the events, join team
 names and player details, drop the team id, cast to the `event_report` model, write a CSV. The
-models' checks included: strict casts, and `char` columns hold at most one character. The
-lazy version hands Polars one plan; the eager one reads and computes frame by frame.
+models' checks included: strict casts, `char` columns hold at most one character, and the
+`primary` keys (`player_id` when the players are loaded, `event_id` in the same pass that writes
+the report, before the file is in place). The lazy version hands Polars one plan; the eager one
+reads and computes frame by frame.
 """
 
 from __future__ import annotations
@@ -55,7 +57,22 @@ def load(data: Path, *, lazy: bool) -> tuple[Frame, Frame, Frame]:
         char("shoots"),
         pl.lit(None, dtype=pl.String).alias("nickname"),
     )
+    check(primary_key(players, "player_id"))
     return events, teams, players
+
+
+def primary_key(frame: Frame, column: str) -> list[pl.LazyFrame]:
+    """Queries counting duplicated and null keys (streamable: a group_by, not a window)."""
+    lazy = frame.lazy()
+    repeated = lazy.group_by(column).agg(pl.len()).filter(pl.col("len") > 1)
+    return [repeated.select(pl.col("len").sum()), lazy.select(pl.col(column).null_count())]
+
+
+def check(queries: list[pl.LazyFrame], results: list[pl.DataFrame] | None = None) -> None:
+    if results is None:
+        results = pl.collect_all(queries, engine="streaming")
+    if any(result.item() for result in results):
+        raise ValueError("primary key broken")
 
 
 def shape(events: FrameT) -> FrameT:
@@ -110,9 +127,15 @@ def save_report(enriched: Frame, out: Path) -> None:
         char("position"),
         "event_url",
     )
+    checks = primary_key(report, "event_id")
     if isinstance(report, pl.LazyFrame):
-        report.sink_csv(out)
+        temporary = out.with_name(f".{out.name}.tmp")
+        sink = report.sink_csv(temporary, lazy=True)
+        written = pl.collect_all([sink, *checks], engine="streaming")
+        check(checks, written[1:])
+        temporary.replace(out)
     else:
+        check(checks)
         report.write_csv(out)
 
 
