@@ -1,0 +1,81 @@
+"""What `capport run` prints: result frames, previewed in the pass that computes them."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from dagster import DagsterInstance
+
+from capport_dagster.core.graph import load_project
+from capport_dagster.translate.results import ResultFrame, result_frames
+from tests.conftest import EXAMPLE_CONFIG
+from tests.test_jobs import MODES, run_job
+
+EXPECTED = {
+    "enrich_events": [("EVENTS_ENRICHED", "(12, 10)")],
+    "branches": [
+        ("PLAYER_NAMES", "(8, 3)"),
+        ("TEAM_LABELS", "(4, 3)"),
+        ("EVENTS_SHAPED", "(12, 8)"),
+    ],
+    "label_teams": [("TEAMS", "(4, 2)")],
+}
+
+
+class Passes:
+    """Counts the executions of Polars plans: each `collect` and each `collect_all` call."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        collect, collect_all = pl.LazyFrame.collect, pl.collect_all
+
+        def counted_collect(frame, *args, **kwargs):
+            self.count += 1
+            return collect(frame, *args, **kwargs)
+
+        def counted_collect_all(frames, *args, **kwargs):
+            self.count += 1
+            return collect_all(frames, *args, **kwargs)
+
+        monkeypatch.setattr(pl.LazyFrame, "collect", counted_collect)
+        monkeypatch.setattr(pl, "collect_all", counted_collect_all)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("pipeline", list(EXPECTED))
+def test_every_result_is_previewed_in_every_mode(pipeline, mode, tmp_path):
+    graph = load_project(EXAMPLE_CONFIG).graphs[pipeline]
+    with DagsterInstance.ephemeral() as instance:
+        result = run_job(
+            EXAMPLE_CONFIG, pipeline, instance, mode=mode, preview=True, output_dir=str(tmp_path)
+        )
+    assert result.success
+    found = result_frames(graph, result.all_events)
+    assert [(frame.name, frame.shape) for frame in found] == EXPECTED[pipeline]
+    assert all(frame.preview and frame.preview.startswith("┌") for frame in found)
+
+
+@pytest.mark.parametrize("mode", ["sync_lazy", "async_lazy"])
+@pytest.mark.parametrize("pipeline", list(EXPECTED))
+def test_the_preview_costs_no_pass_of_its_own(pipeline, mode, tmp_path, monkeypatch):
+    """Lazy modes: the head and row count come from the pass that writes (or executes) the
+    frame, so a run with previews executes Polars exactly as often as one without."""
+    passes = {}
+    for preview in (False, True):
+        counter = Passes(monkeypatch)
+        with DagsterInstance.ephemeral() as instance:
+            result = run_job(
+                EXAMPLE_CONFIG,
+                pipeline,
+                instance,
+                mode=mode,
+                preview=preview,
+                output_dir=str(tmp_path / str(preview)),
+            )
+        assert result.success
+        passes[preview] = counter.count
+    assert passes[True] == passes[False]
+
+
+def test_a_failed_stage_has_no_result_to_print():
+    assert ResultFrame("F", None, 3, None).shape == "(not collected)"
