@@ -3,7 +3,9 @@
 `dagster dev`, `dagster job execute -m capport_dagster.definitions -j PIPELINE` and the daemon
 load this module (see `workspace.yaml` and `[tool.dagster]` in `pyproject.toml`). The directory
 defaults to `config/` under the working directory; `$CAPPORT_TASK_MODULES` (comma-separated)
-names modules to import first, so that a user's own tasks are registered.
+names modules to import first, so that a user's own tasks are registered; `$CAPPORT_PIPELINES`
+(comma-separated) loads only those pipelines: an invalid config fails the whole code location
+(one `ValidationError` listing every problem), and this keeps the others running meanwhile.
 """
 
 from __future__ import annotations
@@ -15,4 +17,6 @@ from capport_dagster.translate.build import load_definitions
 
 import_task_modules(m for m in os.environ.get("CAPPORT_TASK_MODULES", "").split(",") if m)
 
-defs = load_definitions(os.environ.get("CAPPORT_CONFIG_DIR", "config"))
+_SELECTED = [p.strip() for p in os.environ.get("CAPPORT_PIPELINES", "").split(",") if p.strip()]
+
+defs = load_definitions(os.environ.get("CAPPORT_CONFIG_DIR", "config"), pipelines=_SELECTED or None)

@@ -62,10 +62,13 @@ def _query(port: int) -> dict | None:
         return None
 
 
-def test_webserver_loads_the_workspace_from_the_repository_root(tmp_path: Path):
+def loaded_jobs(tmp_path: Path, **env: str) -> list[str]:
+    """The job names a real webserver (what `dagster dev` serves) loads from `workspace.yaml`
+    at the repository root, with `env` set."""
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    env.pop("CAPPORT_CONFIG_DIR", None)
+    environment = {**os.environ, "DAGSTER_HOME": str(tmp_path), **env}
+    if "CAPPORT_CONFIG_DIR" not in env:
+        environment.pop("CAPPORT_CONFIG_DIR", None)
     server = subprocess.Popen(
         [
             sys.executable,
@@ -79,7 +82,7 @@ def test_webserver_loads_the_workspace_from_the_repository_root(tmp_path: Path):
             str(port),
         ],
         cwd=REPO,
-        env=env,
+        env=environment,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -98,7 +101,59 @@ def test_webserver_loads_the_workspace_from_the_repository_root(tmp_path: Path):
         location = entry["locationOrLoadError"]
         assert location["__typename"] == "RepositoryLocation", location
         jobs = sorted(job["name"] for job in location["repositories"][0]["jobs"])
-        assert [j for j in jobs if not j.startswith("__")] == JOBS
+        return [j for j in jobs if not j.startswith("__")]
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_webserver_loads_the_workspace_from_the_repository_root(tmp_path: Path):
+    assert loaded_jobs(tmp_path) == JOBS
+
+
+def test_webserver_loads_pipelines_with_names_dagster_refuses(tmp_path: Path, write_config):
+    from tests.test_names import ODD_NAMES
+
+    config = write_config({"p.yml": ODD_NAMES})
+    assert loaded_jobs(tmp_path, CAPPORT_CONFIG_DIR=str(config)) == [
+        "meta_",
+        "meta___assets",
+        "nhl_daily",
+        "nhl_daily__assets",
+    ]
+
+
+def test_capport_pipelines_loads_only_the_pipelines_named(tmp_path, write_config):
+    """One broken pipeline fails the code location (every problem listed); naming the others
+    in $CAPPORT_PIPELINES keeps them loading meanwhile."""
+    config = write_config(
+        {
+            "p.yml": """
+            pipeline:
+              good: [{label: a, task: noop}]
+              also_good: [{label: a, task: noop}]
+              broken: [{label: a, task: nope}]
+            """
+        }
+    )
+    code = "import capport_dagster.definitions as d; print(sorted(j.name for j in d.defs.jobs))"
+
+    def load(**env: str) -> subprocess.CompletedProcess:
+        environment = {**os.environ, "CAPPORT_CONFIG_DIR": str(config), **env}
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=environment,
+            timeout=120,
+        )
+
+    everything = load()
+    assert everything.returncode != 0
+    assert "pipeline 'broken', stage 'a' (#0): unknown task 'nope'" in everything.stderr
+    selected = load(CAPPORT_PIPELINES="good, also_good")
+    assert selected.returncode == 0, selected.stderr
+    assert selected.stdout.strip() == str(
+        ["also_good", "also_good__assets", "good", "good__assets"]
+    )

@@ -79,3 +79,32 @@ def test_the_preview_costs_no_pass_of_its_own(pipeline, mode, tmp_path, monkeypa
 
 def test_a_failed_stage_has_no_result_to_print():
     assert ResultFrame("F", None, 3, None).shape == "(not collected)"
+
+
+UNREAD = {
+    "data/people.csv": "id,name\n1,Ann\nx,Bob\n",
+    "model.yml": "model:\n  person:\n    id: uint64\n    name: str\n",
+    "p.yml": """
+        pipeline:
+          people:
+            - label: load
+              task: load_csv
+              args: { filepath: $CONFIG_DIR/data/people.csv, df_name: PEOPLE, model: person }
+    """,
+}
+
+
+@pytest.mark.parametrize("preview", [True, False])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_result_nobody_reads_is_part_of_the_run(write_config, tmp_path, mode, preview):
+    """Its failure fails the run whether or not it is printed (lazy modes executed it only for
+    the preview: --no-preview turned a failing run into a success)."""
+    config = write_config(UNREAD)
+    with DagsterInstance.ephemeral() as instance:
+        result = run_job(config, "people", instance, mode=mode, preview=preview)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "load"
+    assert "model 'person', column 'id': cannot cast value 'x' to uint64" in str(
+        failure.event_specific_data.error.to_string()
+    )

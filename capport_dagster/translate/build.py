@@ -74,12 +74,16 @@ def load_definitions(
     *,
     translator: CapportTranslator | None = None,
     registry: TaskRegistry = DEFAULT_REGISTRY,
+    pipelines: Sequence[str] | None = None,
 ) -> Definitions:
-    """Dagster definitions for every pipeline in `config_dir`.
+    """Dagster definitions for every pipeline in `config_dir` (or only those in `pipelines`:
+    the others are neither validated nor built, so one broken pipeline need not take the code
+    location down while it is being fixed).
 
     Raises `capport_dagster.ValidationError` listing every problem when the config is invalid.
     """
-    return build_definitions(project=load_project(config_dir, registry), translator=translator)
+    project = load_project(config_dir, registry, pipelines=pipelines)
+    return build_definitions(project=project, translator=translator)
 
 
 def project_for(config_dir: str, pipeline: str) -> Project:
