@@ -112,22 +112,26 @@ GOOD = b"id,day\n1,2024-01-01\n"
 
 
 class SinkSpy:
-    """Records each `sink_csv` target and how many bytes it held when the sink failed."""
+    """Records each `sink_csv` target, and how many bytes it held when the failed write removed
+    it (whether the sink runs at once or in a later `collect_all`, as `save_csv` does)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.targets: list[Path] = []
         self.bytes_at_failure: list[int] = []
         sink_csv = pl.LazyFrame.sink_csv
+        unlink = Path.unlink
 
         def spy(frame, path, *args, **kwargs):
             self.targets.append(Path(path))
-            try:
-                return sink_csv(frame, path, *args, **kwargs)
-            except Exception:
-                self.bytes_at_failure.append(Path(path).stat().st_size)
-                raise
+            return sink_csv(frame, path, *args, **kwargs)
+
+        def removing(path, *args, **kwargs):
+            if path in self.targets and path.exists():
+                self.bytes_at_failure.append(path.stat().st_size)
+            return unlink(path, *args, **kwargs)
 
         monkeypatch.setattr(pl.LazyFrame, "sink_csv", spy)
+        monkeypatch.setattr(Path, "unlink", removing)
 
 
 def save_lazily(config: Path) -> None:
