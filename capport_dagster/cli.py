@@ -2,21 +2,25 @@
 
 Results go to stdout; progress, warnings and errors to stderr. Errors print as one located line
 each, never a traceback unless `--debug`. Exit codes: 0 success, 1 the run failed, 2 the config
-or the command line is invalid. Output is a courtesy: when stdout or stderr cannot be written (a
-reader that closed the pipe, `capport run ... | head -1`, or a closed descriptor) the rest of it
-is dropped, the run goes on, and the exit code still says how the run went.
+or the command line is invalid, 130 / 143 interrupted by SIGINT / SIGTERM (`core/interrupts.py`).
+Output is a courtesy: when stdout or stderr cannot be written (a reader that closed the pipe,
+`capport run ... | head -1`, or a closed descriptor) the rest of it is dropped, the run goes on,
+and the exit code still says how the run went.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TextIO
 
+from capport_dagster.core import interrupts
 from capport_dagster.core.modes import RunMode
 from capport_dagster.errors import CapportError, ConfigError, Problem, ValidationError
 
@@ -75,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with forgiving_output():
+    with forgiving_output(), interrupts.handlers():
         return _main(argv)
 
 
@@ -99,9 +103,12 @@ def _main(argv: Sequence[str] | None) -> int:
             raise
         _print_error(exc)
         return EXIT_INVALID if isinstance(exc, ConfigError) else EXIT_RUN_FAILED
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except interrupts.Interrupted as exc:  # before or after the run: see core/interrupts.py
+        interrupts.say_interrupted(exc.signum)
+        return interrupts.exit_code(exc.signum)
+    except KeyboardInterrupt:  # a SIGINT before our handler was installed
+        interrupts.say_interrupted(signal.SIGINT)
+        return interrupts.exit_code(signal.SIGINT)
     except Exception as exc:  # a bug of ours or of a user's task: still no traceback by default
         if args.debug:
             raise
@@ -126,6 +133,10 @@ class DroppingStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
+        if interrupts.interrupted() and threading.current_thread() is not threading.main_thread():
+            # The abandoned run's last words (a stage failing as its process is killed): after
+            # "interrupted", only the main thread speaks.
+            return len(text)
         try:
             return self._stream.write(text)
         except (OSError, ValueError):  # ValueError: a closed file object

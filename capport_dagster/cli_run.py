@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from dagster import (
     DagsterRun,
     DagsterRunStatus,
     ReexecutionOptions,
+    RunsFilter,
     build_reconstructable_job,
     execute_job,
 )
@@ -34,6 +38,7 @@ from dagster._core.snap import snapshot_from_execution_plan
 from dagster._utils.error import SerializableErrorInfo
 
 from capport_dagster.cli import DEFAULT_OUTPUT, EXIT_OK, EXIT_RUN_FAILED, print_warnings
+from capport_dagster.core import interrupts
 from capport_dagster.core.graph import PipelineGraph
 from capport_dagster.core.secrets import Redactor
 from capport_dagster.core.sinks import HOST_TAG, is_running
@@ -51,6 +56,13 @@ _OUR_ERRORS = {"TaskError", "ModelCastError", "ConfigError", "ValidationError", 
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
+    # First: the stop directory is in the environment the project is loaded with (the cache of
+    # `project_for` is keyed by it) and that every process of the run inherits.
+    with interrupts.stop_directory():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     config_dir = str(Path(args.config).absolute())
     # The same cached project the job is built from when Dagster reconstructs it below.
     project = project_for(config_dir, args.pipeline)
@@ -96,13 +108,19 @@ def run_pipeline(args: argparse.Namespace) -> int:
             f" executor {executor}",
             file=sys.stderr,
         )
-        result = execute_job(
-            job,
-            instance=instance,
-            run_config=run_config,
-            tags={PROCESS_TAG: f"{HOST_TAG}.{os.getpid()}"},
-            raise_on_error=False,
-            reexecution_options=reexecution,
+        tags = {PROCESS_TAG: f"{HOST_TAG}.{os.getpid()}"}
+        since = datetime.now(UTC)
+        # In a worker thread, so that a signal is answered at once (see core/interrupts.py).
+        result = interrupts.run_in_worker(
+            lambda: execute_job(
+                job,
+                instance=instance,
+                run_config=run_config,
+                tags=tags,
+                raise_on_error=False,
+                reexecution_options=reexecution,
+            ),
+            on_stop=lambda signum: _stop_run(instance, executor, tags, since),
         )
         events = result.all_events
         if not result.success:
@@ -113,6 +131,41 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if not args.no_preview:
         _print_final_frames(graph, events)
     return EXIT_OK
+
+
+def _stop_run(
+    instance: DagsterInstance, executor: str, tags: dict[str, str], since: datetime
+) -> None:
+    """The Dagster side of an interrupted run, in the bounded shutdown of core/interrupts.py:
+    the executor launches no more stages, the stage processes are killed, the stored run is
+    marked canceled (else it would stay STARTED forever), a temporary instance is removed."""
+    with suppress(ImportError, AttributeError):
+        # The flag Dagster's own SIGINT handler sets in the main thread; its multiprocess
+        # executor polls it, and then starts no more steps. Our run is in a worker thread,
+        # where Dagster installs no handler.
+        from dagster._utils import interrupts as dagster_interrupts
+
+        dagster_interrupts._received_interrupt["received"] = True
+    interrupts.kill_descendants()
+    if os.environ.get("DAGSTER_HOME"):
+        ended: list[str] = []
+
+        def cancel() -> None:
+            with suppress(Exception), DagsterInstance.get() as stored:
+                for run in stored.get_runs(RunsFilter(tags=tags, created_after=since)):
+                    if run.status in _IN_PROGRESS:
+                        stored.report_run_canceled(run, message="interrupted (capport run)")
+                    elif run.status == DagsterRunStatus.SUCCESS:
+                        continue  # it ended before the signal: nothing to resume
+                    ended.append(run.run_id)  # canceled here, or failed as its stages died
+
+        helper = threading.Thread(target=cancel, name="capport-cancel", daemon=True)
+        helper.start()
+        if interrupts.wait_for(lambda: not helper.is_alive()) and executor == "multiprocess":
+            for run_id in ended:  # persisted frames: an interrupted run resumes like a failed one
+                print(f"resume with: --resume {run_id}", file=sys.stderr)
+    elif executor == "multiprocess":  # the temporary instance of `_instance`
+        shutil.rmtree(instance.root_directory, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,12 @@ and no process `<pid>` exists. Everything else is left alone, so a concurrent wr
 never touched: a live pid (another run, or this process), another host or container sharing the
 directory (its pids mean nothing here), a pid reused since the kill (kept, to be safe), a name in
 another format (a leftover of an older version). Those are ignored: never read, never output.
+
+An interrupted run (SIGINT, SIGTERM to `capport run`) publishes nothing after the signal: the
+rename, and the creation of a new temporary file, happen under `core/interrupts.py`'s lock and are
+refused once the run is interrupted; each temporary file is recorded there before it is created,
+so that the interrupted run removes the files of the writes it abandons (also those of stages in
+other processes, which it kills).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from capport_dagster.core import interrupts
 
 __all__ = ["HOST_TAG", "TEMP_SUFFIX", "atomic_path", "is_running", "remove_stale_temporaries"]
 
@@ -63,10 +71,13 @@ def atomic_path(destination: Path) -> Iterator[Path]:
         yield temporary
         if destination.exists():  # an overwrite keeps the file's permissions, as a plain write
             shutil.copymode(destination, temporary)
-        os.replace(temporary, destination)
+        with interrupts.guarded(destination):  # never after the run was interrupted
+            os.replace(temporary, destination)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    finally:
+        interrupts.untrack(temporary)
     remove_stale_temporaries(destination)
 
 
@@ -115,9 +126,15 @@ def _create_temporary(destination: Path) -> Path:
     while True:
         writer = f"{HOST_TAG}.{os.getpid()}.{secrets.token_hex(6)}"
         temporary = destination.with_name(f".{destination.name}.{writer}{TEMP_SUFFIX}")
-        try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
+        # Recorded before it exists, so that an interrupted run finds it (`core/interrupts.py`).
+        with interrupts.guarded(destination):
+            interrupts.track(temporary)
+            try:
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            except BaseException as exc:
+                interrupts.untrack(temporary)
+                if isinstance(exc, FileExistsError):
+                    continue
+                raise
         os.close(fd)
         return temporary

@@ -17,6 +17,8 @@ from contextlib import suppress
 
 from dagster import logger
 
+from capport_dagster.core.interrupts import interrupted
+
 __all__ = ["progress_logger"]
 
 _EVENTS = {"STEP_START": "started", "STEP_SUCCESS": "done", "STEP_FAILURE": "FAILED"}
@@ -26,6 +28,8 @@ class _ProgressHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         event = getattr(record, "dagster_event", None)
         if event is None or event.event_type_value not in _EVENTS:
+            return
+        if interrupted() is not None:  # stages failing as an interrupted run is torn down
             return
         state = _EVENTS[event.event_type_value]
         line = f"[capport] {event.step_key}: {state}"
