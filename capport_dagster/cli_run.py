@@ -42,7 +42,7 @@ from capport_dagster.core import interrupts
 from capport_dagster.core.graph import PipelineGraph
 from capport_dagster.core.secrets import Redactor
 from capport_dagster.core.sinks import HOST_TAG, is_running
-from capport_dagster.errors import ConfigError, Location
+from capport_dagster.errors import CapportError, ConfigError, Location
 from capport_dagster.translate.build import project_for
 from capport_dagster.translate.run_config import default_logger
 
@@ -333,7 +333,14 @@ def _refuse_changed_stages(
         return
     before = _shape(instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id).steps)
     definition = job.get_definition()
-    plan = create_execution_plan(definition, run_config=run.run_config or config)
+    try:
+        plan = create_execution_plan(definition, run_config=run.run_config or config)
+    except Exception as exc:  # its settings name what the config no longer has (a logger)
+        raise ConfigError(
+            f"--resume: run {run.run_id} cannot run with the config as it is now: "
+            f"{_reason(exc)}. Undo the change to resume, or start a new run without --resume",
+            Location(),
+        ) from None
     now = _shape(snapshot_from_execution_plan(plan, definition.get_job_snapshot_id()).steps)
     if before == now:
         return
@@ -352,6 +359,16 @@ def _refuse_changed_stages(
         " without --resume",
         Location(),
     )
+
+
+def _reason(exc: BaseException) -> str:
+    """Our own error in the chain Dagster wrapped it in, else the first line of the outermost."""
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, CapportError):
+            return str(current)
+        current = current.__cause__ or current.__context__
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def _shape(steps: Iterable[Any]) -> dict[str, tuple[frozenset[tuple[str, tuple]], tuple]]:

@@ -145,7 +145,8 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Stored:
     home = root / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text("")
-    config = write(root / "config", {**CONFIG, "q.yml": Q, "r.yml": RUNNERS})
+    logger = "logger:\n  default: { level: info, output: logs }\n"
+    config = write(root / "config", {**CONFIG, "q.yml": Q, "r.yml": RUNNERS, "l.yml": logger})
     base = ("run", "-c", str(config), "--no-preview", "-o", "out")
     failed = capport(
         *base, "-p", "p", "-d", "2026-01-04", "--executor", "multiprocess", home=home, cwd=root
@@ -263,6 +264,19 @@ def test_a_pipeline_whose_stages_changed(stored, monkeypatch, capsys):
         " stage 'shaped' is new; stage 'join' reads or writes other frames). A resumed run reuses"
         " the frames its finished stages wrote, so it needs the same stages reading and writing"
         " the same frames: undo the change to resume, or start a new run without --resume\n"
+    )
+
+
+def test_a_run_whose_settings_the_config_no_longer_has(stored, monkeypatch, capsys):
+    """The run wrote its log with the logger `default`; the config has dropped it since."""
+    changed = stored.root / "no-logger"
+    shutil.copytree(stored.root / "config", changed)
+    (changed / "l.yml").unlink()
+    err = resume(stored, monkeypatch, capsys, stored.failed, config="no-logger")
+    assert err == (
+        f"error: --resume: run {stored.failed} cannot run with the config as it is now: logger"
+        " 'default': unknown logger 'default' (loggers: none defined). Undo the change to resume,"
+        " or start a new run without --resume\n"
     )
 
 
