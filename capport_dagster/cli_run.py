@@ -121,6 +121,7 @@ def _run(args: argparse.Namespace) -> int:
                 reexecution_options=reexecution,
             ),
             on_stop=lambda signum: _stop_run(instance, executor, tags, since),
+            processes=executor == "multiprocess",
         )
         events = result.all_events
         if not result.success:
@@ -163,7 +164,7 @@ def _stop_run(
         helper.start()
         if interrupts.wait_for(lambda: not helper.is_alive()) and executor == "multiprocess":
             for run_id in ended:  # persisted frames: an interrupted run resumes like a failed one
-                print(f"resume with: --resume {run_id}", file=sys.stderr)
+                interrupts.say(f"resume with: --resume {run_id}")
     elif executor == "multiprocess":  # the temporary instance of `_instance`
         shutil.rmtree(instance.root_directory, ignore_errors=True)
 

@@ -13,10 +13,12 @@ processes, nor its stop directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -28,7 +30,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
 
 from capport_dagster.core import interrupts
-from capport_dagster.core.sinks import TEMP_SUFFIX, atomic_path
+from capport_dagster.core.sinks import HOST_TAG, TEMP_SUFFIX, atomic_path
 from capport_dagster.errors import TaskError
 
 STARTUP_DEADLINE = 60  # seconds for the run to reach its slow stage (2-6 s here)
@@ -152,12 +154,21 @@ def survivors(stop_dir: str) -> list[int]:
     return found
 
 
-def signal_and_wait(run: Run, signum: int, repeat: int = 0) -> int:
-    run.process.send_signal(signum)  # the capport process alone, as `kill -INT <pid>`
+def signal_and_wait(run: Run, signum: int, *, repeat: int = 0, group: bool = False) -> int:
+    """The capport process alone, as `kill -INT <pid>`; or its whole process group, as a
+    terminal's Ctrl-C does (the stage processes and Dagster's helpers get it too)."""
+
+    def send() -> None:
+        with contextlib.suppress(ProcessLookupError):  # ended already
+            if group:
+                os.killpg(run.process.pid, signum)
+            else:
+                run.process.send_signal(signum)
+
+    send()
     for _ in range(repeat):  # more signals while it shuts down
         time.sleep(0.02)
-        if run.process.poll() is None:
-            run.process.send_signal(signum)
+        send()
     try:
         return run.process.wait(timeout=EXIT_DEADLINE)
     except subprocess.TimeoutExpired:
@@ -219,24 +230,26 @@ def instance_at(home: Path) -> DagsterInstance:
 
 
 def test_an_interrupted_run_is_canceled_in_dagster_home_and_resumes(tmp_path):
-    """The stored run does not stay STARTED; with persisted frames it resumes like a failed run."""
+    """Ctrl-C at a terminal, to the whole process group: the stage processes and Dagster's
+    compute-log helpers (DAGSTER_HOME) get it too, and print no KeyboardInterrupt traceback. The
+    stored run does not stay STARTED; with persisted frames it resumes like a failed run."""
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text("")
     setup(tmp_path)
     run = start(tmp_path, "--executor", "multiprocess", home=home)
     try:
-        code = signal_and_wait(run, signal.SIGTERM)
+        code = signal_and_wait(run, signal.SIGINT, group=True)
     finally:
         kill(run)
-    assert_stopped_cleanly(run, signal.SIGTERM, code)
+    assert_stopped_cleanly(run, signal.SIGINT, code)
     with instance_at(home) as instance:
         [stored] = instance.get_runs()
     # Canceled by capport, or failed first as the executor saw its stage process killed.
     assert stored.status in (DagsterRunStatus.CANCELED, DagsterRunStatus.FAILURE)
-    assert run.stderr.endswith(
-        f"interrupted by SIGTERM\nresume with: --resume {stored.run_id}\n"
-    ), run.stderr
+    assert run.stderr.endswith(f"interrupted by SIGINT\nresume with: --resume {stored.run_id}\n"), (
+        run.stderr
+    )
 
     (tmp_path / "never-written").unlink()  # the slow stage goes straight through now
     (tmp_path / "started").unlink()
@@ -256,15 +269,16 @@ def test_an_interrupted_run_is_canceled_in_dagster_home_and_resumes(tmp_path):
 
 
 def test_more_signals_while_it_shuts_down_change_nothing(tmp_path):
-    """Ctrl-C pressed again and again: the first decides (130), the others are absorbed (no
-    traceback); with DAGSTER_HOME the shutdown has the most to do (it marks the run)."""
+    """Ctrl-C pressed again and again at a terminal: the first decides (130), the others are
+    absorbed (no traceback, from capport or Dagster's compute-log helpers, which DAGSTER_HOME
+    starts); with DAGSTER_HOME the shutdown has the most to do (it marks the run)."""
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text("")
     setup(tmp_path)
     run = start(tmp_path, "--mode", "async_eager", home=home)
     try:
-        code = signal_and_wait(run, signal.SIGINT, repeat=5)
+        code = signal_and_wait(run, signal.SIGINT, repeat=5, group=True)
     finally:
         kill(run)
     assert_stopped_cleanly(run, signal.SIGINT, code)
@@ -400,3 +414,21 @@ def test_another_process_of_the_run_sees_the_stop_and_its_temporary_is_removed(
                     process.wait(timeout=30)
         interrupts._remove_temporaries(stop_directory_too=True)
         assert sorted(os.listdir(tmp_path)) == ["finishing.ready", "go", "killed.ready"]
+
+
+def test_stop_directories_of_killed_runs_are_removed_by_the_next_run(tmp_path, monkeypatch):
+    """A SIGKILLed `capport run` cannot remove its stop directory; the next run on the host
+    removes those whose owner is gone, and no other."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait(timeout=30)
+    stale = tmp_path / f"capport-run-{HOST_TAG}.{dead.pid}-abcd1234"
+    (stale / "tmp-.a.csv.x.capport-tmp").mkdir(parents=True)
+    live = tmp_path / f"capport-run-{HOST_TAG}.{os.getppid()}-abcd1234"
+    other_host = tmp_path / f"capport-run-{'0' * 8 if HOST_TAG != '0' * 8 else '1' * 8}.1-x"
+    for directory in (live, other_host):
+        directory.mkdir()
+    with interrupts.stop_directory() as mine:
+        assert mine.name.startswith(f"capport-run-{HOST_TAG}.{os.getpid()}-")
+        assert sorted(tmp_path.iterdir()) == sorted([live, other_host, mine])
+    assert sorted(tmp_path.iterdir()) == sorted([live, other_host])

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sys
@@ -49,6 +50,7 @@ __all__ = [
     "handlers",
     "interrupted",
     "run_in_worker",
+    "say",
     "say_interrupted",
     "shutdown_deadline",
     "stop",
@@ -182,8 +184,17 @@ def _remove_temporaries(*, stop_directory_too: bool) -> None:
 
 @contextlib.contextmanager
 def stop_directory() -> Iterator[Path]:
-    """Create the run's stop directory and export it to the processes the run will start."""
-    directory = Path(tempfile.mkdtemp(prefix="capport-run-"))
+    """Create the run's stop directory and export it to the processes the run will start.
+
+    Its name records its owner as the names of temporary files do (`core/sinks.py`): a
+    `capport run` killed by SIGKILL cannot remove it, so each run removes those of dead owners
+    on this host (with their records, which point at files the owners' killed stages left).
+    """
+    from capport_dagster.core.sinks import HOST_TAG
+
+    prefix = f"capport-run-{HOST_TAG}.{os.getpid()}-"
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    _remove_stale_stop_directories(directory.parent)
     previous = os.environ.get(STOP_DIR_VARIABLE)
     os.environ[STOP_DIR_VARIABLE] = str(directory)
     try:
@@ -194,6 +205,21 @@ def stop_directory() -> Iterator[Path]:
         else:
             os.environ[STOP_DIR_VARIABLE] = previous
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _remove_stale_stop_directories(parent: Path) -> list[Path]:
+    """Remove the stop directories in `parent` whose `capport run`, on this host, is gone."""
+    from capport_dagster.core.sinks import HOST_TAG, is_running
+
+    removed = []
+    pattern = re.compile(rf"capport-run-{HOST_TAG}\.(?P<pid>[1-9][0-9]*)-\w+")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(parent):
+            owner = pattern.fullmatch(entry.name)
+            if owner and not is_running(int(owner["pid"])) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(Path(entry.path))
+    return removed
 
 
 # --- the CLI's side: signal handlers and the worker thread --------------------------------------
@@ -210,11 +236,15 @@ def handlers() -> Iterator[None]:
     previous = {
         signum: signal.signal(signum, _handle) for signum in (signal.SIGINT, signal.SIGTERM)
     }
+    with contextlib.suppress(OSError):
+        _state["stderr"] = os.dup(2)  # see `say`
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if _state.get("stderr") is not None:
+            os.close(_state["stderr"])
         _reset()  # `capport` called in a process that goes on (tests): its next run starts afresh
 
 
@@ -233,7 +263,9 @@ def _handle(signum: int, frame: object) -> None:
         raise Interrupted(signum)
 
 
-def run_in_worker(work: Callable[[], T], on_stop: Callable[[int], None]) -> T:
+def run_in_worker(
+    work: Callable[[], T], on_stop: Callable[[int], None], *, processes: bool = False
+) -> T:
     """Run `work` in a worker thread while the main thread waits for it or for a signal.
 
     On a signal: "interrupted by SIG..." is said, the processes the run started are killed,
@@ -241,10 +273,23 @@ def run_in_worker(work: Callable[[], T], on_stop: Callable[[int], None]) -> T:
     temporary files of unfinished writes are removed, and the process exits at once: the worker
     may be deep in a Polars computation it cannot leave. (Should the worker have ended meanwhile,
     `Interrupted` is raised instead, and the CLI returns as usual.)
+
+    `processes`: the run will start processes through multiprocessing (see `target`).
     """
     box: dict[str, Any] = {}
 
     def target() -> None:
+        # SIGINT blocked in this thread, hence in every process the run starts from it (the
+        # forkserver, the stages, Dagster's compute-log helpers `tail` and `watch_orphans.py`
+        # inherit the mask): a terminal's Ctrl-C, sent to the whole process group, then reaches
+        # capport alone, which stops them; Dagster's helpers printed KeyboardInterrupt tracebacks.
+        # (SIGTERM is left alone: Dagster stops its helpers with it.) Multiprocessing's resource
+        # tracker is started first: starting it unblocks SIGINT in the thread that does.
+        if processes:
+            from multiprocessing import resource_tracker
+
+            resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             box["result"] = work()
         except BaseException as exc:  # handed to the main thread, raised there
@@ -327,8 +372,22 @@ def say_interrupted(signum: int) -> None:
     """`interrupted by SIGINT` on stderr, once."""
     if not _state["said"]:
         _state["said"] = True
-        with contextlib.suppress(Exception):
-            print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr, flush=True)
+        say(f"interrupted by {signal.Signals(signum).name}")
+
+
+def say(line: str) -> None:
+    """A line on the stderr `capport` started with. While a stage runs, Dagster's compute-log
+    capture (with DAGSTER_HOME) points descriptor 2 at the stage's log file, which a `tail`
+    process mirrors to the terminal; the shutdown kills that process, and a line written after
+    would reach only the file."""
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    saved = _state.get("stderr")
+    with contextlib.suppress(Exception):  # a closed pipe: nobody to tell
+        if saved is None:
+            print(line, file=sys.stderr, flush=True)
+        else:
+            os.write(saved, f"{line}\n".encode(errors="replace"))
 
 
 def kill_descendants() -> bool:
