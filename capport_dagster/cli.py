@@ -212,11 +212,16 @@ def print_warnings(warnings: Sequence[Problem]) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from capport_dagster.core.graph import load_project
+    from capport_dagster.core.render import dagster_names
 
     project = load_project(args.config, pipelines=[args.pipeline] if args.pipeline else None)
     print_warnings(project.warnings)
     stages = sum(len(g.nodes) for g in project.graphs.values())
     print(f"valid: {len(project.graphs)} pipeline(s), {stages} stage(s) in {args.config}")
+    renamed = [line for graph in project.graphs.values() for line in dagster_names(graph)]
+    if renamed:
+        print("names in Dagster, where they differ:")
+        print("\n".join(f"  {line}" for line in renamed))
     return EXIT_OK
 
 

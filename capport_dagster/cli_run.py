@@ -52,7 +52,14 @@ __all__ = ["PROCESS_TAG", "run_pipeline"]
 #: that `--resume` can tell a run that is still going from one whose process was killed.
 PROCESS_TAG = "capport/process"
 
-_OUR_ERRORS = {"TaskError", "ModelCastError", "ConfigError", "ValidationError", "CapportError"}
+_OUR_ERRORS = {
+    "TaskError",
+    "ModelCastError",
+    "ConstraintError",
+    "ConfigError",
+    "ValidationError",
+    "CapportError",
+}
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
@@ -204,10 +211,12 @@ def _resume(
             " run printed after 'resume with:'",
             Location(),
         )
-    if run.job_name != args.pipeline:
+    # The capport name (the job's is mapped: pipeline `nhl-daily` runs as job `nhl_daily`).
+    pipeline = run.tags.get("capport/pipeline", run.job_name)
+    if pipeline != args.pipeline:
         raise ConfigError(
-            f"--resume: run {run_id} is a run of '{run.job_name}', not of '{args.pipeline}':"
-            f" resume it with -p {run.job_name}",
+            f"--resume: run {run_id} is a run of '{pipeline}', not of '{args.pipeline}':"
+            f" resume it with -p {pipeline}",
             Location(),
         )
     run = _settle_abandoned(instance, run)
@@ -354,7 +363,8 @@ def _refuse_changed_stages(
         *(f"stage '{key}' reads or writes other frames" for key in changed),
     ]
     raise ConfigError(
-        f"--resume: pipeline '{run.job_name}' changed since run {run.run_id} ({'; '.join(what)})."
+        f"--resume: pipeline '{run.tags.get('capport/pipeline', run.job_name)}' changed since"
+        f" run {run.run_id} ({'; '.join(what)})."
         " A resumed run reuses the frames its finished stages wrote, so it needs the same stages"
         " reading and writing the same frames: undo the change to resume, or start a new run"
         " without --resume",
@@ -445,26 +455,10 @@ def _strip_class(message: str) -> str:
 
 
 def _print_final_frames(graph: PipelineGraph, events: list) -> None:
-    outputs = {
-        (e.step_key, e.event_specific_data.step_output_handle.output_name): e
-        for e in events
-        if e.event_type == DagsterEventType.STEP_OUTPUT
-    }
-    from capport_dagster.translate.translator import CapportTranslator
+    from capport_dagster.translate.results import result_frames
 
-    translator = CapportTranslator()
-    for version in graph.results:
-        name = version.name
-        node = graph.by_label[version.writer]
-        event = outputs.get((translator.get_op_name(node), translator.get_output_name(version)))
-        if event is None:
-            continue
-        metadata = event.event_specific_data.metadata
-        rows = metadata.get("dagster/row_count")
-        cols = metadata.get("capport/columns")
-        preview = metadata.get("capport/preview")
-        shape = f"({rows.value}, {cols.value})" if rows and cols else "(not collected)"
-        print(f"{name}: shape {shape}")
-        if preview is not None:
-            print(preview.value)
+    for frame in result_frames(graph, events):
+        print(f"{frame.name}: shape {frame.shape}")
+        if frame.preview is not None:
+            print(frame.preview)
         print()

@@ -436,3 +436,39 @@ def test_a_progress_line_that_cannot_be_written_is_dropped(monkeypatch, stderr):
     _ProgressHandler().emit(record)
     if stderr is io.StringIO:
         assert stream.getvalue() == "[capport] load: started\n"
+
+
+# --- names Dagster refuses ---------------------------------------------------------------------
+
+
+def test_pipelines_with_names_dagster_refuses_validate_draw_and_run(write_config, tmp_path):
+    from tests.test_names import ODD_NAMES
+
+    config = write_config({"p.yml": ODD_NAMES})
+    (tmp_path / "in.csv").write_text("id,name\n1,Ann\n2,Bob\n")  # relative to the run
+    valid = capport("validate", "-c", str(config), cwd=tmp_path)
+    assert valid.returncode == 0, valid.stderr
+    assert valid.stdout.splitlines() == [
+        f"valid: 2 pipeline(s), 5 stage(s) in {config}",
+        "names in Dagster, where they differ:",
+        "  pipeline 'meta' is Dagster job 'meta_'",
+        "    stage 'load data' (#0) is op 'load_data'",
+        "    stage 'fetch-players' (#1) is op 'fetch_players'",
+        "    stage 'données' (#2) is op 'donnees'",
+        "    frame 'input' is op input/output 'input_'",
+        "    frame 'class' is op input/output 'class_'",
+        "  pipeline 'nhl-daily' is Dagster job 'nhl_daily'",
+        "    stage 'load.data' (#0) is op 'load_data'",
+        "    stage 'context' (#1) is op 'context_'",
+        "    frame '日本' is op input/output 'u65e5u672c'",
+    ]
+    graph = capport("graph", "-c", str(config), "-p", "nhl-daily", cwd=tmp_path)
+    assert graph.stdout.splitlines()[:2] == [
+        "pipeline nhl-daily (Dagster job nhl_daily): 2 stages",
+        "  [0] load.data (load_csv) [op load_data]",
+    ]
+    for mode in ("sync_lazy", "async_eager"):
+        run = capport("run", "-c", str(config), "-p", "nhl-daily", "--mode", mode, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.startswith("日本: shape (2, 2)\n")
+        assert (tmp_path / "output" / "n.csv").read_text() == "id,name\n1,Ann\n2,Bob\n"
