@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import threading
 from collections.abc import Iterable, Iterator
@@ -173,7 +172,7 @@ def _stop_run(
             for run_id in ended:  # persisted frames: an interrupted run resumes like a failed one
                 interrupts.say(f"resume with: --resume {run_id}")
     elif executor == "multiprocess":  # the temporary instance of `_instance`
-        shutil.rmtree(instance.root_directory, ignore_errors=True)
+        interrupts.remove_before_exit(instance.root_directory)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ __all__ = [
     "guarded",
     "handlers",
     "interrupted",
+    "remove_before_exit",
     "run_in_worker",
     "say",
     "say_interrupted",
@@ -307,15 +308,21 @@ def run_in_worker(
             _state["worker"] = None
     signum = interrupted()
     if signum is not None:
-        _shut_down(signum, on_stop, worker)
+        _shut_down(signum, on_stop, worker, wait=processes)
     if "error" in box:
         raise box["error"]
     return box["result"]
 
 
-def _shut_down(signum: int, on_stop: Callable[[int], None], worker: threading.Thread) -> None:
-    """Stop the run; exit the process unless the worker already ended (then raise Interrupted,
-    which the CLI reports as any other interrupt)."""
+def _shut_down(
+    signum: int, on_stop: Callable[[int], None], worker: threading.Thread, *, wait: bool
+) -> None:
+    """Stop the run; exit the process unless the worker ended (then raise Interrupted, which
+    the CLI reports as any other interrupt, and the run's context managers clean up as usual).
+
+    `wait`: the worker runs no Polars itself (its stages are processes, killed by now), so it
+    ends soon, once the executor has seen them die: it is waited for, within the deadline.
+    """
     _state["deadline"] = time.monotonic() + SHUTDOWN_SECONDS
     say_interrupted(signum)
     with contextlib.suppress(Exception):
@@ -326,13 +333,24 @@ def _shut_down(signum: int, on_stop: Callable[[int], None], worker: threading.Th
     with contextlib.suppress(Exception):
         alone = kill_descendants()  # what the executor started meanwhile
     _remove_temporaries(stop_directory_too=alone)
+    if wait:
+        wait_for(lambda: not worker.is_alive())
     if worker.is_alive():
         _release_multiprocessing()
+        for directory in _state.get("remove", ()):  # last: the worker may write there until now
+            shutil.rmtree(directory, ignore_errors=True)
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(exit_code(signum))
     raise Interrupted(signum)
+
+
+def remove_before_exit(directory: str) -> None:
+    """Have the shutdown remove `directory` just before the process exits (a temporary Dagster
+    instance, which the abandoned worker thread may still write to until then; if the worker
+    ended, the code that made the directory removes it as usual)."""
+    _state.setdefault("remove", []).append(directory)
 
 
 def _release_multiprocessing() -> None:
