@@ -48,12 +48,16 @@ from capport_dagster.core.sinks import atomic_path
 
 @task("stall", reads=lambda a: [a["input"]], writes=lambda a: [a["save_df"]])
 def stall(args, frames, ctx):
-    """Half of a file written, then blocked in Polars on the FIFO (if there is one)."""
+    """Half of a file written, then blocked in Polars on the FIFO (if there is one) until a
+    writer opens it."""
     with atomic_path(ctx.path(args["file"])) as temporary:
         temporary.write_text("half,")
         Path(args["marker"]).touch()
         if os.path.exists(args["fifo"]):
-            pl.scan_csv(args["fifo"]).collect()
+            try:  # blocks until a writer opens the FIFO; then fails (Polars maps files): fine
+                pl.scan_csv(args["fifo"]).collect()
+            except OSError:
+                pass
         temporary.write_text("whole\\n")
     return {args["save_df"]: frames[args["input"]]}
 '''
@@ -432,3 +436,42 @@ def test_stop_directories_of_killed_runs_are_removed_by_the_next_run(tmp_path, m
         assert mine.name.startswith(f"capport-run-{HOST_TAG}.{os.getpid()}-")
         assert sorted(tmp_path.iterdir()) == sorted([live, other_host, mine])
     assert sorted(tmp_path.iterdir()) == sorted([live, other_host])
+
+
+def test_a_signal_the_caller_ignores_stays_ignored(tmp_path):
+    """`trap '' TERM; capport run ...`: the run goes on through a SIGTERM, as any program's."""
+    setup(tmp_path)
+    command = [sys.executable, "-m", "capport_dagster.cli", "run", "-c", "config", "-p", "p"]
+    command += ["-m", "stall_tasks", "-o", "out", "--no-preview"]
+    script = "import signal, subprocess, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    script += "sys.exit(subprocess.run(sys.argv[1:]).returncode)"
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["PYTHONPATH"] = str(tmp_path)
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", script, *command],
+            cwd=tmp_path,
+            env=env,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + STARTUP_DEADLINE
+        while not (tmp_path / "started").exists():
+            assert process.poll() is None, (tmp_path / "stderr.txt").read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGTERM)  # the wrapper and capport: both ignore it
+        time.sleep(0.5)
+        assert process.poll() is None
+        # Now let the slow stage go on: it reads the FIFO to its end and finishes the run.
+        fifo = os.open(tmp_path / "never-written", os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fifo, b"y\n2\n")
+        os.close(fifo)
+        assert process.wait(timeout=120) == 0, (tmp_path / "stderr.txt").read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+    assert (tmp_path / "out" / "half.csv").read_text() == "whole\n"
+    assert (tmp_path / "out" / "later.csv").read_text() == "x\n1\n"

@@ -229,13 +229,18 @@ def _remove_stale_stop_directories(parent: Path) -> list[Path]:
 @contextlib.contextmanager
 def handlers() -> Iterator[None]:
     """SIGINT and SIGTERM handled as described above while `capport` runs (in the main thread;
-    elsewhere Python allows no handlers), the previous handlers restored after."""
+    elsewhere Python allows no handlers), the previous handlers restored after; an ignored
+    signal stays ignored."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _reset()
+    # A signal the caller ignores stays ignored (`trap '' INT`, a shell's background job), as
+    # Python itself leaves an inherited SIG_IGN for SIGINT alone.
     previous = {
-        signum: signal.signal(signum, _handle) for signum in (signal.SIGINT, signal.SIGTERM)
+        signum: signal.signal(signum, _handle)
+        for signum in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(signum) != signal.SIG_IGN
     }
     with contextlib.suppress(OSError):
         _state["stderr"] = os.dup(2)  # see `say`
