@@ -9,7 +9,7 @@ publishes its file and no new temporary file is made (`atomic_path` in `core/sin
 signal was handled, or never happens); child processes are killed, the run's own clean-up runs
 (the CLI marks the Dagster run canceled), the temporary files of unfinished writes are removed,
 and the process exits with 128 + the signal number (130 for SIGINT, 143 for SIGTERM) without
-waiting for the computation it abandons. Later signals are ignored: the shutdown is bounded
+waiting for the computation it abandons. Later signals are absorbed: the shutdown is bounded
 (`SHUTDOWN_SECONDS`), and a second Ctrl-C only makes it skip what it still waits for.
 
 Stages of the multiprocess executor run in other processes (forked by a forkserver, so not even
@@ -49,6 +49,7 @@ __all__ = [
     "guarded",
     "handlers",
     "interrupted",
+    "kill_descendants",
     "remove_before_exit",
     "run_in_worker",
     "say",
@@ -291,12 +292,12 @@ def run_in_worker(
         # capport alone, which stops them; Dagster's helpers printed KeyboardInterrupt tracebacks.
         # (SIGTERM is left alone: Dagster stops its helpers with it.) Multiprocessing's resource
         # tracker is started first: starting it unblocks SIGINT in the thread that does.
-        if processes:
-            from multiprocessing import resource_tracker
-
-            resource_tracker.ensure_running()
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
+            if processes:
+                from multiprocessing import resource_tracker
+
+                resource_tracker.ensure_running()
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             box["result"] = work()
         except BaseException as exc:  # handed to the main thread, raised there
             box["error"] = exc
