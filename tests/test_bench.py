@@ -25,6 +25,7 @@ TITLES = [
     "Framework overhead, 32 cheap stages in a chain, in process",
     "Projection: keep 2 of 20 columns, 20,000 rows, in process",
     "A frame read by two saves, 20,000 event rows, in process",
+    "The same in plain Polars, 20,000 event rows, whole processes",
     "CPU-bound fan-out: 4 branches over 20,000 event rows each, 2 cores",
     "I/O-bound fan-out: 8 HTTP stages, server answers after 0.2 s",
     "Load time of generated configs",
