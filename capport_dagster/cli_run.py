@@ -55,6 +55,7 @@ _OUR_ERRORS = {
     "TaskError",
     "ModelCastError",
     "ConstraintError",
+    "RunInterrupted",
     "ConfigError",
     "ValidationError",
     "CapportError",

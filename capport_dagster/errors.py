@@ -23,6 +23,7 @@ __all__ = [
     "Location",
     "ModelCastError",
     "Problem",
+    "RunInterrupted",
     "ScheduleParseError",
     "TaskError",
     "ValidationError",
@@ -180,6 +181,11 @@ def _problem_order(problem: Problem) -> tuple:
 
 class TaskError(CapportError):
     """Raised when a stage fails while running: bad data, a missing file, a failed cast."""
+
+
+class RunInterrupted(TaskError):
+    """Raised when a stage would publish output (rename a file into place) after the run was
+    interrupted by a signal: nothing lands after the signal."""
 
 
 class ModelCastError(TaskError):

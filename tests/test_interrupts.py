@@ -31,7 +31,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from capport_dagster.core import interrupts
 from capport_dagster.core.sinks import HOST_TAG, TEMP_SUFFIX, atomic_path
-from capport_dagster.errors import TaskError
+from capport_dagster.errors import RunInterrupted
 
 STARTUP_DEADLINE = 60  # seconds for the run to reach its slow stage (2-6 s here)
 EXIT_DEADLINE = 10  # seconds from the signal to the end of the process (well under 1 s here)
@@ -301,7 +301,7 @@ def fresh_interrupts():
 def test_a_write_in_progress_is_not_published_after_the_interrupt(tmp_path, fresh_interrupts):
     destination = tmp_path / "out.csv"
     destination.write_text("previous\n")
-    with pytest.raises(TaskError) as info, atomic_path(destination) as temporary:
+    with pytest.raises(RunInterrupted) as info, atomic_path(destination) as temporary:
         temporary.write_text("new\n")
         assert interrupts.stop(signal.SIGINT) is True
     assert str(info.value) == f"the run was interrupted (SIGINT): {destination} is not written"
@@ -311,7 +311,10 @@ def test_a_write_in_progress_is_not_published_after_the_interrupt(tmp_path, fres
 
 def test_no_write_starts_after_the_interrupt(tmp_path, fresh_interrupts):
     interrupts.stop(signal.SIGTERM)
-    with pytest.raises(TaskError, match=r"interrupted \(SIGTERM\)"), atomic_path(tmp_path / "o"):
+    with (
+        pytest.raises(RunInterrupted, match=r"interrupted \(SIGTERM\)"),
+        atomic_path(tmp_path / "o"),
+    ):
         pytest.fail("the block must not run")
     assert os.listdir(tmp_path) == []
 

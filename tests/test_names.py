@@ -292,3 +292,24 @@ def test_checks_of_two_frames_must_not_clash_in_their_op(write_config) -> None:
         "error: config/p.yml:3, pipeline 'p', stage 'load' (#0): frame 'a.b' and frame 'a-b'"
         f" both become Dagster output 'a_b' of op 'load' {RULE}: rename one",
     ]
+
+
+@pytest.mark.parametrize("executor", ["in_process", "multiprocess"])
+def test_odd_names_run_in_every_mode_and_executor(write_config, tmp_path, executor) -> None:
+    from dagster import DagsterInstance
+
+    from tests.test_jobs import MODES, run_job
+
+    config = write_config({"p.yml": ODD_NAMES})
+    (tmp_path / "in.csv").write_text("id,name\n1,Ann\n2,Bob\n")  # relative: the run's directory
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        for mode in MODES:
+            for pipeline, output in (("meta", "o.csv"), ("nhl-daily", "n.csv")):
+                out = tmp_path / executor / mode
+                result = run_job(
+                    config, pipeline, instance, mode=mode, executor=executor, output_dir=str(out)
+                )
+                assert result.success, (pipeline, mode)
+                header = "id,context" if pipeline == "meta" else "id,name"
+                assert (out / output).read_text() == f"{header}\n1,Ann\n2,Bob\n"

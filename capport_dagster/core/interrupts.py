@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from capport_dagster.errors import Location, TaskError
+from capport_dagster.errors import Location, RunInterrupted
 
 __all__ = [
     "SHUTDOWN_SECONDS",
@@ -125,7 +125,7 @@ def _refuse(path: Path) -> None:
     signum = interrupted()
     if signum is not None:
         name = signal.Signals(signum).name
-        raise TaskError(f"the run was interrupted ({name}): {path} is not written", Location())
+        raise RunInterrupted(f"the run was interrupted ({name}): {path} is not written", Location())
 
 
 @contextlib.contextmanager

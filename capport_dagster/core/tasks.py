@@ -136,7 +136,7 @@ def _run_save_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
             # previous file in place) and the preview of the frame when the run wants it.
             ctx.sink_pass.execute(
                 [shaped.lazy().sink_csv(temporary, lazy=True)],
-                sources={file.df_name: source},
+                sources={file.df_name: (source, shaped.lazy())},
                 checks=[check for check in checks if check.queries],
                 location=ctx.location,
             )
