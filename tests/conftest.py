@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 
+import polars as pl
 import pytest
 
 from capport_dagster.core.graph import FrameVersion, PipelineGraph
@@ -87,6 +88,33 @@ def run_stages(
 
     asyncio.run(run())
     return store
+
+
+class PolarsExecutions:
+    """Counts how Polars plans are executed while it is installed (`monkeypatch`): `passes`, the
+    calls (`collect`, `collect_all`: each one pass over its data), and per query, `sinks`
+    (writing a file) and `queries` (everything else)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.passes = self.queries = self.sinks = 0
+        collect, collect_all = pl.LazyFrame.collect, pl.collect_all
+
+        def counted_collect(frame, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.passes += 1
+            self.queries += 1
+            return collect(frame, *args, **kwargs)
+
+        def counted_collect_all(frames, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.passes += 1
+            for frame in frames:
+                if "SINK" in frame.explain():
+                    self.sinks += 1
+                else:
+                    self.queries += 1
+            return collect_all(frames, *args, **kwargs)
+
+        monkeypatch.setattr(pl.LazyFrame, "collect", counted_collect)
+        monkeypatch.setattr(pl, "collect_all", counted_collect_all)
 
 
 #: Lines a test module wants printed in the run's summary (tests/test_fuzz.py: its memory figures).

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import polars as pl
 import pytest
 from dagster import DagsterInstance
 
 from capport_dagster.core.graph import load_project
 from capport_dagster.translate.results import ResultFrame, result_frames
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, PolarsExecutions
 from tests.test_jobs import MODES, run_job
 
 EXPECTED = {
@@ -20,25 +19,6 @@ EXPECTED = {
     ],
     "label_teams": [("TEAMS", "(4, 2)")],
 }
-
-
-class Passes:
-    """Counts the executions of Polars plans: each `collect` and each `collect_all` call."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        collect, collect_all = pl.LazyFrame.collect, pl.collect_all
-
-        def counted_collect(frame, *args, **kwargs):
-            self.count += 1
-            return collect(frame, *args, **kwargs)
-
-        def counted_collect_all(frames, *args, **kwargs):
-            self.count += 1
-            return collect_all(frames, *args, **kwargs)
-
-        monkeypatch.setattr(pl.LazyFrame, "collect", counted_collect)
-        monkeypatch.setattr(pl, "collect_all", counted_collect_all)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -62,7 +42,7 @@ def test_the_preview_costs_no_pass_of_its_own(pipeline, mode, tmp_path, monkeypa
     frame, so a run with previews executes Polars exactly as often as one without."""
     passes = {}
     for preview in (False, True):
-        counter = Passes(monkeypatch)
+        counter = PolarsExecutions(monkeypatch)
         with DagsterInstance.ephemeral() as instance:
             result = run_job(
                 EXAMPLE_CONFIG,
@@ -73,7 +53,7 @@ def test_the_preview_costs_no_pass_of_its_own(pipeline, mode, tmp_path, monkeypa
                 output_dir=str(tmp_path / str(preview)),
             )
         assert result.success
-        passes[preview] = counter.count
+        passes[preview] = counter.passes
     assert passes[True] == passes[False]
 
 

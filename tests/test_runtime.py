@@ -18,36 +18,12 @@ from capport_dagster.core.runtime import frame_failure, run_stage
 from capport_dagster.core.secrets import Redactor
 from capport_dagster.errors import TaskError
 from capport_dagster.translate.build import build_definitions
-from tests.conftest import EXAMPLE_CONFIG, run_stages
+from tests.conftest import EXAMPLE_CONFIG, PolarsExecutions, run_stages
 
 
 def run_in_order(graph: PipelineGraph, mode: RunMode, out: Path) -> dict[FrameVersion, object]:
     """The example's stages without Dagster, frames kept by version as the mode left them."""
     return run_stages(graph, mode, {"CONFIG_DIR": str(EXAMPLE_CONFIG), "OUTPUT_DIR": str(out)})
-
-
-class CollectCounter:
-    """Counts every way a LazyFrame can be executed, sinks (to a file) apart."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        self.sinks = 0
-        collect, collect_all = pl.LazyFrame.collect, pl.collect_all
-
-        def counted_collect(frame, *args, **kwargs):
-            self.count += 1
-            return collect(frame, *args, **kwargs)
-
-        def counted_collect_all(frames, *args, **kwargs):
-            for frame in frames:
-                if "SINK" in frame.explain():
-                    self.sinks += 1
-                else:
-                    self.count += 1
-            return collect_all(frames, *args, **kwargs)
-
-        monkeypatch.setattr(pl.LazyFrame, "collect", counted_collect)
-        monkeypatch.setattr(pl, "collect_all", counted_collect_all)
 
 
 #: The constraint checks of the example: `primary` on player_id (model player, at the load) and
@@ -58,7 +34,7 @@ CHECK_QUERIES = 4
 @pytest.mark.parametrize(("mode", "collects"), [("sync_lazy", 0), ("sync_eager", 6)])
 def test_lazy_mode_collects_nothing_before_the_sink(mode, collects, monkeypatch, tmp_path):
     job = build_definitions(project=load_project(EXAMPLE_CONFIG)).resolve_job_def("enrich_events")
-    counter = CollectCounter(monkeypatch)
+    counter = PolarsExecutions(monkeypatch)
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
             run_config={"mode": mode, "output_dir": str(tmp_path)}, instance=instance
@@ -67,7 +43,7 @@ def test_lazy_mode_collects_nothing_before_the_sink(mode, collects, monkeypatch,
     # Eager: one collect per frame written (EVENTS, TEAMS, PLAYERS and three transforms);
     # lazy: none at all, the save stage streams the whole plan to the CSV with `sink_csv`, its
     # model's checks in the same pass. Only the constraint checks query the data otherwise.
-    assert counter.count == collects + CHECK_QUERIES
+    assert counter.queries == collects + CHECK_QUERIES
     assert counter.sinks == 1
     assert pl.read_csv(tmp_path / "enrich_events" / "events_enriched.csv").height == 12
 

@@ -69,7 +69,7 @@ STOP_DIR_VARIABLE = "CAPPORT_STOP_DIR"
 #: At most this long between the signal and the exit (killing children, marking the run).
 SHUTDOWN_SECONDS = 5.0
 _STOP_FILE = "stop"
-_POLL = 0.05
+_POLL = 0.01  # how late the main thread may notice the end of the run (it waits in steps)
 
 _lock = threading.RLock()
 _state: dict[str, Any] = {"signal": None, "count": 0, "worker": None, "said": False}
