@@ -18,6 +18,9 @@ from capport_dagster.core.modes import RunMode
 from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.core.runtime import run_stage
 
+#: Skips for a missing service, and their failure where CAPPORT_REQUIRE_SERVICES=1.
+pytest_plugins = ["tests.services"]
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "config"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
