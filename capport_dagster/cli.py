@@ -20,14 +20,18 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TextIO
 
+from capport_dagster.cli_common import (
+    DEFAULT_OUTPUT,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_RUN_FAILED,
+    print_warnings,
+)
 from capport_dagster.core import interrupts
 from capport_dagster.core.modes import RunMode
-from capport_dagster.errors import CapportError, ConfigError, Problem, ValidationError
+from capport_dagster.errors import CapportError, ConfigError, ValidationError
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_RUN_FAILED, EXIT_INVALID = 0, 1, 2
-DEFAULT_OUTPUT = Path("output")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -203,11 +207,6 @@ def _print_error(exc: CapportError) -> None:
         print(exc.message.split(":\n")[0], file=sys.stderr)
     else:
         print(f"error: {exc}", file=sys.stderr)
-
-
-def print_warnings(warnings: Sequence[Problem]) -> None:
-    for warning in warnings:
-        print(warning, file=sys.stderr)
 
 
 def _validate(args: argparse.Namespace) -> int:

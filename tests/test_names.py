@@ -313,3 +313,21 @@ def test_odd_names_run_in_every_mode_and_executor(write_config, tmp_path, execut
                 assert result.success, (pipeline, mode)
                 header = "id,context" if pipeline == "meta" else "id,name"
                 assert (out / output).read_text() == f"{header}\n1,Ann\n2,Bob\n"
+
+
+def test_a_translator_subclasss_names_are_checked_when_definitions_are_built(write_config):
+    from capport_dagster import CapportTranslator
+
+    class OneName(CapportTranslator):
+        def get_op_name(self, node):
+            return "step"
+
+    config = write_config(
+        {"p.yml": "pipeline:\n  p: [{label: a, task: noop}, {label: b, task: noop}]\n"}
+    )
+    with pytest.raises(ValidationError) as caught:
+        load_definitions(config, translator=OneName())
+    assert [str(p) for p in caught.value.problems] == [
+        "error: config/p.yml:2, pipeline 'p', stage 'b' (#1): stage 'b' and stage 'a' both become"
+        f" Dagster op 'step' of job 'p' {RULE}: rename one",
+    ]

@@ -88,3 +88,42 @@ def test_a_result_nobody_reads_is_part_of_the_run(write_config, tmp_path, mode, 
     assert "model 'person', column 'id': cannot cast value 'x' to uint64" in str(
         failure.event_specific_data.error.to_string()
     )
+
+
+def test_a_custom_sink_still_gets_its_result_previewed(write_config, tmp_path):
+    """A task that writes its frame itself, not through `ctx.sink_pass`: the preview then costs
+    a pass of its own, but the result is still printed."""
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.api import execute_run
+
+    from capport_dagster.core.graph import Project
+    from capport_dagster.core.loader import load_config
+    from capport_dagster.core.registry import DEFAULT_REGISTRY
+    from capport_dagster.translate.build import build_definitions
+
+    registry = DEFAULT_REGISTRY.copy()
+
+    @registry.task("export", reads=lambda a: [a["df"]], writes=lambda a: [])
+    def export(args, frames, ctx):
+        frames[args["df"]].lazy().sink_csv(tmp_path / "export.csv")
+
+    config = write_config(
+        {
+            "p.yml": """
+            pipeline:
+              p:
+                - { label: load, task: load_csv, args: { filepath: $CONFIG_DIR/a.csv, df_name: A } }
+                - { label: export, task: export, args: { df: A } }
+            """,
+            "a.csv": "x\n1\n2\n3\n",
+        }
+    )
+    project = Project.from_config(load_config(config), registry)
+    job = build_definitions(project=project).resolve_job_def("p")
+    with DagsterInstance.ephemeral() as instance:
+        run = instance.create_run_for_job(job, run_config={"preview": True})
+        result = execute_run(InMemoryJob(job), run, instance, raise_on_error=False)
+    assert result.success
+    found = result_frames(project.graphs["p"], result.all_events)
+    assert [(frame.name, frame.shape) for frame in found] == [("A", "(3, 1)")]
+    assert (tmp_path / "export.csv").read_text() == "x\n1\n2\n3\n"

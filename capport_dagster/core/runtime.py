@@ -12,6 +12,7 @@ import asyncio
 import inspect
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import polars as pl
 
@@ -90,10 +91,13 @@ async def run_stage(
             outputs = await _off_loop(ctx, _collect_all, outputs)
         finished = await _off_loop(ctx, _finish, node, outputs, unread, preview, ctx.location)
         summaries, checked = finished
-        previews = dict(sink_pass.summaries)
-        late = [name for name in sink_pass.preview if name not in previews]
+        late = {n: inputs[n] for n in sink_pass.preview if n not in sink_pass.summaries}
         if late:  # a custom sink executed its frames itself: the preview costs a second pass
-            previews.update(await _off_loop(ctx, _previews, {n: inputs[n] for n in late}))
+            sources = {name: (frame, frame.lazy()) for name, frame in late.items()}
+            await _off_loop(
+                ctx, partial(sink_pass.execute, [], sources=sources, location=ctx.location)
+            )
+        previews = dict(sink_pass.summaries)
         if ctx.mode.is_lazy:
             outputs = {name: frame.lazy() for name, frame in outputs.items()}
     except CapportError as exc:
@@ -130,40 +134,17 @@ def _finish(
         for frame, model in node.spec.model_frames(node.args)
         if frame in outputs and model.checks
     ]
-    queries: list[pl.LazyFrame] = []
-    evaluated: list[str] = []
-    for name in unread:
-        frame = outputs[name]
-        if isinstance(frame, pl.LazyFrame):
-            evaluated.append(name)
-            # Every column computed (a strict cast that fails raises), nothing kept.
-            queries.append(frame.select(pl.all().null_count()))
-            if preview:
-                queries += [frame.head(PREVIEW_ROWS), frame.select(pl.len())]
-    start = len(queries)
-    for check in checks:
-        queries += check.queries
-    results = pl.collect_all(queries, engine="streaming") if queries else []
+    lazy = {name: outputs[name] for name in unread if isinstance(outputs[name], pl.LazyFrame)}
+    executed = SinkPass(lazy if preview else ())
+    executed.execute(
+        # Every column computed (a strict cast that fails raises), nothing kept.
+        [frame.select(pl.all().null_count()) for frame in lazy.values()],  # type: ignore[union-attr]
+        sources={name: (frame, frame.lazy()) for name, frame in lazy.items()},
+        checks=checks,
+        location=location,
+    )
     summaries = {name: summarise(frame) for name, frame in outputs.items()}
-    if preview:
-        for i, name in enumerate(evaluated):
-            head, length = results[3 * i + 1], results[3 * i + 2]
-            summaries[name] = FrameSummary(head.schema, length.item(), head, True)
-    for check in checks:
-        check.raise_if_broken(results[start : start + len(check.queries)], location)
-        start += len(check.queries)
-    return summaries, {(check.frame, check.model.name) for check in checks}
-
-
-def _previews(frames: Mapping[str, Frame]) -> dict[str, FrameSummary]:
-    previews = {}
-    for name, frame in frames.items():
-        if isinstance(frame, pl.DataFrame):
-            previews[name] = summarise(frame)
-        else:
-            head, length = pl.collect_all([frame.head(PREVIEW_ROWS), frame.select(pl.len())])
-            previews[name] = FrameSummary(head.schema, length.item(), head, True)
-    return previews
+    return {**summaries, **executed.summaries}, executed.checked
 
 
 def frame_failure(exc: Exception, frame: object) -> TaskError | None:

@@ -74,9 +74,9 @@ class SinkPass:
         checks: Sequence[ConstraintCheck] = (),
         location: Location,
     ) -> None:
-        """Run `writes` (lazy sinks: `frame.sink_csv(path, lazy=True)`) with the checks and the
-        previews of `sources` in one streaming pass; raise `ConstraintError` after the pass if a
-        check fails, before the caller renames.
+        """Run `writes` (lazy sinks: `frame.sink_csv(path, lazy=True)`, or any query run for its
+        effect) with the checks and the previews of `sources` in one streaming pass; raise
+        `ConstraintError` after the pass if a check fails, before the caller renames.
 
         `sources` maps each input frame the writes write to `(frame, written)`: the frame as the
         stage got it, and the frame the sink writes from it, with the same rows (a model's

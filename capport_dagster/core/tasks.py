@@ -129,7 +129,8 @@ def _run_save_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
     for file in args.files:
         source = frames[file.df_name]
         shaped = reshape(source, file.model, location=ctx.location) if file.model else source
-        checks = [constraint_check(shaped, file.model, file.df_name)] if file.model else []
+        model = file.model
+        checks = [constraint_check(shaped, model, file.df_name)] if model and model.checks else []
         path = ctx.path(file.filepath)
         with atomic_path(path) as temporary:
             # One streaming pass: the file, the model's constraint checks (a failure leaves the
@@ -137,7 +138,7 @@ def _run_save_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
             ctx.sink_pass.execute(
                 [shaped.lazy().sink_csv(temporary, lazy=True)],
                 sources={file.df_name: (source, shaped.lazy())},
-                checks=[check for check in checks if check.queries],
+                checks=checks,
                 location=ctx.location,
             )
         ctx.log.info(f"save_csv: wrote {file.df_name} to {path}")

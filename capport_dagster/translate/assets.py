@@ -19,7 +19,7 @@ alone, reading its upstream frames back lazily.
 """
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,9 +181,8 @@ def _stage_assets(
             # The stage stopped before its data landed; the failed check shows in the catalog.
             for check in checks:
                 if (check.frame, check.model.name) == (exc.frame, exc.model):
-                    found = {(v.column, v.constraint): v for v in exc.violations}
-                    for spec, column, constraint in check.specs:
-                        yield _check_result(spec, found.get((column, constraint)))
+                    for check_result in _check_results(check, exc.violations):
+                        yield check_result
             raise
         if node.outputs:
             for version, out_name in zip(node.outputs, out_names, strict=True):
@@ -195,28 +194,29 @@ def _stage_assets(
         else:
             yield MaterializeResult(asset_key=node_keys[0])
         for check in checks:
-            if (check.frame, check.model.name) in result.checked:
-                for spec, _, _ in check.specs:
-                    yield _check_result(spec, None)
-                continue
-            # A custom task that applies a model without checking it: check what it wrote.
-            source = result.frames.get(check.frame, frames.get(check.frame))
-            try:
-                await asyncio.to_thread(
-                    check_constraints,
-                    reshape(source, check.model),
-                    check.model,
-                    check.frame,
-                    node.location,
-                )
-                violations: tuple[Violation, ...] = ()
-            except ConstraintError as exc:
-                violations = exc.violations
-            found = {(v.column, v.constraint): v for v in violations}
-            for spec, column, constraint in check.specs:
-                yield _check_result(spec, found.get((column, constraint)))
+            violations: tuple[Violation, ...] = ()
+            if (check.frame, check.model.name) not in result.checked:
+                # A custom task that applies a model without checking it: check what it wrote.
+                source = result.frames.get(check.frame, frames.get(check.frame))
+                shaped = reshape(source, check.model)
+                try:
+                    await asyncio.to_thread(
+                        check_constraints, shaped, check.model, check.frame, node.location
+                    )
+                except ConstraintError as exc:
+                    violations = exc.violations
+            for check_result in _check_results(check, violations):
+                yield check_result
 
     return stage_assets
+
+
+def _check_results(
+    check: _ModelChecks, violations: tuple[Violation, ...]
+) -> Iterator[AssetCheckResult]:
+    found = {(v.column, v.constraint): v for v in violations}
+    for spec, column, constraint in check.specs:
+        yield _check_result(spec, found.get((column, constraint)))
 
 
 def _check_result(spec: AssetCheckSpec, violation: Violation | None) -> AssetCheckResult:

@@ -17,7 +17,7 @@ from capport_dagster.translate.executor import capport_executor
 from capport_dagster.translate.jobs import LOGGER_DEFS, build_job, check_names, run_resources
 from capport_dagster.translate.run_config import run_config_mapping
 from capport_dagster.translate.schedules import build_schedules
-from capport_dagster.translate.translator import CapportTranslator, TranslatorNaming
+from capport_dagster.translate.translator import CapportTranslator
 
 __all__ = ["build_definitions", "job_for", "load_definitions", "project_for"]
 
@@ -28,7 +28,7 @@ def build_definitions(
     """One job per pipeline of a validated project, the schedules and sensors of its
     runners, and the asset view: every frame version an asset, one asset job per pipeline."""
     translator = translator or CapportTranslator()
-    check_names(project.graphs, project.runners.values(), TranslatorNaming(translator))
+    check_names(project.graphs, project.runners.values(), translator)
     config_dir = str(Path(project.config.config_dir).absolute())
     jobs = {
         name: build_job(

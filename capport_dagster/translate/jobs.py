@@ -55,7 +55,6 @@ def build_job(
     redact: Redactor,
 ) -> JobDefinition:
     naming = TranslatorNaming(translator)
-    check_names({graph.name: graph}, (), naming)
     op_names = {node.label: naming.op(node) for node in graph.nodes}
     ops = {
         node.label: build_op(
@@ -97,13 +96,13 @@ def build_job(
 
 
 def check_names(
-    graphs: Mapping[str, PipelineGraph], runners: Iterable[Runner], naming: TranslatorNaming
+    graphs: Mapping[str, PipelineGraph], runners: Iterable[Runner], translator: CapportTranslator
 ) -> None:
-    """Raise `ValidationError` when the translator's names are invalid or clash in Dagster.
-
-    `capport validate` checks the default names already; this catches a translator subclass's
-    own, before Dagster would fail on them with its less precise message.
-    """
-    problems = dagster_name_problems(graphs, runners, naming)
+    """Raise `ValidationError` when a translator subclass's names are invalid or clash in
+    Dagster, before Dagster fails on them with a less precise message. The default names need
+    no second look: validating the project checked them (`core/names.py`)."""
+    if type(translator) is CapportTranslator:
+        return
+    problems = dagster_name_problems(graphs, runners, TranslatorNaming(translator))
     if problems:
         raise ValidationError(problems)
