@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from tests.conftest import REPO
-from tests.services import REQUIRE_VARIABLE, SERVICES, require_service
+from tests.services import REQUIRE_VARIABLE, require_service
 
 
 def _exchange(name: str, greeting: bytes) -> bytes:
@@ -42,10 +42,6 @@ def test_rabbitmq_starts_an_amqp_connection():
     frame = _exchange("rabbitmq", b"AMQP\x00\x00\x09\x01")
     assert frame[0] == 1  # a method frame ...
     assert frame[7:11] == b"\x00\x0a\x00\x0a"  # ... Connection.Start (class 10, method 10)
-
-
-def test_every_service_is_tested():
-    assert set(SERVICES) == {"postgres", "mariadb", "redis", "rabbitmq"}
 
 
 MISSING = """
