@@ -42,6 +42,9 @@ class Location:
     name: str | None = None
     stage: str | None = None
     index: int | None = None
+    #: For an entry other entries use (a transform, a model, a runner): who uses it, e.g.
+    #: "pipeline 'p', stage 'join_a' (#2)", so `validate -p p` shows what is wrong with `p`.
+    used_by: str | None = None
 
     def with_(self, **changes: object) -> Location:
         """A copy with some fields replaced (locations are shared, never mutated)."""
@@ -58,6 +61,8 @@ class Location:
             parts.append(where)
         if self.section is not None:
             entry = f"{self.section} '{self.name}'" if self.name is not None else self.section
+            if self.used_by is not None:
+                entry += f" (used by {self.used_by})"
             parts.append(entry)
         elif self.name is not None:
             parts.append(f"'{self.name}'")
