@@ -118,6 +118,10 @@ class TaskSpec:
     #: mode (see `core/graph.py`).
     reads_files: Callable[[Any], Iterable[str]] = lambda args: ()
     writes_files: Callable[[Any], Iterable[str]] = lambda args: ()
+    #: The frames a stage evidently reads when its raw args fail to parse (say `input` of a
+    #: `transform` without `save_df`): the stage's read-before-write mistakes are then
+    #: reported with its other problems instead of after they are mended.
+    salvage_reads: Callable[[Any], Iterable[str]] | None = None
 
     @property
     def waits_on_io(self) -> bool:
