@@ -101,14 +101,22 @@ SUGGEST_MAX_CHOICES = 200
 
 
 def did_you_mean(value: object, choices: Iterable[str]) -> str:
-    """The ' - did you mean ...?' suffix for a misspelt name, or '' when nothing is close."""
+    """The ' - did you mean ...?' suffix for a misspelt name, or '' when nothing is close.
+
+    Case is ignored when comparing (`LEFT` suggests `left`), and a choice that is exactly the
+    text typed is never suggested: a message such as "'a.b' not found - did you mean 'a.b'?"
+    tells the user nothing. Callers pass the text as the user typed it.
+    """
     text = str(value)
     candidates = list(itertools.islice(choices, SUGGEST_MAX_CHOICES + 1))
     if len(text) > SUGGEST_MAX_LENGTH or len(candidates) > SUGGEST_MAX_CHOICES:
         return ""
-    candidates = sorted(c for c in candidates if len(c) <= SUGGEST_MAX_LENGTH)
-    close = difflib.get_close_matches(text, candidates, n=1, cutoff=0.6)
-    return f" - did you mean '{close[0]}'?" if close else ""
+    folded: dict[str, str] = {}
+    for candidate in sorted(candidates):
+        if len(candidate) <= SUGGEST_MAX_LENGTH and candidate != text:
+            folded.setdefault(candidate.casefold(), candidate)
+    close = difflib.get_close_matches(text.casefold(), folded, n=1, cutoff=0.6)
+    return f" - did you mean '{folded[close[0]]}'?" if close else ""
 
 
 class CapportError(Exception):
