@@ -35,6 +35,7 @@ def test_public_api() -> None:
         "canonical_path",
         "check_template",
         "expand",
+        "placeholders",
         "run_variables",
         "substitute_kwargs",
         "variable_names",

@@ -12,7 +12,7 @@ graph that exists can be translated without further checks.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
@@ -30,6 +30,7 @@ from capport_dagster.core.variables import (
     BUILTIN_VARIABLES,
     canonical_path,
     check_template,
+    placeholders,
     substitute_kwargs,
 )
 from capport_dagster.errors import (
@@ -130,38 +131,77 @@ class FileEdge:
 
 @dataclass(frozen=True)
 class _Bound:
-    """A stage whose task and args are known: what it reads and writes, frames and files."""
+    """A stage whose task and args are known, as far as they could be: what it reads and
+    writes, frames and files, and its own problems."""
 
     stage: Stage
-    spec: TaskSpec
+    spec: TaskSpec | None
     args: Any
     reads: tuple[str, ...]
     writes: tuple[str, ...]
-    read_files: tuple[str, ...]
-    write_files: tuple[str, ...]
+    read_files: tuple[str, ...] = ()
+    write_files: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    #: When the stage's errors hide what it writes (an unknown task, args that did not parse),
+    #: the names its args mention: a later stage reading one of them is not told that nobody
+    #: writes it, since this stage may be the writer once mended (no cascade of errors).
+    may_write: frozenset[str] | None = None
+
+    @property
+    def broken(self) -> bool:
+        return any(p.severity == "error" for p in self.problems)
+
+
+#: Stand-ins a stage gets for a model or transform with errors (reported once, at the entry),
+#: so the rest of its args are still checked and its reads and writes still known.
+_STAND_IN_MODEL = Model("(invalid)", ())
+
+
+class _InvalidEntry(ConfigError):
+    """A stage uses a model or transform whose own errors are reported at its entry (naming
+    the stages that use it): the stage adds no line of its own."""
 
 
 class _Binder:
-    """The `BindContext` tasks use while their args are checked."""
+    """The `BindContext` tasks use while their args are checked. A lookup that fails is
+    recorded as a problem of the stage and answered with a stand-in, so one mistake does not
+    hide the stage's others, nor the frames it writes."""
 
-    def __init__(self, project: _ConfigLookups, location: Location) -> None:
-        self.config = project.config
+    def __init__(self, lookups: _ConfigLookups, location: Location) -> None:
+        self.config = lookups.config
         self.location = location
-        self._lookups = project
+        self.problems: list[Problem] = []
+        self._lookups = lookups
 
     def model(self, name: str) -> Model:
-        return self._lookups.model(name, self.location)
+        try:
+            return self._lookups.model(name, self.location)
+        except _InvalidEntry:
+            return _STAND_IN_MODEL
+        except ConfigError as exc:
+            self.problems.extend(_problems_of(exc))
+            return _STAND_IN_MODEL
 
     def transform(self, name: str, kwargs: Mapping[str, Any] | None = None) -> Transform:
-        return self._lookups.transform(name, kwargs or {}, self.location)
+        try:
+            return self._lookups.transform(name, kwargs or {}, self.location)
+        except _InvalidEntry:
+            return Transform(name, ())
+        except ConfigError as exc:
+            self.problems.extend(_problems_of(exc))
+            return Transform(name, ())
 
     def check_path(self, template: str) -> str:
-        check_template(template, self._lookups.variable_names, self.location)
+        try:
+            check_template(template, self._lookups.variable_names, self.location)
+        except ConfigError as exc:
+            self.problems.extend(_problems_of(exc))
         return template
 
 
 class _ConfigLookups:
-    """Models and transforms by name, each parsed once, with located errors."""
+    """Models and transforms by name, each parsed once, with located errors, and who uses them
+    (an entry's errors name the stages using it)."""
 
     def __init__(self, config: CapportConfig) -> None:
         self.config = config
@@ -177,8 +217,27 @@ class _ConfigLookups:
         self._transforms: dict[tuple[str, str], Transform] = {}
         self._failures: dict[tuple[str, str], Callable[[], ConfigError]] = {}
         self._broken: set[str] = set()  # transforms whose own problems were already reported
+        self.transform_problems: list[Problem] = []
         self._sizes: dict[str, int] = {}
+        self._placeholders: dict[str, frozenset[str]] = {}
         self._expanded = 0  # values substituted and parsed so far, over all (transform, kwargs)
+        #: (section, entry name) -> the stages using it, in the order they were bound.
+        self.users: dict[tuple[str, str], dict[str, None]] = {}
+
+    def _use(self, section: str, name: str, location: Location) -> None:
+        if location.stage is not None:
+            self.users.setdefault((section, name), {})[_user(location)] = None
+
+    def entry_problems(self, bound: Iterable[_Bound]) -> list[Problem]:
+        """The problems of the models and transforms these stages use (found once, at the
+        entry): a pipeline using a broken transform is not valid either."""
+        stages = {_user(item.stage.location) for item in bound}
+        used = {key for key, users in self.users.items() if not stages.isdisjoint(users)}
+        return [
+            problem
+            for problem in (*self.model_problems, *self.transform_problems)
+            if (problem.location.section, problem.location.name) in used
+        ]
 
     def paths(self, templates: Iterable[str], location: Location) -> tuple[str, ...]:
         """The canonical form of path templates a task reads or writes (see `canonical_path`)."""
@@ -187,10 +246,11 @@ class _ConfigLookups:
         )
 
     def model(self, name: str, location: Location) -> Model:
+        self._use("model", name, location)
         if name in self.models:
             return self.models[name]
         if name in self.config.models:
-            raise ConfigError(f"model '{name}' is invalid (its errors are listed)", location)
+            raise _InvalidEntry(f"model '{name}' is invalid (its errors are listed)", location)
         raise ConfigError(
             f"unknown model '{name}'{did_you_mean(name, self.config.models)}", location
         )
@@ -202,6 +262,7 @@ class _ConfigLookups:
                 f"unknown transform '{name}'{did_you_mean(name, self.config.transforms)}",
                 location,
             )
+        self._use("transform", name, location)
         key = (name, repr(sorted(kwargs.items())))
         if key in self._failures:
             raise self._failures[key]()
@@ -215,6 +276,7 @@ class _ConfigLookups:
                     f" in all: too many stages use transform '{name}' with different kwargs",
                     location,
                 )
+            self._check_kwargs(name, entry, kwargs, location)
             body = substitute_kwargs(entry.body, kwargs, location)
             try:
                 self._transforms[key] = parse_transform(name, body, entry.location)
@@ -222,6 +284,35 @@ class _ConfigLookups:
                 self._failures[key] = self._once(name, exc, location)
                 raise self._failures[key]() from None
         return self._transforms[key]
+
+    def _check_kwargs(
+        self, name: str, entry: Entry, kwargs: Mapping[str, Any], location: Location
+    ) -> None:
+        if name not in self._placeholders:
+            self._placeholders[name] = placeholders(entry.body)
+        unused = [key for key in kwargs if key not in self._placeholders[name]]
+        if unused:
+            known = ", ".join(f"$${p}" for p in sorted(self._placeholders[name])) or "none"
+            them = "them" if len(unused) > 1 else "it"
+            raise ConfigError(
+                f"kwargs {', '.join(repr(k) for k in unused)} not used by transform '{name}'"
+                f" (its placeholders: {known}): remove {them} or correct the name",
+                location,
+            )
+
+    def check_unused_transforms(self) -> list[Problem]:
+        """The problems of transforms no stage uses: a mistake there is still a mistake, and
+        the next stage to use the transform would meet it. A template (with `$$kwargs`) cannot
+        be parsed without its kwargs; only the transforms without placeholders are checked."""
+        problems: list[Problem] = []
+        for name, entry in self.config.transforms.items():
+            if ("transform", name) in self.users or placeholders(entry.body):
+                continue
+            try:
+                parse_transform(name, entry.body, entry.location)
+            except ConfigError as exc:
+                problems.extend(_problems_of(exc))
+        return problems
 
     def _once(self, name: str, exc: ConfigError, location: Location) -> Callable[[], ConfigError]:
         """How a failed (transform, kwargs) fails again, when the next stage uses it.
@@ -235,10 +326,62 @@ class _ConfigLookups:
         problems = _problems_of(exc)
         if name not in self._broken:
             self._broken.add(name)
-            return lambda: ValidationError(problems)
+            self.transform_problems.extend(problems)
+            return lambda: _InvalidEntry(
+                f"transform '{name}' is invalid (its errors are listed)", location
+            )
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         message = f"transform '{name}' is also invalid with these kwargs: {problems[0].message}"
         return lambda: ConfigError(message + more, location)
+
+
+def _user(location: Location) -> str:
+    return f"pipeline '{location.name}', stage '{location.stage}' (#{location.index})"
+
+
+#: How many users an entry's error names before "and N more".
+_USERS_SHOWN = 3
+
+
+def _attributed(
+    problems: Iterable[Problem],
+    config: CapportConfig,
+    lookups: _ConfigLookups,
+    pipelines: Collection[str] | None,
+) -> list[Problem]:
+    """Problems of transforms, models and runners, each saying who uses the entry; with a
+    pipeline selection (`-p`), only those of entries the selected pipelines use."""
+    result: list[Problem] = []
+    for problem in problems:
+        where = problem.location
+        used_by: str | None = None
+        if where.used_by is not None or where.name is None:
+            pass
+        elif where.section in ("transform", "model"):
+            users = list(lookups.users.get((where.section, where.name), ()))
+            if not users and pipelines is not None:
+                continue  # an entry the pipelines asked about do not use
+            shown, more = users[:_USERS_SHOWN], len(users) - _USERS_SHOWN
+            used_by = "; ".join(shown) + (f" and {more} more" if more > 0 else "") or "no stage"
+        elif where.section == "runner":
+            listed = [p for p in _runner_pipelines(config, where.name) if p in config.pipelines]
+            if pipelines is not None and where.name != "default" and not set(listed) & {*pipelines}:
+                continue  # not the runner of the pipelines asked about
+            if listed:
+                plural = "s" if len(listed) > 1 else ""
+                used_by = f"pipeline{plural} " + ", ".join(f"'{p}'" for p in listed)
+        if used_by is not None:
+            problem = Problem(where.with_(used_by=used_by), problem.message, problem.severity)
+        result.append(problem)
+    return result
+
+
+def _runner_pipelines(config: CapportConfig, name: str) -> list[str]:
+    """The pipelines a runner's entry lists, read from the YAML even when the runner is broken."""
+    entry = config.runners.get(name)
+    listed = entry.body.get("pipelines") if entry and isinstance(entry.body, Mapping) else None
+    listed = [listed] if isinstance(listed, str) else listed
+    return [p for p in listed if isinstance(p, str)] if isinstance(listed, list) else []
 
 
 def _size(value: Any) -> int:
@@ -272,12 +415,12 @@ class PipelineGraph:
     ) -> None:
         """Build through `Project.from_config`, which shares the parsed models and transforms."""
         self.pipeline = pipeline
-        problems: list[Problem] = []
-        bound = [self._bind(stage, registry, lookups, problems) for stage in pipeline.stages]
-        nodes = self._wire(pipeline, bound, problems)
+        bound = [_bind(stage, registry, lookups) for stage in pipeline.stages]
+        wired, problems = _wire(bound)
+        problems += lookups.entry_problems(bound)
         if any(p.severity == "error" for p in problems):
             raise ValidationError(problems)
-        self.nodes: tuple[StageNode, ...] = tuple(nodes)
+        self.nodes: tuple[StageNode, ...] = _nodes(wired)
         self.warnings: tuple[Problem, ...] = tuple(problems)
 
     @property
@@ -329,75 +472,245 @@ class PipelineGraph:
             }
         )
 
-    @staticmethod
-    def _bind(
-        stage: Stage, registry: TaskRegistry, lookups: _ConfigLookups, problems: list[Problem]
-    ) -> _Bound | None:
+
+def _bind(stage: Stage, registry: TaskRegistry, lookups: _ConfigLookups) -> _Bound:
+    """A stage's task and args, checked: every problem of the stage is recorded, and what it
+    reads and writes is known as far as its args allow (see `_Bound.may_write`)."""
+    try:
+        spec = registry.get(stage.task, stage.location)
+    except ConfigError as exc:
+        return _Bound(
+            stage,
+            None,
+            None,
+            (),
+            (),
+            problems=tuple(_problems_of(exc)),
+            may_write=_mentioned(stage.args),
+        )
+    binder = _Binder(lookups, stage.location)
+    problems = binder.problems
+    try:
+        args = spec.parse_args(stage.args, binder)
+    except ConfigError as exc:
+        problems.extend(_problems_of(exc))
+        return _Bound(
+            stage,
+            spec,
+            None,
+            _salvaged_reads(spec, stage),
+            (),
+            problems=tuple(problems),
+            may_write=_mentioned(stage.args),
+        )
+    except Exception as exc:  # a task's own parse function failing on args it did not expect
+        problems.append(_code_failure(spec, "parse", spec.parse, exc, stage))
+        return _Bound(
+            stage, spec, None, (), (), problems=tuple(problems), may_write=_mentioned(stage.args)
+        )
+    reads = _declared(spec, "reads", args, stage, problems)
+    writes = _declared(spec, "writes", args, stage, problems)
+    files: dict[str, tuple[str, ...]] = {}
+    for what in ("reads_files", "writes_files"):
+        function = getattr(spec, what)
         try:
-            spec = registry.get(stage.task, stage.location)
-            args = spec.parse_args(stage.args, _Binder(lookups, stage.location))
-            return _Bound(
-                stage,
-                spec,
-                args,
-                reads=_names(spec.reads(args), stage, "reads"),
-                writes=_names(spec.writes(args), stage, "writes"),
-                read_files=lookups.paths(spec.reads_files(args), stage.location),
-                write_files=lookups.paths(spec.writes_files(args), stage.location),
+            files[what] = lookups.paths(
+                _name_list(spec, what, function(args), stage), stage.location
             )
         except ConfigError as exc:
             problems.extend(_problems_of(exc))
-            return None
+        except Exception as exc:
+            problems.append(_code_failure(spec, what, function, exc, stage))
+    return _Bound(
+        stage,
+        spec,
+        args,
+        reads=reads or (),
+        writes=writes or (),
+        read_files=files.get("reads_files", ()),
+        write_files=files.get("writes_files", ()),
+        problems=tuple(problems),
+        may_write=_mentioned(stage.args) if writes is None else None,
+    )
 
-    @staticmethod
-    def _wire(
-        pipeline: Pipeline, bound: list[_Bound | None], problems: list[Problem]
-    ) -> list[StageNode]:
-        stages = [item for item in bound if item is not None]
-        # Writers of each frame, in list order, so "who writes it later" is easy to say.
-        writers: dict[str, list[Stage]] = {}
-        for item in stages:
-            for name in item.writes:
-                writers.setdefault(name, []).append(item.stage)
 
-        latest: dict[str, FrameVersion] = {}
-        versions_written: dict[str, int] = {}
-        read_versions: set[FrameVersion] = set()
-        wired: list[tuple[_Bound, dict[str, FrameVersion], tuple[FrameVersion, ...]]] = []
-        for item in stages:
-            stage = item.stage
-            inputs: dict[str, FrameVersion] = {}
-            for name in item.reads:
-                if name in latest:
-                    inputs[name] = latest[name]
-                    read_versions.add(latest[name])
-                    continue
-                later = [s.label for s in writers.get(name, []) if s.index >= stage.index]
-                hint = (
-                    f"; it is written later by stage '{later[0]}' - move that stage first"
-                    if later
-                    else f"{did_you_mean(name, latest)}"
+def _declared(
+    spec: TaskSpec, what: str, args: Any, stage: Stage, problems: list[Problem]
+) -> tuple[str, ...] | None:
+    """The frames a task says it reads or writes; None (with a problem) when it cannot say."""
+    function = getattr(spec, what)
+    try:
+        names = _name_list(spec, what, function(args), stage)
+    except ConfigError as exc:
+        problems.extend(_problems_of(exc))
+        return None
+    except Exception as exc:
+        problems.append(_code_failure(spec, what, function, exc, stage))
+        return None
+    result: dict[str, None] = {}  # a dict, not a list: `in` stays O(1) for thousands of frames
+    for name in names:
+        if not isinstance(name, str) or not name:
+            problems.append(
+                Problem(
+                    stage.location,
+                    f"task '{spec.name}' {what} a frame name that is not a string: {name!r}"
+                    f" (its {what} function{_defined_at(function)})",
                 )
+            )
+            return None
+        if name in result and what == "writes":
+            problems.append(Problem(stage.location, f"writes frame '{name}' twice"))
+        result[name] = None
+    return tuple(result)
+
+
+def _name_list(spec: TaskSpec, what: str, value: Any, stage: Stage) -> list[Any]:
+    """What a task's reads/writes function returned, as a list; a string or a non-iterable is
+    a mistake in the task's code (a string would otherwise be read as its characters)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        hint = f", e.g. [{value!r}]" if isinstance(value, str) else ""
+        raise ConfigError(
+            f"task '{spec.name}' is registered with a {what} function"
+            f"{_defined_at(getattr(spec, what))} that returned {_describe(value)}: it must"
+            f" return a list of {'paths' if what.endswith('files') else 'frame names'}{hint}",
+            stage.location,
+        )
+    return list(value)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _defined_at(function: Any) -> str:
+    """` (my_tasks.py:12)` for a function of the user's code: where to look."""
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return ""
+    return f" ({os.path.basename(code.co_filename)}:{code.co_firstlineno})"
+
+
+def _code_failure(
+    spec: TaskSpec, what: str, function: Any, exc: Exception, stage: Stage
+) -> Problem:
+    """A task's own function failed on the stage's args: most often a key the args lack."""
+    where = f"its {what} function{_defined_at(function)}"
+    if isinstance(exc, KeyError) and exc.args:
+        return Problem(
+            stage.location,
+            f"args for task '{spec.name}' have no key {exc.args[0]!r} ({where} needs it)",
+        )
+    return Problem(
+        stage.location,
+        f"task '{spec.name}' cannot read its args {stage.args!r}: {where} raised"
+        f" {type(exc).__name__}: {exc}",
+    )
+
+
+def _salvaged_reads(spec: TaskSpec, stage: Stage) -> tuple[str, ...]:
+    """The frames a stage whose args did not parse still evidently reads, so its own
+    read-before-write mistakes are reported with its other problems."""
+    if spec.salvage_reads is None:
+        return ()
+    try:
+        names = spec.salvage_reads(stage.args)
+    except Exception:  # salvaging is best effort: the args are already known to be malformed
+        return ()
+    return tuple(dict.fromkeys(n for n in names if isinstance(n, str) and n))
+
+
+def _mentioned(raw: Any) -> frozenset[str]:
+    """Every string in a stage's raw args: the frames it may write, once its errors are mended."""
+    found: set[str] = set()
+    stack = [raw]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+    return frozenset(found)
+
+
+_Wired = tuple[_Bound, dict[str, FrameVersion], tuple[FrameVersion, ...]]
+
+
+def _wire(bound: list[_Bound]) -> tuple[list[_Wired], list[Problem]]:
+    """Each stage's inputs (the nearest earlier writer of each frame it reads) and outputs, and
+    the problems of the pipeline: its stages' own, then reads with no earlier writer."""
+    problems = [problem for item in bound for problem in item.problems]
+    # Writers of each frame, in list order, so "who writes it later" is easy to say.
+    writers: dict[str, list[Stage]] = {}
+    for item in bound:
+        for name in item.writes:
+            writers.setdefault(name, []).append(item.stage)
+
+    latest: dict[str, FrameVersion] = {}
+    versions_written: dict[str, int] = {}
+    read_versions: set[FrameVersion] = set()
+    may_be_written: set[str] = set()  # named by an earlier stage whose errors hide its writes
+    wired: list[_Wired] = []
+    for item in bound:
+        stage = item.stage
+        inputs: dict[str, FrameVersion] = {}
+        for name in item.reads:
+            if name in latest:
+                inputs[name] = latest[name]
+                read_versions.add(latest[name])
+                continue
+            if name in may_be_written:
+                continue
+            later = [s.label for s in writers.get(name, []) if s.index >= stage.index]
+            hint = (
+                f"; it is written later by stage '{later[0]}' - move that stage first"
+                if later
+                else f"{did_you_mean(name, latest)}"
+            )
+            problems.append(
+                Problem(
+                    stage.location,
+                    f"reads frame '{name}' before any earlier stage writes it{hint}",
+                )
+            )
+        if item.may_write is not None:
+            may_be_written |= item.may_write
+        outputs = []
+        for name in item.writes:
+            version = FrameVersion(name, stage.label, stage.index, versions_written.get(name, 0))
+            versions_written[name] = version.version + 1
+            outputs.append(version)
+        for version in outputs:
+            latest[version.name] = version
+        wired.append((item, inputs, tuple(outputs)))
+
+    if any(item.broken for item in bound):
+        return wired, problems  # a stage with errors may be the reader: "never read" would mislead
+    for item, _inputs, outputs in wired:
+        for version in outputs:
+            if version not in read_versions:
                 problems.append(
                     Problem(
-                        stage.location,
-                        f"reads frame '{name}' before any earlier stage writes it{hint}",
+                        item.stage.location,
+                        f"frame '{version.name}' is written but no later stage reads it",
+                        severity="warning",
                     )
                 )
-            outputs = []
-            for name in item.writes:
-                version = FrameVersion(
-                    name, stage.label, stage.index, versions_written.get(name, 0)
-                )
-                versions_written[name] = version.version + 1
-                outputs.append(version)
-            for version in outputs:
-                latest[version.name] = version
-            wired.append((item, inputs, tuple(outputs)))
+    return wired, problems
 
-        after, materialize = _file_order(stages)
-        signalling = {edge.writer for edges in after.values() for edge in edges}
-        nodes = [
+
+def _nodes(wired: list[_Wired]) -> tuple[StageNode, ...]:
+    """The nodes of a pipeline without errors (every stage bound), ordered by files too."""
+    stages = [item for item, _inputs, _outputs in wired]
+    after, materialize = _file_order(stages)
+    signalling = {edge.writer for edges in after.values() for edge in edges}
+    nodes = []
+    for item, inputs, outputs in wired:
+        assert item.spec is not None
+        nodes.append(
             StageNode(
                 item.stage,
                 item.spec,
@@ -408,22 +721,8 @@ class PipelineGraph:
                 signals_files=item.stage.label in signalling,
                 materialize=item.stage.label in materialize,
             )
-            for item, inputs, outputs in wired
-        ]
-
-        if any(item is None for item in bound):
-            return nodes  # a stage with errors may be the reader: "never read" would mislead
-        for node in nodes:
-            for version in node.outputs:
-                if version not in read_versions:
-                    problems.append(
-                        Problem(
-                            node.location,
-                            f"frame '{version.name}' is written but no later stage reads it",
-                            severity="warning",
-                        )
-                    )
-        return nodes
+        )
+    return tuple(nodes)
 
 
 def _file_order(stages: list[_Bound]) -> tuple[dict[str, tuple[FileEdge, ...]], set[str]]:
@@ -470,23 +769,6 @@ def _file_order(stages: list[_Bound]) -> tuple[dict[str, tuple[FileEdge, ...]], 
     return after, materialize
 
 
-def _names(names: Iterable[str], stage: Stage, what: str) -> tuple[str, ...]:
-    """A task's reads/writes, checked: frame names are non-empty strings, each listed once."""
-    result: dict[str, None] = {}  # a dict, not a list: `in` stays O(1) for thousands of frames
-    for name in names:
-        if not isinstance(name, str) or not name:
-            raise ConfigError(
-                f"task '{stage.task}' {what} a frame name that is not a string: {name!r}",
-                stage.location,
-            )
-        if name in result:
-            if what == "writes":
-                raise ConfigError(f"writes frame '{name}' twice", stage.location)
-            continue
-        result[name] = None
-    return tuple(result)
-
-
 @dataclass(frozen=True)
 class Project:
     """A validated config directory: the graph of every pipeline, the models and the runners.
@@ -514,7 +796,6 @@ class Project:
     ) -> Project:
         problems: list[Problem] = list(config.problems)
         lookups = _ConfigLookups(config)
-        problems.extend(lookups.model_problems)
 
         loggers: dict[str, LoggerSpec] = {}
         for name, entry in config.loggers.items():
@@ -536,10 +817,12 @@ class Project:
         for name in selected:
             pipeline = config.pipelines.get(name)
             if pipeline is None:
+                known = ", ".join(sorted(config.pipelines)) or "none defined"
                 problems.append(
                     Problem(
                         Location(file=str(config.config_dir), section="pipeline", name=name),
-                        f"unknown pipeline '{name}'{did_you_mean(name, config.pipelines)}",
+                        f"unknown pipeline '{name}'{did_you_mean(name, config.pipelines)}"
+                        f" (pipelines: {known})",
                     )
                 )
                 continue
@@ -552,6 +835,11 @@ class Project:
             problems.extend(graph.warnings)
         # What Dagster would refuse, found now: a config `validate` accepts always builds.
         problems.extend(dagster_name_problems(graphs, runners.values()))
+        # Entries no selected stage uses: all of them when the whole config is validated.
+        problems.extend(lookups.model_problems)
+        if pipelines is None:
+            problems.extend(lookups.check_unused_transforms())
+        problems = _attributed(problems, config, lookups, None if pipelines is None else selected)
 
         unique = list(dict.fromkeys(problems))  # one problem may be found via several stages
         if any(p.severity == "error" for p in unique):

@@ -35,6 +35,7 @@ __all__ = [
     "canonical_path",
     "check_template",
     "expand",
+    "placeholders",
     "run_variables",
     "substitute_kwargs",
     "variable_names",
@@ -151,6 +152,24 @@ def run_variables(
         REF_DATETIME=ref_datetime.isoformat(),
     )
     return values
+
+
+def placeholders(body: Any) -> frozenset[str]:
+    """The ``$$name`` placeholders a transform definition holds, in keys and values: a kwarg
+    none of them names is a mistake (a typo'd name leaves its placeholder unfilled, or does
+    nothing)."""
+    found: set[str] = set()
+    stack = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            found.update(m["name"] or m["braced"] for m in _PLACEHOLDER.finditer(value))
+        elif isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return frozenset(found)
 
 
 def substitute_kwargs(body: Any, kwargs: Mapping[str, Any], location: Location) -> Any:
