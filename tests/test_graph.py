@@ -10,6 +10,7 @@ from capport_dagster import errors
 from capport_dagster.core import graph as graph_module
 from capport_dagster.core.config import Stage
 from capport_dagster.core.graph import FrameVersion, load_project
+from capport_dagster.core.loader import load_config
 from capport_dagster.core.registry import TaskRegistry, TaskSpec
 from capport_dagster.errors import ConfigError, Location, ValidationError
 
@@ -367,3 +368,30 @@ def test_custom_tasks_declare_their_files(write_config):
     )
     by = load_project(config, registry).graphs["p"].by_label
     assert by["back"].after == (graph_module.FileEdge("out", 1, ("/tmp/x.bin",)),)
+
+
+def test_a_draft_of_a_broken_pipeline_knows_what_each_stage_reads_and_writes(write_config):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                stage("load", "load_csv", "{ filepath: a.csv, df_name: A }"),
+                transform("t", "A", "B", name="nope"),
+                stage("bad", "lod_csv", "{ filepath: c.csv, df_name: C }"),
+                stage("save", "save_csv", "{ filepath: b.csv, df_name: B }"),
+            ),
+            "t.yml": TRANSFORMS,
+        }
+    )
+    drafts = graph_module.draft_pipeline(load_config(config), "p")
+    assert [(d.stage.label, d.reads, d.writes, dict(d.inputs)) for d in drafts] == [
+        ("load", (), ("A",), {}),
+        ("t", ("A",), ("B",), {"A": "load"}),
+        ("bad", (), (), {}),
+        ("save", ("B",), (), {"B": "t"}),
+    ]
+    assert [[p.message[:40] for p in d.problems] for d in drafts] == [
+        [],
+        ["unknown transform 'nope'"],
+        ["unknown task 'lod_csv' - did you mean 'l"],
+        [],
+    ]

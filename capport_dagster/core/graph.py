@@ -43,11 +43,13 @@ from capport_dagster.errors import (
 
 __all__ = [
     "MAX_TEMPLATE_EXPANSION",
+    "DraftStage",
     "FileEdge",
     "FrameVersion",
     "PipelineGraph",
     "Project",
     "StageNode",
+    "draft_pipeline",
     "load_project",
 ]
 
@@ -874,6 +876,51 @@ class Project:
             if pipeline in candidate.pipelines:
                 return candidate
         return self.runners.get("default")
+
+
+@dataclass(frozen=True)
+class DraftStage:
+    """A stage of a pipeline that may have errors, as far as it is understood (`capport graph`
+    draws a broken pipeline: that is when a picture helps most)."""
+
+    stage: Stage
+    #: Frames it reads and writes, as far as its args parsed.
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    #: Frame -> label of the stage it reads it from (the nearest earlier writer); frames no
+    #: earlier stage writes are absent.
+    inputs: Mapping[str, str]
+    #: The errors of this stage, including those of the transforms and models it uses.
+    problems: tuple[Problem, ...]
+
+
+def draft_pipeline(
+    config: CapportConfig, name: str, registry: TaskRegistry = DEFAULT_REGISTRY
+) -> tuple[DraftStage, ...]:
+    """Every stage of pipeline `name` with what is known of it, errors or not."""
+    lookups = _ConfigLookups(config)
+    bound = [_bind(stage, registry, lookups) for stage in config.pipelines[name].stages]
+    wired, problems = _wire(bound)
+    drafts = []
+    for item, inputs, _outputs in wired:
+        stage = item.stage
+        own = [
+            p
+            for p in problems
+            if p.severity == "error"
+            and (p.location.stage, p.location.index) == (stage.label, stage.index)
+        ]
+        own += lookups.entry_problems([item])
+        drafts.append(
+            DraftStage(
+                stage,
+                item.reads,
+                item.writes,
+                MappingProxyType({frame: version.writer for frame, version in inputs.items()}),
+                tuple(dict.fromkeys(own)),
+            )
+        )
+    return tuple(drafts)
 
 
 def load_project(
