@@ -734,11 +734,13 @@ def test_drop_all_false_keeps_the_frame() -> None:
         ),
         (
             [{"select": {"a": "name.middle"}}],
-            "transform 'enrich', step 1 (select): struct field 'middle' not found",
+            "transform 'enrich', step 1 (select): column path 'name.middle': struct 'name' has"
+            " no field 'middle' (fields: first, last)",
         ),
         (
-            [{"select": {"team": None}}, {"drop": {"id": True}}],
-            "transform 'enrich', step 2 (drop): column 'id' not found (columns: team)",
+            [{"drop": {"team": False}}, {"drop": {"idd": True}}],
+            "transform 'enrich', step 2 (drop): column 'idd' not found - did you mean 'id'?"
+            " (columns: id, team, name, info)",
         ),
         (
             [{"join": {"join": "MISSING", "how": "cross"}}],
@@ -746,13 +748,13 @@ def test_drop_all_false_keeps_the_frame() -> None:
         ),
         (
             [{"join": {"join": "TEAMS", "left_on": "teem", "right_on": "code", "how": "left"}}],
-            "transform 'enrich', step 1 (join): column 'teem' not found in the left or the right"
-            " frame",
+            "transform 'enrich', step 1 (join): left_on column 'teem' not found in the left frame"
+            " - did you mean 'team'? (columns: id, team, name, info)",
         ),
         (
             [{"join": {"join": "TEAMS", "left_on": "team", "right_on": "cod", "how": "full"}}],
-            "transform 'enrich', step 1 (join): column 'cod' not found in the left or the right"
-            " frame",
+            "transform 'enrich', step 1 (join): right_on column 'cod' not found in frame 'TEAMS'"
+            " - did you mean 'code'? (columns: code, title)",
         ),
     ],
 )

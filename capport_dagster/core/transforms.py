@@ -4,38 +4,55 @@ Parsing and applying are apart so `capport validate` reports every bad step of e
 without data, and a run only builds a lazy plan that Polars can optimise as a whole (a `select`
 of 2 of 20 CSV columns reads only those 2). Decisions a user of the YAML sees:
 
-- **Column paths**: a dot always goes into a struct field: `team.name` is
-  `pl.col("team").struct.field("name")`. A column whose own name contains a dot cannot be
-  selected by path; rename it where it is loaded.
+- **Column paths** (`core/paths.py`): a dot goes into a struct field: `team.name` is
+  `pl.col("team").struct.field("name")`; a name holding a dot escapes it: `stats\\.goals`.
 - **Sources**: a path, null (the key's own name), or a mapping; a mapping whose `action` is
   missing or null is a plain column, its `args` the path (null: the key's own name), as in
   capport.
-- **format / concat** cast each column to a string; any null input gives a null result. The
-  concat `separator` defaults to one space.
-- **Join keys** are column names (not paths). As in capport (Polars' defaults), `left`,
-  `inner` and `right` joins coalesce their keys into one column (left and inner keep the left
-  key names, right keeps the right ones), while a `full` join keeps both sides' keys: different
-  names stay as they are, a shared name gives `key` and `key_right`, and a key missing on one
-  side is null there. Other right columns whose names clash with left ones get the suffix
-  `_right`. Nulls never match nulls (SQL).
+- **format / concat** (`core/selects.py`) cast each column to a string; any null input gives a
+  null result. A format template writes `{}` for a value and `{{`/`}}` for literal braces; it
+  does not expand `$NAME` (warned about when NAME is a variable). The concat `separator`
+  defaults to one space.
+- **Join keys** (`core/joins.py`) are column names (not paths). As in capport (Polars'
+  defaults), `left`, `inner` and `right` joins coalesce their keys into one column (left and
+  inner keep the left key names, right keeps the right ones), while a `full` join keeps both
+  sides' keys: different names stay as they are, a shared name gives `key` and `key_right`, and
+  a key missing on one side is null there. Other right columns whose names clash with left ones
+  get the suffix `_right`. Nulls never match nulls (SQL).
 - **Row order** is part of the result, the same in every mode and executor, in memory, scanned
   back from Parquet and streamed to a sink: left, inner and full joins follow the left rows, each
   with its matches in right order (full: then the unmatched right rows, in right order); right
   joins follow the right rows, each with its matches in left order.
 - **drop** takes exact column names; `true`, `null` or the string `"true"` (any case) drop,
-  `false`/`"false"` keep.
-- Steps are numbered from 1 in messages.
+  `false`/`"false"` keep. Dropping a column the frame does not have is an error.
+- Steps are numbered from 1 in messages, as stages are.
+- **Checked before data**: where a transform itself fixes the columns (after a `select`, and
+  after a join whose right side is a `right_select`), `validate` reports a later step naming a
+  column that is not there. At run time every step is checked against the real schema first, so
+  a mistake is a located `TaskError` naming the step, never a bare Polars message.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+import os
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import polars as pl
 
+from capport_dagster.core.joins import JOIN_HOWS, JoinStep, parse_join
+from capport_dagster.core.paths import path_expr, valid_path
+from capport_dagster.core.selects import (
+    ACTIONS,
+    Findings,
+    SelectItem,
+    check_items,
+    count,
+    parse_items,
+    select_exprs,
+)
+from capport_dagster.core.variables import BUILTIN_VARIABLES
 from capport_dagster.core.yaml_source import describe, location_at
 from capport_dagster.errors import (
     ConfigError,
@@ -66,27 +83,8 @@ __all__ = [
 
 STEPS: tuple[str, ...] = ("select", "join", "drop")
 PLANNED_STEPS: tuple[str, ...] = ("filter", "order", "limit", "head", "tail", "sql")
-JOIN_HOWS: tuple[str, ...] = ("left", "right", "full", "cross", "inner")
-ACTIONS: tuple[str, ...] = ("concat", "format")
 
-_SOURCE_KEYS = ("action", "args")
-_ACTION_KEYS = {"format": ("template", "cols"), "concat": ("cols", "separator")}
-_JOIN_KEYS = ("join", "right", "right_select", "left_on", "right_on", "how")
-# Polars' "left"/"right" keep only one side's order: the order of several matches of one row
-# then depends on the engine and the input's chunks (seen from ~12k rows, and for frames
-# scanned back from Parquet), so every how names both sides.
-_ORDER = {"left": "left_right", "inner": "left_right", "right": "right_left"}
-
-
-@dataclass(frozen=True)
-class SelectItem:
-    """One output column of a select: a column path, or a `format`/`concat` of column paths."""
-
-    name: str
-    action: Literal["column", "format", "concat"]
-    cols: tuple[str, ...]
-    template: str = "{}"
-    separator: str = " "
+Schema = Mapping[str, pl.DataType | None]
 
 
 @dataclass(frozen=True)
@@ -96,69 +94,11 @@ class SelectStep:
     kind: ClassVar[str] = "select"
     items: tuple[SelectItem, ...]
 
+    def check(self, schema: Schema, frames: Mapping[str, pl.LazyFrame]) -> list[str]:
+        return check_items(self.items, schema)
+
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         return frame.select(select_exprs(self.items))
-
-
-@dataclass(frozen=True)
-class JoinStep:
-    """`join`: `right` names another frame of the pipeline, hence a dependency of the stage."""
-
-    kind: ClassVar[str] = "join"
-    right: str
-    how: str
-    left_on: tuple[str, ...] = ()
-    right_on: tuple[str, ...] = ()
-    right_select: tuple[SelectItem, ...] | None = None
-
-    def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-        right = frames[self.right].lazy()
-        if self.right_select is not None:
-            right = right.select(select_exprs(self.right_select))
-        if self.how == "cross":
-            # Row order as the eager engine gives it, in every mode (streaming sinks included).
-            return frame.join(right, how="cross", maintain_order="left_right")
-        if self.how == "full":
-            return _full_join(frame, right, list(self.left_on), list(self.right_on))
-        return frame.join(
-            right,
-            left_on=list(self.left_on),
-            right_on=list(self.right_on),
-            how=self.how,  # type: ignore[arg-type]
-            coalesce=True,  # capport's (Polars') default for left, inner and right
-            maintain_order=_ORDER[self.how],  # type: ignore[arg-type]
-        )
-
-
-def _full_join(
-    left: pl.LazyFrame, right: pl.LazyFrame, left_on: list[str], right_on: list[str]
-) -> pl.LazyFrame:
-    """A full join, keys not coalesced (capport), as a left join then the unmatched right rows.
-
-    Polars' own full join with `maintain_order="left_right"` gives the unmatched right rows in
-    hash-table order on the streaming engine (pola-rs/polars#29362, Polars 1.44; fixed later),
-    so a lazy run sinking to CSV and an eager run disagreed. A left join and an anti join keep
-    their order on every engine; the columns are those of the full join (same names, suffixes).
-    """
-    matched = left.join(
-        right,
-        left_on=left_on,
-        right_on=right_on,
-        how="left",
-        coalesce=False,
-        maintain_order="left_right",
-    )
-    right_names = right.collect_schema().names()
-    output_names = matched.collect_schema().names()[-len(right_names) :]
-    keys = [f"_capport_key_{i}" for i in range(len(left_on))]  # a key may be named twice
-    left_keys = left.select(
-        pl.col(name).alias(key) for name, key in zip(left_on, keys, strict=True)
-    )
-    unmatched = right.join(
-        left_keys, left_on=right_on, right_on=keys, how="anti", maintain_order="left"
-    )
-    renamed = unmatched.rename(dict(zip(right_names, output_names, strict=True)))
-    return pl.concat([matched, renamed], how="diagonal")
 
 
 @dataclass(frozen=True)
@@ -167,6 +107,17 @@ class DropStep:
 
     kind: ClassVar[str] = "drop"
     columns: tuple[str, ...]
+
+    def check(self, schema: Schema, frames: Mapping[str, pl.LazyFrame]) -> list[str]:
+        missing = [name for name in dict.fromkeys(self.columns) if name not in schema]
+        if not missing:
+            return []
+        columns = ", ".join(schema) or "none"
+        if len(missing) > 1:
+            names = ", ".join(f"'{name}'" for name in missing)
+            return [f"columns {names} not found (columns: {columns})"]
+        hint = did_you_mean(missing[0], schema)
+        return [f"column '{missing[0]}' not found{hint} (columns: {columns})"]
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         return frame.drop(list(self.columns)) if self.columns else frame
@@ -181,6 +132,8 @@ class Transform:
 
     name: str
     steps: tuple[Step, ...]
+    #: What parsing found worth saying that does not stop a run (e.g. `$NAME` in a template).
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
     def reads(self) -> tuple[str, ...]:
         """The frames the joins name, in step order: the stage's extra dependencies."""
@@ -196,11 +149,12 @@ class Transform:
     ) -> pl.LazyFrame:
         """Build the plan; never collects.
 
-        The schema is resolved after each step (no data is read), so a missing column is
-        reported with the step that names it rather than as a bare Polars error at collect time.
+        Each step is checked against the schema it receives (no data is read) before Polars
+        builds it, so a mistake is reported with the step that makes it and the columns there
+        are, rather than as a bare Polars error here or at collect time.
         """
         plan = frame.lazy()
-        columns = plan.collect_schema().names()
+        schema = _input_schema(plan, f"transform '{self.name}'", location)
         for number, step in enumerate(self.steps, 1):
             where = f"transform '{self.name}', step {number} ({step.kind})"
             if isinstance(step, JoinStep) and step.right not in frames:
@@ -209,19 +163,52 @@ class Transform:
                     f"{where}: frame '{step.right}' was not given (frames: {given})", location
                 )
             try:
-                plan = step.apply(plan, frames)
-                columns = plan.collect_schema().names()
+                problems = step.check(schema, frames)
+                if not problems:
+                    plan = step.apply(plan, frames)
+                    schema = plan.collect_schema()
             except pl.exceptions.PolarsError as exc:
-                detail = _polars_detail(exc, step, columns)
+                detail = _explain(exc, step, schema, frames)
                 raise TaskError(f"{where}: {detail}", location) from exc
+            if problems:
+                raise TaskError(f"{where}: {'; '.join(problems)}", location)
         return plan
+
+
+def _input_schema(plan: pl.LazyFrame, where: str, location: Location | None) -> pl.Schema:
+    """The input's columns; an input whose schema fails (a file that cannot be scanned) is
+    named as the input, not blamed on a step."""
+    try:
+        return plan.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        first = str(exc).split("\n\n")[0].strip()
+        raise TaskError(f"{where}: its input frame cannot be read: {first}", location) from exc
+
+
+def _explain(exc: Exception, step: Step, schema: Schema, frames: Mapping[str, pl.LazyFrame]) -> str:
+    """Polars' error in the YAML's terms where we know it, else its first line."""
+    if isinstance(step, JoinStep):
+        try:
+            right = step.right_frame(frames).collect_schema()
+        except pl.exceptions.PolarsError:
+            right = pl.Schema()
+        detail = step.explain(exc, schema, right)
+        if detail is not None:
+            return detail
+    return str(exc).split("\n\n")[0].strip()
 
 
 # -- parsing -------------------------------------------------------------------------------------
 
 
-def parse_transform(name: str, body: Any, location: Location) -> Transform:
-    """Read one transform definition (after `$$kwargs` substitution); reports every bad step."""
+def parse_transform(
+    name: str, body: Any, location: Location, *, variables: Collection[str] | None = None
+) -> Transform:
+    """Read one transform definition (after `$$kwargs` substitution); reports every bad step.
+
+    `variables` are the names a `$NAME` in a format template is warned about (default: the
+    built-ins and the environment, as `validate` knows them).
+    """
     if not isinstance(body, list):
         raise ConfigError(
             "a transform is a list of steps (- select: ..., - join: ..., - drop: ...),"
@@ -230,25 +217,33 @@ def parse_transform(name: str, body: Any, location: Location) -> Transform:
         )
     if not body:
         raise ConfigError("a transform needs at least one step", location)
+    if variables is None:
+        variables = frozenset(BUILTIN_VARIABLES) | frozenset(os.environ)
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     steps: list[Step] = []
+    known: dict[str, pl.DataType | None] | None = None  # the columns, where the steps fix them
     for number, raw in enumerate(body, 1):
-        messages: list[str] = []
-        step = _parse_step(number, raw, messages)
-        if step is not None and not messages:
-            steps.append(step)
+        found = Findings(variables=variables)
+        step = _parse_step(number, raw, found)
         where = location_at(location, body, number - 1)
-        problems += [Problem(where, message) for message in messages]
+        if step is not None and not found.errors:
+            steps.append(step)
+            known = _known_after(step, known, f"step {number} ({step.kind})", found.errors)
+        else:
+            known = None
+        problems += [Problem(where, message) for message in found.errors]
+        warnings += [Problem(where, message, "warning") for message in found.warnings]
     ValidationError.raise_if_any(problems)
-    return Transform(name, tuple(steps))
+    return Transform(name, tuple(steps), tuple(warnings))
 
 
-def _parse_step(number: int, raw: Any, messages: list[str]) -> Step | None:
+def _parse_step(number: int, raw: Any, found: Findings) -> Step | None:
     if not isinstance(raw, Mapping) or len(raw) != 1:
         got = describe(raw)
         if isinstance(raw, Mapping) and raw:
-            got = f"{_count(len(raw), 'key')}: {', '.join(map(str, raw))}"
-        messages.append(
+            got = f"{count(len(raw), 'key')}: {', '.join(map(str, raw))}"
+        found.errors.append(
             f"step {number}: a step is a mapping with exactly one key"
             f" ({', '.join(STEPS)}), got {got}"
         )
@@ -256,16 +251,16 @@ def _parse_step(number: int, raw: Any, messages: list[str]) -> Step | None:
     ((kind, args),) = raw.items()
     context = f"step {number} ({kind})"
     if kind == "select":
-        return SelectStep(_parse_select(args, context, messages))
+        return SelectStep(parse_items(args, context, found))
     if kind == "join":
-        return _parse_join(args, context, messages)
+        return parse_join(args, context, found)
     if kind == "drop":
-        return DropStep(_parse_drop(args, context, messages))
+        return DropStep(_parse_drop(args, context, found.errors))
     if kind in PLANNED_STEPS:
-        messages.append(f"step {number}: step '{kind}' is not supported yet (planned)")
+        found.errors.append(f"step {number}: step '{kind}' is not supported yet (planned)")
     else:
         hint = did_you_mean(kind, STEPS + PLANNED_STEPS)
-        messages.append(
+        found.errors.append(
             f"step {number}: unknown step {kind!r}{hint} (valid steps: {', '.join(STEPS)})"
         )
     return None
@@ -273,127 +268,10 @@ def _parse_step(number: int, raw: Any, messages: list[str]) -> Step | None:
 
 def parse_select(mapping: Any, location: Location, context: str) -> tuple[SelectItem, ...]:
     """Read a `{new_col: SOURCE}` mapping; `context` prefixes messages (e.g. `step 2 (join)`)."""
-    messages: list[str] = []
-    items = _parse_select(mapping, context, messages)
-    ValidationError.raise_if_any([Problem(location, message) for message in messages])
+    found = Findings()
+    items = parse_items(mapping, context, found)
+    ValidationError.raise_if_any([Problem(location, message) for message in found.errors])
     return items
-
-
-def _parse_select(mapping: Any, context: str, messages: list[str]) -> tuple[SelectItem, ...]:
-    if not isinstance(mapping, Mapping) or not mapping:
-        got = "an empty mapping" if isinstance(mapping, Mapping) else describe(mapping)
-        messages.append(f"{context}: expected a mapping of new column -> source, got {got}")
-        return ()
-    items: list[SelectItem] = []
-    for key, source in mapping.items():
-        if not isinstance(key, str) or not key:
-            messages.append(f"{context}: column name {key!r} must be a non-empty string")
-            continue
-        item = _parse_source(key, source, f"{context}: column '{key}'", messages)
-        if item is not None:
-            items.append(item)
-    return tuple(items)
-
-
-def _parse_source(key: str, source: Any, where: str, messages: list[str]) -> SelectItem | None:
-    if source is None or isinstance(source, str):
-        return _column_item(key, source, where, messages)
-    if not isinstance(source, Mapping):
-        messages.append(
-            f"{where}: a source is a column path, null or a mapping with action and args,"
-            f" got {describe(source)}"
-        )
-        return None
-    if _unknown_keys(source, _SOURCE_KEYS, where, messages, "a source mapping"):
-        return None
-    if source.get("action") is None:
-        args = source.get("args")
-        if args is not None and not isinstance(args, str):
-            messages.append(f"{where}: args without an action is a column path, got {args!r}")
-            return None
-        return _column_item(key, args, where, messages)
-    action, args = source["action"], source.get("args")
-    if action not in ACTIONS:
-        hint = did_you_mean(action, ACTIONS)
-        messages.append(
-            f"{where}: unknown action {action!r}{hint} (valid actions: {', '.join(ACTIONS)})"
-        )
-        return None
-    where = f"{where} ({action})"
-    if not isinstance(args, Mapping):
-        messages.append(f"{where}: args must be a mapping, got {describe(args)}")
-        return None
-    errors = len(messages)
-    _unknown_keys(args, _ACTION_KEYS[action], where, messages, f"{action} args")
-    cols = _columns(args.get("cols"), "cols", where, messages, required=True, paths=True) or ()
-    if action == "format":
-        template = args.get("template")
-        if not isinstance(template, str):
-            messages.append(f"{where}: template must be a string, got {describe(template)}")
-        elif cols and template.count("{}") != len(cols):
-            messages.append(
-                f"{where}: template {template!r} has {_count(template.count('{}'), 'placeholder')}"
-                f" '{{}}' but cols has {_count(len(cols), 'column')}; they must match"
-            )
-        item = SelectItem(key, "format", cols, template=str(template))
-    else:
-        separator = args.get("separator", " ")
-        if not isinstance(separator, str):
-            messages.append(f"{where}: separator must be a string, got {describe(separator)}")
-        item = SelectItem(key, "concat", cols, separator=str(separator))
-    return item if len(messages) == errors else None
-
-
-def _column_item(key: str, path: str | None, where: str, messages: list[str]) -> SelectItem | None:
-    path = key if path is None else path
-    if not valid_path(path):
-        messages.append(f"{where}: column path {path!r} has an empty part")
-        return None
-    return SelectItem(key, "column", (path,))
-
-
-def _parse_join(args: Any, context: str, messages: list[str]) -> JoinStep | None:
-    if not isinstance(args, Mapping):
-        messages.append(f"{context}: expected a mapping with join, left_on, right_on and how")
-        return None
-    errors = len(messages)
-    _unknown_keys(args, _JOIN_KEYS, context, messages, "a join")
-    right = args.get("join", args.get("right"))
-    if "join" in args and "right" in args:
-        messages.append(f"{context}: name the right frame with 'join' or 'right', not both")
-    elif not isinstance(right, str) or not right:
-        messages.append(f"{context}: the right frame is required: join: FRAME_NAME")
-    how = args.get("how")
-    if how is None:
-        messages.append(f"{context}: how is required (one of {', '.join(JOIN_HOWS)})")
-    elif how not in JOIN_HOWS:
-        hint = did_you_mean(str(how).lower(), JOIN_HOWS)
-        messages.append(f"{context}: unknown how {how!r}{hint} (valid: {', '.join(JOIN_HOWS)})")
-    left_on = _columns(args.get("left_on"), "left_on", context, messages)
-    right_on = _columns(args.get("right_on"), "right_on", context, messages)
-    if left_on is None or right_on is None:
-        pass  # already reported
-    elif how == "cross":
-        if left_on or right_on:
-            messages.append(f"{context}: a cross join takes no keys; remove left_on and right_on")
-    elif not left_on or not right_on:
-        if how in JOIN_HOWS:
-            missing = [k for k, v in (("left_on", left_on), ("right_on", right_on)) if not v]
-            messages.append(
-                f"{context}: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'}"
-                f" required for how: {how} (only a cross join takes no keys)"
-            )
-    elif len(left_on) != len(right_on):
-        messages.append(
-            f"{context}: left_on has {_count(len(left_on), 'column')}"
-            f" but right_on has {len(right_on)}"
-        )
-    right_select = None
-    if args.get("right_select") is not None:
-        right_select = _parse_select(args["right_select"], f"{context} right_select", messages)
-    if len(messages) > errors:
-        return None
-    return JoinStep(str(right), str(how), left_on or (), right_on or (), right_select)
 
 
 def _parse_drop(args: Any, context: str, messages: list[str]) -> tuple[str, ...]:
@@ -414,98 +292,37 @@ def _parse_drop(args: Any, context: str, messages: list[str]) -> tuple[str, ...]
     return tuple(dropped)
 
 
-def _columns(
-    value: Any,
-    label: str,
-    where: str,
-    messages: list[str],
-    *,
-    required: bool = False,
-    paths: bool = False,
-) -> tuple[str, ...] | None:
-    """A column list given as a name, a comma-separated string or a YAML list; None if bad."""
-    if value is None or value == "" or value == []:
-        if required:
-            messages.append(f"{where}: {label} is required (a list of columns)")
-            return None
-        return ()
-    if isinstance(value, str):
-        names = [part.strip() for part in value.split(",")]
-    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-        names = list(value)
-    else:
-        messages.append(
-            f"{where}: {label} must be a column name, a comma-separated string or a list of"
-            f" names, got {describe(value)}"
-        )
+def _known_after(
+    step: Step, known: dict[str, pl.DataType | None] | None, context: str, messages: list[str]
+) -> dict[str, pl.DataType | None] | None:
+    """The columns after `step` where the transform alone fixes them (None: they depend on the
+    input), reporting a step that names a column not there.
+
+    Types are unknown here (None), so a path is checked only as far as its column; a join's
+    output names come from Polars itself, joining empty frames of those names.
+    """
+    if isinstance(step, SelectStep):
+        if known is not None:
+            messages += [f"{context}: {problem}" for problem in check_items(step.items, known)]
+        return dict.fromkeys(item.name for item in step.items)
+    if known is None:
         return None
-    if not all(valid_path(n) if paths else n for n in names):
-        messages.append(f"{where}: {label} {value!r} has an empty column name")
+    if isinstance(step, DropStep):
+        messages += [f"{context}: {problem}" for problem in step.check(known, {})]
+        return {name: dtype for name, dtype in known.items() if name not in step.columns}
+    if step.right_select is None:
         return None
-    return tuple(names)
-
-
-# -- building expressions ------------------------------------------------------------------------
-
-
-def select_exprs(items: tuple[SelectItem, ...]) -> list[pl.Expr]:
-    """The Polars expressions of a parsed select, one per output column, in order."""
-    exprs: list[pl.Expr] = []
-    for item in items:
-        cols = [path_expr(path) for path in item.cols]
-        if item.action == "format":
-            expr = pl.format(item.template, *cols)
-        elif item.action == "concat":
-            expr = pl.concat_str(cols, separator=item.separator, ignore_nulls=False)
-        else:
-            expr = cols[0]
-        exprs.append(expr.alias(item.name))
-    return exprs
-
-
-def path_expr(path: str) -> pl.Expr:
-    """`a.b.c`: column `a`, then struct field `b`, then `c` (a dot always means a field)."""
-    head, *fields = path.split(".")
-    expr = pl.col(head)
-    for field in fields:
-        expr = expr.struct.field(field)
-    return expr
-
-
-# -- helpers -------------------------------------------------------------------------------------
-
-
-def valid_path(path: str) -> bool:
-    """A column path has no empty part (`a..b`, `.a` and `a.` are not paths)."""
-    return bool(path) and all(path.split("."))
-
-
-def _unknown_keys(
-    mapping: Mapping, allowed: tuple[str, ...], where: str, messages: list[str], what: str
-) -> bool:
-    unknown = [key for key in mapping if key not in allowed]
-    for key in unknown:
-        messages.append(
-            f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}"
-            f" ({what} takes {', '.join(allowed)})"
-        )
-    return bool(unknown)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' if n != 1 else ''}"
-
-
-def _polars_detail(exc: Exception, step: Step, columns: list[str]) -> str:
-    """The first line of a Polars error, reworded for the errors a config typo causes."""
-    first = str(exc).split("\n\n")[0].strip()
-    if isinstance(exc, pl.exceptions.StructFieldNotFoundError):
-        return f"struct field {first!r} not found"
-    if isinstance(exc, pl.exceptions.ColumnNotFoundError):
-        quoted = re.search(r'"(.+?)"', first)  # the wording differs between Polars versions
-        name = quoted.group(1) if quoted else first
-        if isinstance(step, JoinStep):
-            return f"column '{name}' not found in the left or the right frame"
-        hint = did_you_mean(name, columns)
-        return f"column '{name}' not found{hint} (columns: {', '.join(columns)})"
-    return first
+    right = dict.fromkeys(item.name for item in step.right_select)
+    problems = step.check_keys(known, right)
+    if problems:
+        messages += [f"{context}: {problem}" for problem in problems]
+        return None
+    left_frame = pl.LazyFrame(schema=dict.fromkeys(known, pl.String))
+    right_frame = pl.LazyFrame(schema=dict.fromkeys(right, pl.String))
+    bare = JoinStep(step.right, step.how, step.left_on, step.right_on)
+    try:
+        names = bare.apply(left_frame, {step.right: right_frame}).collect_schema().names()
+    except pl.exceptions.PolarsError as exc:
+        messages.append(f"{context}: {_explain(exc, bare, known, {step.right: right_frame})}")
+        return None
+    return dict.fromkeys(names)
