@@ -161,7 +161,8 @@ def test_a_frame_failing_after_its_stage_is_located_and_masked(write_config, tmp
         error = frame_failure(info.value, frame)
         assert error is not None
         assert error.message == (
-            f"model 'm', column 'code': cannot cast value {shown} to int (at least 1 value failed)"
+            f"load_csv: {config / 'a.csv'}: model 'm', column 'code': cannot cast value {shown}"
+            " to int (at least 1 value failed)"
         )
         assert error.location == node.location
         # The original error (which quotes the value) is kept as the cause only if no secret.

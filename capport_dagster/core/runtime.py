@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import reprlib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -21,7 +22,16 @@ from capport_dagster.core.graph import StageNode
 from capport_dagster.core.models import Model, explain_cast_failure
 from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.core.secrets import Redactor
-from capport_dagster.core.sinkpass import PREVIEW_ROWS, FrameSummary, SinkPass, summarise
+from capport_dagster.core.sinkpass import (
+    PREVIEW_ROWS,
+    FrameSummary,
+    SinkPass,
+    Source,
+    blame_source,
+    carry_sources,
+    sources_of,
+    summarise,
+)
 from capport_dagster.errors import CapportError, Location, TaskError
 
 __all__ = ["PREVIEW_ROWS", "FrameSummary", "StageResult", "frame_failure", "run_stage"]
@@ -67,9 +77,13 @@ async def run_stage(
       a custom sink that does not use `ctx.sink_pass` gets them computed after it).
 
     Models applied to the frames it writes (a load's) have their constraints checked here;
-    sinks check theirs in their pass, before the rename. Every failure is a located TaskError.
+    sinks check theirs in their pass, before the rename. Every failure is a located TaskError;
+    a Polars failure caused by data a stage read (a bad CSV file) is located at that stage and
+    names the file (`sinkpass.blame_source`).
     """
     models = _models_upstream(frames.values(), node)
+    upstream = sources_of(frames.values())
+    suspects = upstream
     inputs = {name: _as_mode(frame, ctx) for name, frame in frames.items()}
     sink_pass = SinkPass(preview_inputs if preview else ())
     ctx = replace(ctx, sink_pass=sink_pass)
@@ -83,6 +97,14 @@ async def run_stage(
                 ctx.location,
             )
         outputs = {name: result[name] for name in node.writes}
+        for name, frame in outputs.items():
+            if not isinstance(frame, pl.DataFrame | pl.LazyFrame):
+                raise TaskError(
+                    f"task '{node.stage.task}' returned {_shown(frame)} for frame '{name}', not"
+                    " a polars DataFrame or LazyFrame (return {'" + name + "': a frame})",
+                    ctx.location,
+                )
+        suspects = sources_of([*frames.values(), *outputs.values()])
         if ctx.mode.is_lazy and not node.materialize:
             outputs = {name: _as_mode(frame, ctx) for name, frame in outputs.items()}
         else:
@@ -106,7 +128,8 @@ async def run_stage(
             raise redacted from None
         raise
     except Exception as exc:
-        error = _task_error(exc, node, models, ctx)
+        blamed = await _blame(ctx, exc, suspects)
+        error = blamed or _task_error(exc, node, models, ctx)
         error.__cause__ = exc
         redacted = _redacted(error, ctx.redact)
         if redacted is not error:
@@ -114,6 +137,7 @@ async def run_stage(
         raise error from exc
     for frame in outputs.values():
         if isinstance(frame, pl.LazyFrame):
+            carry_sources(frame, upstream)
             setattr(frame, _MODELS_ATTR, models)
             setattr(frame, _LOCATION_ATTR, ctx.location)
             setattr(frame, _REDACT_ATTR, ctx.redact)
@@ -157,7 +181,8 @@ def frame_failure(exc: Exception, frame: object) -> TaskError | None:
     location = getattr(frame, _LOCATION_ATTR, None)
     if location is None:
         return None
-    explained = explain_cast_failure(exc, getattr(frame, _MODELS_ATTR, ()), location)
+    blamed = blame_source(sources_of([frame])) if _is_polars(exc) else None
+    explained = blamed or explain_cast_failure(exc, getattr(frame, _MODELS_ATTR, ()), location)
     error = explained or TaskError(f"persisting the frame failed: {_detail(exc)}", location)
     error.__cause__ = exc
     redact = getattr(frame, _REDACT_ATTR, None)
@@ -175,12 +200,44 @@ async def _call(node: StageNode, inputs: dict[str, Frame], ctx: RunContext) -> d
     if result is None:
         return {}
     if not isinstance(result, Mapping):
+        expected = ", ".join(f"'{name}': a frame" for name in node.writes)
         raise TaskError(
-            f"task '{node.stage.task}' must return a mapping of frame name to frame, "
-            f"got {type(result).__name__}",
+            f"task '{node.stage.task}' returned {_shown(result)}, not a mapping of frame name"
+            f" to frame (return {{{expected}}})",
             ctx.location,
         )
     return dict(result)
+
+
+async def _blame(ctx: RunContext, exc: Exception, suspects: tuple[Source, ...]) -> TaskError | None:
+    """The source to blame for a Polars failure, if one fails on its own (failures only)."""
+    if not suspects or not _is_polars(exc):
+        return None
+    return await _off_loop(ctx, blame_source, suspects)
+
+
+def _is_polars(exc: BaseException) -> bool:
+    return isinstance(exc, pl.exceptions.PolarsError)
+
+
+def _shown(value: object) -> str:
+    """A value a task returned where a frame (or a mapping of frames) belongs, in one line:
+    `a list of 2 items (polars.DataFrame)`, `str 'X'`, `pandas.DataFrame`."""
+    kind = _type_name(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        if not value:
+            return f"an empty {kind}"
+        inner = ", ".join(sorted({_type_name(item) for item in value}))
+        return f"a {kind} of {len(value)} item{'s' if len(value) != 1 else ''} ({inner})"
+    if value is None or isinstance(value, str | int | float | bool):
+        return f"{kind} {reprlib.repr(value)}"
+    return kind
+
+
+def _type_name(value: object) -> str:
+    module = type(value).__module__
+    name = type(value).__qualname__
+    return name if module == "builtins" else f"{module.split('.')[0]}.{name}"
 
 
 async def _off_loop(ctx: RunContext, fn, *args):  # type: ignore[no-untyped-def]

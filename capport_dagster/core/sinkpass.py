@@ -15,19 +15,38 @@ common part between them):
 A sink task calls :meth:`SinkPass.execute` (through `RunContext.sink_pass`) inside its
 `atomic_path` block. DataFrames (eager modes) take the same path: their head and length are known
 without a query.
+
+A pass that fails may fail because of its data rather than its own work: a CSV file with a
+ragged row, invalid UTF-8 or a value its column's type refuses fails wherever the plan reading it
+first executes, in lazy modes a sink stages later. So a stage that reads outside data marks the
+plan it builds as a :class:`Source` (`mark_source`), the marks travel with the frames, and on a
+failure :func:`blame_source` executes the sources feeding it one by one: the first that fails on
+its own is the culprit, and the error is located at the stage that read it, naming the file.
+Nothing of this runs unless a pass has failed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import polars as pl
 
 from capport_dagster.core.constraints import ConstraintCheck
-from capport_dagster.errors import Location
+from capport_dagster.core.models import Model, explain_cast_failure
+from capport_dagster.errors import Location, ModelCastError, TaskError
 
-__all__ = ["PREVIEW_ROWS", "FrameSummary", "SinkPass", "summarise"]
+__all__ = [
+    "PREVIEW_ROWS",
+    "FrameSummary",
+    "SinkPass",
+    "Source",
+    "blame_source",
+    "carry_sources",
+    "mark_source",
+    "sources_of",
+    "summarise",
+]
 
 PREVIEW_ROWS = 5
 
@@ -106,3 +125,82 @@ class SinkPass:
             start += len(check.queries)
             check.raise_if_broken(done, location)
             self.checked.add((check.frame, check.model.name))
+
+
+# --- sources: where the data of a failed pass came from ---------------------------------------
+
+_SOURCES_ATTR = "_capport_sources"
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    """A plan that reads outside data (a file), as the stage reading it built it.
+
+    `what` names the read for the user (`load_csv: /data/raw.csv`); `models` are the models the
+    plan casts to, to explain a failed cast; `reason` turns the plan's own failure into the
+    words after `what` (a task knows its format: the line of a ragged CSV row), or None to fall
+    back on Polars' first paragraph.
+    """
+
+    frame: pl.LazyFrame
+    location: Location
+    what: str
+    models: tuple[Model, ...] = ()
+    reason: Callable[[Exception], str | None] | None = None
+
+
+def mark_source(
+    frame: pl.LazyFrame,
+    location: Location,
+    what: str,
+    *,
+    models: Iterable[Model] = (),
+    reason: Callable[[Exception], str | None] | None = None,
+) -> pl.LazyFrame:
+    """Mark `frame` as read from outside data by the stage at `location`; returns `frame`.
+
+    An attribute of the LazyFrame object, like the runtime's other marks: free on success.
+    """
+    source = Source(frame, location, what, tuple(models), reason)
+    setattr(frame, _SOURCES_ATTR, (*getattr(frame, _SOURCES_ATTR, ()), source))
+    return frame
+
+
+def sources_of(frames: Iterable[object]) -> tuple[Source, ...]:
+    """The sources feeding `frames`, in order, each once."""
+    return _unique(source for frame in frames for source in getattr(frame, _SOURCES_ATTR, ()))
+
+
+def _unique(sources: Iterable[Source]) -> tuple[Source, ...]:
+    return tuple({id(source): source for source in sources}.values())
+
+
+def carry_sources(frame: object, sources: Iterable[Source]) -> None:
+    """Record on a stage's output the sources feeding it (a DataFrame holds no plan: skipped)."""
+    if isinstance(frame, pl.LazyFrame):
+        setattr(frame, _SOURCES_ATTR, _unique((*sources, *sources_of([frame]))))
+
+
+def blame_source(sources: Iterable[Source]) -> TaskError | None:
+    """After a pass failed: the error of the first source that fails when executed alone,
+    located at the stage that read it; None when every source reads fine (the failure is the
+    failing stage's own). Costs one pass per source tried, and is only called on a failure."""
+    for source in sources:
+        try:
+            # Every column computed, nothing kept: a bad field anywhere in the file fails.
+            source.frame.select(pl.all().null_count()).collect(engine="streaming")
+        except pl.exceptions.PolarsError as exc:
+            error = _source_error(source, exc)
+            error.__cause__ = exc
+            return error
+    return None
+
+
+def _source_error(source: Source, exc: Exception) -> TaskError:
+    explained = explain_cast_failure(exc, source.models, source.location)
+    if explained is not None:
+        return ModelCastError(f"{source.what}: {explained.message}", source.location)
+    reason = source.reason(exc) if source.reason is not None else None
+    if reason is None:
+        reason = str(exc).split("\n\n")[0].strip()
+    return TaskError(f"{source.what}: {reason}", source.location)

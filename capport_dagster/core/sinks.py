@@ -24,6 +24,7 @@ other processes, which it kills).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -36,7 +37,14 @@ from pathlib import Path
 
 from capport_dagster.core import interrupts
 
-__all__ = ["HOST_TAG", "TEMP_SUFFIX", "atomic_path", "is_running", "remove_stale_temporaries"]
+__all__ = [
+    "HOST_TAG",
+    "TEMP_SUFFIX",
+    "DestinationError",
+    "atomic_path",
+    "is_running",
+    "remove_stale_temporaries",
+]
 
 TEMP_SUFFIX = ".capport-tmp"
 
@@ -57,28 +65,80 @@ HOST_TAG = _host_tag()
 _WRITER = re.compile(r"(?P<host>[0-9a-f]{8})\.(?P<pid>[1-9][0-9]*)\.[0-9a-f]{12}")
 
 
+class DestinationError(OSError):
+    """Raised when `destination` cannot be written as a file: its `strerror` says why in the
+    user's terms (never naming the temporary file, which is ours), its `filename` is the
+    destination."""
+
+
 @contextmanager
 def atomic_path(destination: Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces `destination` in one rename.
 
     Parent directories are created. On any failure the temporary file is removed and the
     destination is left untouched. After a successful rename, temporary files that killed
-    writers left beside `destination` are removed (`remove_stale_temporaries`).
+    writers left beside `destination` are removed (`remove_stale_temporaries`). A destination
+    that cannot be a file (a directory, under a file, in a directory we may not write) raises
+    `DestinationError` before anything is written.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _create_temporary(destination)
+    try:
+        _check_destination(destination)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        temporary = _create_temporary(destination)
+    except DestinationError:
+        raise
+    except OSError as exc:
+        raise _destination_error(exc, destination) from exc
     try:
         yield temporary
         if destination.exists():  # an overwrite keeps the file's permissions, as a plain write
             shutil.copymode(destination, temporary)
         with interrupts.guarded(destination):  # never after the run was interrupted
-            os.replace(temporary, destination)
+            try:
+                os.replace(temporary, destination)
+            except OSError as exc:  # e.g. a directory created there meanwhile
+                raise _destination_error(exc, destination) from exc
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     finally:
         interrupts.untrack(temporary)
     remove_stale_temporaries(destination)
+
+
+def _check_destination(destination: Path) -> None:
+    """The mistakes the OS would report naming our temporary file, or a parent, or nothing."""
+    if destination.is_dir():
+        raise DestinationError(errno.EISDIR, "it is a directory", str(destination))
+    for parent in destination.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DestinationError(
+                    errno.ENOTDIR, f"{parent} is a file, not a directory", str(destination)
+                )
+            return
+
+
+def _destination_error(exc: OSError, destination: Path) -> DestinationError:
+    """`exc` (from creating the directory or the temporary file, or the rename) in the terms
+    of `destination`."""
+    if exc.errno == errno.EISDIR or destination.is_dir():
+        why = "it is a directory"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        directory = _nearest_existing(destination.parent)
+        kind = "read-only" if exc.errno == errno.EROFS else "not writable"
+        why = f"directory {directory} is {kind}"
+    else:
+        why = exc.strerror or str(exc)
+    return DestinationError(exc.errno or 0, why, str(destination))
+
+
+def _nearest_existing(directory: Path) -> Path:
+    """The directory itself, or the deepest ancestor that exists (where a mkdir failed)."""
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            return candidate
+    return directory
 
 
 def remove_stale_temporaries(destination: Path) -> list[Path]:
