@@ -934,3 +934,284 @@ def test_join_row_order_in_every_run_mode(
     run_stages(load_project(config).graphs["p"], mode, {"OUTPUT_DIR": str(tmp_path)})
     expected = expected_join(how)
     assert_frame_equal(pl.read_csv(tmp_path / "out.csv", schema=expected.schema), expected)
+
+
+# -- messages: Polars' errors in the YAML's terms, found before data where possible -------------
+
+
+def test_a_second_join_bringing_a_clashing_column_suggests_right_select() -> None:
+    step = {"join": "TEAMS", "left_on": "team", "right_on": "code", "how": "left"}
+    transform = parse_transform("enrich", [{"join": step}, {"join": step}], LOC)
+    teams = TEAMS.with_columns(id=pl.lit(5))
+    with pytest.raises(TaskError) as info:
+        transform.apply(PLAYERS, {"TEAMS": teams}, location=STAGE)
+    assert str(info.value) == (
+        "stage 'enrich' (#2): transform 'enrich', step 2 (join): frame 'TEAMS' has a column 'id'"
+        " that the left frame has too, and 'id_right' is taken (by an earlier join): keep and"
+        " rename the right columns with right_select, e.g. right_select: {code: null, id_2: id}"
+    )
+
+
+def test_validate_finds_the_clash_where_the_steps_fix_the_columns() -> None:
+    join = {
+        "join": "R",
+        "right_select": {"code": None, "v": None},
+        "left_on": "team",
+        "right_on": "code",
+        "how": "left",
+    }
+    body = [{"select": {"team": None, "v": None}}, {"join": join}, {"join": join}]
+    with pytest.raises(ConfigError) as info:
+        parse_transform("enrich", body, LOC)
+    assert str(info.value) == (
+        "transforms.yml, transform 'enrich': step 3 (join): frame 'R' (after right_select) has a"
+        " column 'v' that the left frame has too, and 'v_right' is taken (by an earlier join):"
+        " keep and rename the right columns with right_select, e.g. right_select:"
+        " {code: null, v_2: v}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            [{"select": {"a": "team.name"}}],
+            "step 1 (select): column path 'team.name': 'team' is String, not a struct, so it has"
+            " no field 'name'",
+        ),
+        (
+            [{"select": {"a": "info.bio.age.years"}}],
+            "step 1 (select): column path 'info.bio.age.years': 'info.bio.age' is Int64, not a"
+            " struct, so it has no field 'years'",
+        ),
+        (
+            [{"select": {"a": "name.middle"}}],
+            "step 1 (select): column path 'name.middle': struct 'name' has no field 'middle'"
+            " (fields: first, last)",
+        ),
+        (
+            [{"select": {"a": "idd"}}],
+            "step 1 (select): column 'idd' not found - did you mean 'id'? (columns: id, team,"
+            " name, info)",
+        ),
+        (
+            [
+                {
+                    "join": {
+                        "join": "TEAMS",
+                        "right_select": {"code": "name.first"},
+                        "left_on": "team",
+                        "right_on": "code",
+                        "how": "inner",
+                    }
+                }
+            ],
+            "step 1 (join): right_select of frame 'TEAMS': column 'name' not found"
+            " (columns: code, title)",
+        ),
+        (
+            [{"join": {"join": "TEAMS", "left_on": "id", "right_on": "code", "how": "inner"}}],
+            "step 1 (join): join keys of different types (left_on 'id' is Int64 but right_on"
+            " 'code' is String): give both sides the same dtype, with a model where the frames"
+            " are loaded",
+        ),
+        (
+            [{"drop": {"nope": True, "zip": None, "id": True}}],
+            "step 1 (drop): columns 'nope', 'zip' not found (columns: id, team, name, info)",
+        ),
+    ],
+)
+def test_run_time_mistakes_are_located_task_errors(body: list, message: str) -> None:
+    transform = parse_transform("enrich", body, LOC)
+    with pytest.raises(TaskError) as info:
+        transform.apply(PLAYERS, {"TEAMS": TEAMS}, location=STAGE)
+    assert str(info.value) == f"stage 'enrich' (#2): transform 'enrich', {message}"
+
+
+def test_an_input_whose_schema_fails_is_named_as_the_input(tmp_path: Path) -> None:
+    transform = parse_transform("enrich", [{"drop": {"a": True}}], LOC)
+    with pytest.raises(TaskError) as info:
+        transform.apply(pl.scan_csv(tmp_path / "gone.csv"), {}, location=STAGE)
+    assert info.value.message.startswith("transform 'enrich': its input frame cannot be read: ")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            [{"select": {"team": None}}, {"drop": {"id": True}}],
+            "step 2 (drop): column 'id' not found (columns: team)",
+        ),
+        (
+            [{"select": {"team": None, "tag": None}}, {"drop": {"id": True, "tga": True}}],
+            "step 2 (drop): columns 'id', 'tga' not found (columns: team, tag)",
+        ),
+        (
+            [
+                {"select": {"team": None}},
+                {
+                    "join": {
+                        "join": "R",
+                        "right_select": {"code": None},
+                        "left_on": "team",
+                        "right_on": "code",
+                        "how": "full",
+                    }
+                },
+                {"drop": {"cod": True}},
+            ],
+            "step 3 (drop): column 'cod' not found - did you mean 'code'? (columns: team, code)",
+        ),
+        (
+            [{"select": {"team": None}}, {"select": {"t": "tema.name"}}],
+            "step 2 (select): column 'tema' not found - did you mean 'team'? (columns: team)",
+        ),
+        (
+            [
+                {"select": {"team": None}},
+                {
+                    "join": {
+                        "join": "R",
+                        "right_select": {"code": None},
+                        "left_on": "teams",
+                        "right_on": "code",
+                        "how": "left",
+                    }
+                },
+            ],
+            "step 2 (join): left_on column 'teams' not found in the left frame - did you mean"
+            " 'team'? (columns: team)",
+        ),
+    ],
+)
+def test_validate_finds_a_missing_column_where_the_steps_fix_the_columns(
+    body: list, message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_transform("enrich", body, LOC)
+    assert type(info.value) is ConfigError
+    assert info.value.message == message
+    assert info.value.location == LOC
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # The input's columns are not known from the transform: nothing to say before data.
+        [{"drop": {"anything": True}}],
+        [{"select": {"a": "x.y"}}, {"select": {"b": "a.deep.field"}}],
+        [{"select": {"a": None}}, {"join": {"join": "R", "how": "cross"}}, {"drop": {"z": True}}],
+    ],
+)
+def test_validate_is_silent_where_the_columns_depend_on_the_input(body: list) -> None:
+    parse_transform("enrich", body, LOC)
+
+
+def test_a_csv_header_with_dots_is_reached_with_an_escaped_dot(tmp_path: Path) -> None:
+    path = tmp_path / "stats.csv"
+    path.write_text("player,stats.goals\nAnn,3\nKim,5\n")
+    body = [{"select": {"player": None, "goals": "stats\\.goals"}}]
+    result = parse_transform("t", body, LOC).apply(pl.scan_csv(path), {}).collect()
+    assert_frame_equal(result, pl.DataFrame({"player": ["Ann", "Kim"], "goals": [3, 5]}))
+    typed = parse_transform("t", [{"select": {"goals": "stats.goals"}}], LOC)
+    with pytest.raises(TaskError) as info:
+        typed.apply(pl.scan_csv(path), {})
+    assert info.value.message == (
+        "transform 't', step 1 (select): column 'stats' not found (columns: player,"
+        " stats\\.goals); to read the column 'stats.goals', escape its dot: stats\\.goals (a dot"
+        " goes into a struct field)"
+    )
+
+
+def test_escaped_dots_reach_struct_fields_and_concat_columns() -> None:
+    frame = pl.LazyFrame({"a.b": [{"c.d": "x"}], "e": ["y"]})
+    body = [
+        {
+            "select": {
+                "f": "a\\.b.c\\.d",
+                "g": {"action": "concat", "args": {"cols": "a\\.b.c\\.d, e"}},
+            }
+        }
+    ]
+    result = parse_transform("t", body, LOC).apply(frame, {}).collect()
+    assert_frame_equal(result, pl.DataFrame({"f": ["x"], "g": ["x y"]}))
+
+
+# -- format templates ----------------------------------------------------------------------------
+
+
+def format_select(template: str, cols: str = "team") -> list:
+    return [{"select": {"out": {"action": "format", "args": {"template": template, "cols": cols}}}}]
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{{}}}", "{a}"),
+        ("{{}} {}", "{} a"),
+        ("set {{{}, {}}}", "set {a, 1}"),
+        ("}} {} {{", "} a {"),
+        ("$ {}", "$ a"),
+        ("{}$REF_DATE", "a$REF_DATE"),
+    ],
+)
+def test_a_format_template_writes_literal_braces_doubled(template: str, expected: str) -> None:
+    cols = "team, id" if template.count("{}") - template.count("{{}}") == 2 else "team"
+    result = run(format_select(template, cols), PLAYERS.head(1))
+    assert result["out"].to_list() == [expected]
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        (
+            "{x}{}",
+            "template '{x}{}' has an unmatched '{' at character 1 (write {} for a value, {{ and }}"
+            " for a literal brace)",
+        ),
+        (
+            "{} }",
+            "template '{} }' has an unmatched '}' at character 4 (write {} for a value, {{ and }}"
+            " for a literal brace)",
+        ),
+        (
+            "{}/${REF_DATE}",
+            "template '{}/${REF_DATE}' has '${REF_DATE}' at character 4, which a format template"
+            " does not expand (write {} for a value, {{ and }} for a literal brace)",
+        ),
+        (
+            "{{}}",
+            "template '{{}}' has 0 placeholders '{}' but cols has 1 column; they must match",
+        ),
+    ],
+)
+def test_format_template_errors(template: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_transform("enrich", format_select(template), LOC)
+    assert info.value.message == f"step 1 (select): column 'out' (format): {message}"
+
+
+def test_a_variable_in_a_format_template_is_warned_about_and_kept() -> None:
+    body = format_select("$OUTPUT_DIR/{}/$CAPPORT_T_VAR/$NOT_SET/$$")
+    transform = parse_transform("enrich", body, LOC, variables={"OUTPUT_DIR", "CAPPORT_T_VAR"})
+    assert [(str(p.location), p.severity, p.message) for p in transform.warnings] == [
+        (
+            "transforms.yml, transform 'enrich'",
+            "warning",
+            "step 1 (select): column 'out' (format): template '$OUTPUT_DIR/{}/$CAPPORT_T_VAR/"
+            "$NOT_SET/$$' contains $OUTPUT_DIR, $CAPPORT_T_VAR, which a format template does not"
+            " expand: the text stays as written (variables are expanded in paths and URLs)",
+        )
+    ]
+    result = transform.apply(PLAYERS.head(1), {}).collect()
+    assert result["out"].to_list() == ["$OUTPUT_DIR/a/$CAPPORT_T_VAR/$NOT_SET/$$"]
+
+
+def test_variables_default_to_the_built_ins_and_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CAPPORT_T_VAR", "x")
+    transform = parse_transform("enrich", format_select("$REF_DATE {} $CAPPORT_T_VAR"), LOC)
+    assert [p.message.split(" contains ")[1].split(",")[:2] for p in transform.warnings] == [
+        ["$REF_DATE", " $CAPPORT_T_VAR"]
+    ]

@@ -180,7 +180,7 @@ def _input_schema(plan: pl.LazyFrame, where: str, location: Location | None) -> 
     named as the input, not blamed on a step."""
     try:
         return plan.collect_schema()
-    except pl.exceptions.PolarsError as exc:
+    except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).split("\n\n")[0].strip()
         raise TaskError(f"{where}: its input frame cannot be read: {first}", location) from exc
 
@@ -190,8 +190,8 @@ def _explain(exc: Exception, step: Step, schema: Schema, frames: Mapping[str, pl
     if isinstance(step, JoinStep):
         try:
             right = step.right_frame(frames).collect_schema()
-        except pl.exceptions.PolarsError:
-            right = pl.Schema()
+        except (pl.exceptions.PolarsError, KeyError):
+            right = pl.Schema()  # the explanations that need it are not the ones here
         detail = step.explain(exc, schema, right)
         if detail is not None:
             return detail
@@ -323,6 +323,6 @@ def _known_after(
     try:
         names = bare.apply(left_frame, {step.right: right_frame}).collect_schema().names()
     except pl.exceptions.PolarsError as exc:
-        messages.append(f"{context}: {_explain(exc, bare, known, {step.right: right_frame})}")
+        messages.append(f"{context}: {_explain(exc, step, known, {})}")
         return None
     return dict.fromkeys(names)
