@@ -144,9 +144,10 @@ class _Bound:
     read_files: tuple[str, ...] = ()
     write_files: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()
-    #: When the stage's errors hide what it writes (an unknown task, args that did not parse),
-    #: the names its args mention: a later stage reading one of them is not told that nobody
-    #: writes it, since this stage may be the writer once mended (no cascade of errors).
+    #: When the stage's errors hide what it writes, the frames it may write once mended: a
+    #: later stage reading one of them is not told that nobody writes it (no cascade of
+    #: errors). An unknown task may write the names its args mention; args that did not parse
+    #: may lack the very name (`save_df`), so they may write anything (`_ANY_FRAME`).
     may_write: frozenset[str] | None = None
 
     @property
@@ -378,6 +379,25 @@ def _attributed(
     return result
 
 
+def _shown(problems: list[Problem], pipelines: Collection[str] | None) -> list[Problem]:
+    """The documented rule: with `-p`, the problems of other pipelines are left out; a pipeline
+    with errors gets no warnings (a stage with errors may be what a warning misses)."""
+    broken = {
+        p.location.name
+        for p in problems
+        if p.severity == "error" and p.location.section == "pipeline"
+    }
+    return [
+        p
+        for p in problems
+        if p.location.section != "pipeline"
+        or (
+            (pipelines is None or p.location.name in pipelines)
+            and (p.severity == "error" or p.location.name not in broken)
+        )
+    ]
+
+
 def _runner_pipelines(config: CapportConfig, name: str) -> list[str]:
     """The pipelines a runner's entry lists, read from the YAML even when the runner is broken."""
     entry = config.runners.get(name)
@@ -503,13 +523,11 @@ def _bind(stage: Stage, registry: TaskRegistry, lookups: _ConfigLookups) -> _Bou
             _salvaged_reads(spec, stage),
             (),
             problems=tuple(problems),
-            may_write=_mentioned(stage.args),
+            may_write=_ANY_FRAME,
         )
     except Exception as exc:  # a task's own parse function failing on args it did not expect
         problems.append(_code_failure(spec, "parse", spec.parse, exc, stage))
-        return _Bound(
-            stage, spec, None, (), (), problems=tuple(problems), may_write=_mentioned(stage.args)
-        )
+        return _Bound(stage, spec, None, (), (), problems=tuple(problems), may_write=_ANY_FRAME)
     reads = _declared(spec, "reads", args, stage, problems)
     writes = _declared(spec, "writes", args, stage, problems)
     files: dict[str, tuple[str, ...]] = {}
@@ -532,7 +550,7 @@ def _bind(stage: Stage, registry: TaskRegistry, lookups: _ConfigLookups) -> _Bou
         read_files=files.get("reads_files", ()),
         write_files=files.get("writes_files", ()),
         problems=tuple(problems),
-        may_write=_mentioned(stage.args) if writes is None else None,
+        may_write=_ANY_FRAME if writes is None else None,
     )
 
 
@@ -638,6 +656,9 @@ def _mentioned(raw: Any) -> frozenset[str]:
     return frozenset(found)
 
 
+#: `_Bound.may_write` of a stage whose args did not parse: every frame may be its.
+_ANY_FRAME = frozenset({"\0any"})
+
 _Wired = tuple[_Bound, dict[str, FrameVersion], tuple[FrameVersion, ...]]
 
 
@@ -664,7 +685,7 @@ def _wire(bound: list[_Bound]) -> tuple[list[_Wired], list[Problem]]:
                 inputs[name] = latest[name]
                 read_versions.add(latest[name])
                 continue
-            if name in may_be_written:
+            if name in may_be_written or may_be_written >= _ANY_FRAME:
                 continue
             later = [s.label for s in writers.get(name, []) if s.index >= stage.index]
             hint = (
@@ -835,13 +856,17 @@ class Project:
                 continue
             graphs[name] = graph
             problems.extend(graph.warnings)
-        # What Dagster would refuse, found now: a config `validate` accepts always builds.
-        problems.extend(dagster_name_problems(graphs, runners.values()))
+        # What Dagster would refuse, found now: a config `validate` accepts always builds. Not
+        # for a pipeline with errors already (two stages labelled alike clash in Dagster too).
+        broken = {p.location.name for p in problems if p.severity == "error"}
+        good = {name: graph for name, graph in graphs.items() if name not in broken}
+        problems.extend(dagster_name_problems(good, runners.values()))
         # Entries no selected stage uses: all of them when the whole config is validated.
         problems.extend(lookups.model_problems)
         if pipelines is None:
             problems.extend(lookups.check_unused_transforms())
         problems = _attributed(problems, config, lookups, None if pipelines is None else selected)
+        problems = _shown(problems, None if pipelines is None else selected)
 
         unique = list(dict.fromkeys(problems))  # one problem may be found via several stages
         if any(p.severity == "error" for p in unique):

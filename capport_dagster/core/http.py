@@ -80,6 +80,7 @@ from capport_dagster.core.registry import (
     TaskSpec,
     validate_model,
 )
+from capport_dagster.core.tasks import raw_names
 from capport_dagster.core.transforms import path_expr, valid_path
 from capport_dagster.core.variables import expand
 from capport_dagster.errors import ConfigError, Location, TaskError
@@ -552,6 +553,7 @@ def register_http_tasks(registry: TaskRegistry) -> TaskRegistry:
             reads=lambda a: (a.df_from,),
             writes=lambda a: (a.df_to,),
             parse=_parse_http_request,
+            salvage_reads=lambda raw: raw_names(raw, "df_from"),
             description="GET each URL of a column concurrently; JSON bodies become rows.",
         )
     )
@@ -562,6 +564,9 @@ def register_http_tasks(registry: TaskRegistry) -> TaskRegistry:
             reads=HttpSingleRequestArgs.reads,
             writes=lambda a: (a.df_to,),
             parse=_parse_http_single_request,
+            salvage_reads=lambda raw: raw_names(
+                raw.get("url_params") if isinstance(raw, Mapping) else None, "df_from"
+            ),
             description="GET one URL whose query lists columns' values; JSON bodies become rows.",
         )
     )

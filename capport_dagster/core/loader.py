@@ -188,8 +188,10 @@ class _Reader:
                     f"duplicate label {stage.label!r}: stages #{first_index[stage.label]} "
                     f"and #{index} share it (labels must be unique within a pipeline)",
                 )
-                continue
-            first_index[stage.label] = index
+            else:
+                first_index[stage.label] = index
+            # Kept, duplicate or not: its task and args are still checked (a duplicate label
+            # must not hide the stage's other mistakes) and its frames are still known.
             stages.append(stage)
         return Pipeline(name, tuple(stages), where)
 

@@ -353,6 +353,19 @@ def _run_transform(args: TransformArgs, frames: Mapping[str, Frame], ctx: RunCon
 # --- registration ---------------------------------------------------------------------------
 
 
+def raw_names(raw: Any, *keys: str) -> list[str]:
+    """The names under `keys` in raw stage args (a mapping or a list of them), for
+    `TaskSpec.salvage_reads`: what a stage evidently reads even though its args are malformed."""
+    items = raw if isinstance(raw, list) else [raw]
+    return [
+        item[key]
+        for item in items
+        if isinstance(item, Mapping)
+        for key in keys
+        if isinstance(item.get(key), str)
+    ]
+
+
 def register_builtin_tasks(registry: TaskRegistry) -> TaskRegistry:
     """Register the built-in tasks in `registry` (the default one already has them)."""
     from capport_dagster.core.registry import TaskSpec
@@ -386,6 +399,7 @@ def register_builtin_tasks(registry: TaskRegistry) -> TaskRegistry:
             reads=FileFrames.names,
             writes=lambda a: (),
             parse=_file_frames_parser(_SaveEntry, "save_csv", "from_df"),
+            salvage_reads=lambda raw: raw_names(raw, "df_name", "from_df"),
             model_frames=FileFrames.model_frames,
             writes_files=FileFrames.paths,
             description="Write frames to CSV files atomically, optionally reshaped by a model.",
@@ -398,6 +412,7 @@ def register_builtin_tasks(registry: TaskRegistry) -> TaskRegistry:
             reads=_transform_reads,
             writes=lambda a: (a.save_df,),
             parse=_parse_transform,
+            salvage_reads=lambda raw: raw_names(raw, "input"),
             description="Apply a named transform (select, join, drop) to a frame.",
         )
     )

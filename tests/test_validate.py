@@ -1,0 +1,197 @@
+"""`capport validate` as a whole: every real problem, each once, and nothing else.
+
+The validator's value is that it finds every real problem and nothing false: one mistake never
+hides another (in the same stage, runner or entry), and never makes another stage look wrong.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from capport_dagster.cli import main
+
+#: Independent mistakes, one per pipeline or entry, with the exact line `validate` must print for
+#: each. Together in one config directory, `validate` prints exactly these lines and its summary.
+PLANTED = {
+    "unknown_task.yml": (
+        """
+        pipeline:
+          p_task:
+            - { label: load, task: lod_csv, args: { filepath: a.csv, df_name: A } }
+            - { label: use, task: transform, args: { name: ident, input: A, save_df: B } }
+            - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
+        """,
+        [
+            "config/unknown_task.yml:3, pipeline 'p_task', stage 'load' (#0): unknown task"
+            " 'lod_csv' - did you mean 'load_csv'? (tasks: http_request, http_single_request,"
+            " load_csv, noop, save_csv, transform)"
+        ],
+    ),
+    "unknown_transform.yml": (
+        """
+        pipeline:
+          p_transform:
+            - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+            - { label: use, task: transform, args: { name: idnet, input: A, save_df: B } }
+            - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
+        """,
+        [
+            "config/unknown_transform.yml:4, pipeline 'p_transform', stage 'use' (#1): unknown"
+            " transform 'idnet' - did you mean 'ident'?"
+        ],
+    ),
+    "duplicate_label.yml": (
+        """
+        pipeline:
+          p_dup:
+            - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+            - { label: load, task: transform, args: { name: nope, input: A, save_df: B } }
+            - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
+        """,
+        [
+            "config/duplicate_label.yml:4, pipeline 'p_dup', stage 'load' (#1): duplicate label"
+            " 'load': stages #0 and #1 share it (labels must be unique within a pipeline)",
+            "config/duplicate_label.yml:4, pipeline 'p_dup', stage 'load' (#1): unknown"
+            " transform 'nope'",
+        ],
+    ),
+    "written_twice.yml": (
+        """
+        pipeline:
+          p_twice:
+            - label: load
+              task: load_csv
+              args: [{ filepath: a.csv, df_name: A }, { filepath: c.csv, df_name: A }]
+            - { label: save, task: save_csv, args: { filepath: b.csv, df_name: A } }
+        """,
+        [
+            "config/written_twice.yml:3, pipeline 'p_twice', stage 'load' (#0): writes frame"
+            " 'A' twice"
+        ],
+    ),
+    "malformed_args.yml": (
+        """
+        pipeline:
+          p_args:
+            - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+            - { label: use, task: transform, args: { name: ident, input: X } }
+            - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
+        """,
+        [
+            "config/malformed_args.yml:4, pipeline 'p_args', stage 'use' (#1): malformed args"
+            " for task 'transform': save_df: field required",
+            "config/malformed_args.yml:4, pipeline 'p_args', stage 'use' (#1): reads frame 'X'"
+            " before any earlier stage writes it",
+        ],
+    ),
+    "read_before_write.yml": (
+        """
+        pipeline:
+          p_order:
+            - { label: use, task: transform, args: { name: ident, input: A, save_df: B } }
+            - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+            - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
+        """,
+        [
+            "config/read_before_write.yml:3, pipeline 'p_order', stage 'use' (#0): reads frame"
+            " 'A' before any earlier stage writes it; it is written later by stage 'load' - move"
+            " that stage first"
+        ],
+    ),
+    "unused_kwargs.yml": (
+        """
+        pipeline:
+          p_kwargs:
+            - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+            - label: use
+              task: transform
+              args: { name: pick, input: A, save_df: B, kwargs: { col: a, colour: red } }
+            - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
+        """,
+        [
+            "config/unused_kwargs.yml:4, pipeline 'p_kwargs', stage 'use' (#1): kwargs 'colour'"
+            " not used by transform 'pick' (its placeholders: $$col): remove it or correct the"
+            " name"
+        ],
+    ),
+    "bad_model_use.yml": (
+        """
+        pipeline:
+          p_model:
+            - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A, model: shape } }
+            - { label: save, task: save_csv, args: { filepath: b.csv, df_name: A } }
+        """,
+        [
+            "config/bad_model_use.yml:3, pipeline 'p_model', stage 'load' (#0): unknown model"
+            " 'shape' - did you mean 'shaped'?"
+        ],
+    ),
+    "transforms.yml": (
+        """
+        transform:
+          ident:
+            - select: { a: null }
+          pick:
+            - select: { $$col: null }
+          broken_used:
+            - selct: { a: null }
+          broken_unused:
+            - bogus: 1
+        """,
+        [
+            "config/transforms.yml:7:7, transform 'broken_used' (used by pipeline 'p_broken',"
+            " stage 'use' (#1)): step 1: unknown step 'selct' - did you mean 'select'?"
+            " (valid steps: select, join, drop)",
+            "config/transforms.yml:9:7, transform 'broken_unused' (used by no stage): step 1:"
+            " unknown step 'bogus' (valid steps: select, join, drop)",
+        ],
+    ),
+    "broken_used.yml": (
+        """
+        pipeline:
+          p_broken:
+            - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+            - { label: use, task: transform, args: { name: broken_used, input: A, save_df: B } }
+            - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
+        """,
+        [],  # its only problem is the transform's, listed there with this stage as its user
+    ),
+    "models.yml": (
+        """
+        model:
+          shaped:
+            a: { dtype: int64 }
+          wrong:
+            a: { dtype: int46 }
+        """,
+        [
+            "config/models.yml:5:5, model 'wrong' (used by no stage): column 'a': unknown"
+            " dtype 'int46' - did you mean 'int64'? (valid dtypes: int, int8, int16, int32,"
+            " int64, uint8, uint16, uint32, uint64, float, double, str, char, bool, time, date,"
+            " datetime_utc, datetime_nyt, list[str], list[int], list[double])"
+        ],
+    ),
+}
+
+
+@pytest.fixture
+def planted(write_config):
+    return write_config({name: text for name, (text, _lines) in PLANTED.items()})
+
+
+def test_validate_reports_each_planted_error_once_and_nothing_else(planted, capsys):
+    expected = [f"error: {line}" for _text, lines in PLANTED.values() for line in lines]
+    assert main(["validate", "-c", str(planted)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    *problems, summary = err.splitlines()
+    assert sorted(problems) == sorted(expected)
+    assert summary == f"the configuration has {len(expected)} errors"
+
+
+def test_validate_of_one_pipeline_shows_what_is_wrong_with_it_and_nothing_else(planted, capsys):
+    assert main(["validate", "-c", str(planted), "-p", "p_broken"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        *(f"error: {line}" for line in PLANTED["transforms.yml"][1][:1]),
+        "the configuration has 1 error",
+    ]
