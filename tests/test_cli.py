@@ -155,10 +155,10 @@ FAILING = {
 @pytest.mark.parametrize(
     ("mode", "options", "failing_stage"),
     [
-        # Lazy: the cast runs when the sink collects, so the save stage fails, naming the model,
-        # with or without the preview (a result's preview comes from the pass of its sink).
-        ("sync_lazy", ["--no-preview"], "save' (#1)"),
-        ("sync_lazy", [], "save' (#1)"),
+        # Lazy: the cast runs when the sink collects, yet the load that applied the model is
+        # named with its file, with or without the preview (it comes from the sink's pass).
+        ("sync_lazy", ["--no-preview"], "load' (#0)"),
+        ("sync_lazy", [], "load' (#0)"),
         ("sync_eager", [], "load' (#0)"),
         ("async_eager", ["--no-preview"], "load' (#0)"),
         # Multiprocess: the lazy frame is sunk to Parquet after its stage, still named.
@@ -187,9 +187,9 @@ def test_failed_cast_exits_1_names_model_column_and_value_and_writes_nothing(
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [
-        f"error: config/p.yml:{3 if 'load' in failing_stage else 6}, pipeline 'people', "
-        f"stage '{failing_stage}: model 'person', column 'id': cannot cast value 'x' to uint64"
-        " (at least 1 value failed)"
+        "error: config/p.yml:3, pipeline 'people', "
+        f"stage '{failing_stage}: load_csv: {config / 'data' / 'people.csv'}: model 'person',"
+        " column 'id': cannot cast value 'x' to uint64 (at least 1 value failed)"
     ]
     assert result.stderr.endswith("run failed\n")
     assert not out.exists() or list(out.rglob("*")) == []
