@@ -8,11 +8,10 @@ import pytest
 
 from capport_dagster import errors
 from capport_dagster.core import graph as graph_module
-from capport_dagster.core.config import Stage
 from capport_dagster.core.graph import FrameVersion, load_project
 from capport_dagster.core.loader import load_config
 from capport_dagster.core.registry import TaskRegistry, TaskSpec
-from capport_dagster.errors import ConfigError, Location, ValidationError
+from capport_dagster.errors import ValidationError
 
 LOAD = "{ task: load_csv, args: { filepath: x.csv, df_name: %s } }"
 
@@ -209,7 +208,7 @@ def test_a_frame_written_twice_by_one_stage_is_one_problem_and_not_a_cascade(wri
     config = write_config(
         {
             "p.yml": pipeline(
-                stage("make", "many", "{ frames: [%s] }" % ", ".join(frames)),
+                stage("make", "many", f"{{ frames: [{', '.join(frames)}] }}"),
                 stage("read", "use", "{ input: F1 }"),
             )
         }
@@ -395,3 +394,70 @@ def test_a_draft_of_a_broken_pipeline_knows_what_each_stage_reads_and_writes(wri
         ["unknown task 'lod_csv' - did you mean 'l"],
         [],
     ]
+
+
+def _line_of(function) -> str:
+    return f"test_graph.py:{function.__code__.co_firstlineno}"
+
+
+def test_a_custom_tasks_mistakes_are_located_and_the_rest_is_still_checked(write_config):
+    registry = TaskRegistry()
+
+    def needs_input(args):
+        return [args["input"]]
+
+    def returns_a_string(args):
+        return args["save_df"]
+
+    registry.task("dedupe", reads=needs_input, writes=returns_a_string)(lambda a, f, c: {})
+    registry.task("make", reads=lambda a: [], writes=lambda a: ["A"])(lambda a, f, c: {})
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                stage("make", "make", "{}"),
+                stage("dedupe", "dedupe", "{ inptu: A, save_df: CUST }"),
+                stage("again", "dedupe", "{ input: A, save_df: CUST }"),
+                stage("broken", "mkae", "{}"),
+            )
+        }
+    )
+    with pytest.raises(ValidationError) as info:
+        load_project(config, registry)
+    where = "config/p.yml:{}, pipeline 'p', stage '{}' (#{})".format
+    returned = (
+        f"task 'dedupe' is registered with a writes function ({_line_of(returns_a_string)})"
+        " that returned the string 'CUST': it must return a list of frame names, e.g. ['CUST']"
+    )
+    assert [str(p) for p in info.value.problems[:3]] == [
+        f"error: {where(4, 'dedupe', 1)}: args for task 'dedupe' have no key 'input' (its reads"
+        f" function ({_line_of(needs_input)}) needs it)",
+        f"error: {where(4, 'dedupe', 1)}: {returned}",
+        f"error: {where(5, 'again', 2)}: {returned}",
+    ]
+    assert str(info.value.problems[3]).startswith(
+        f"error: {where(6, 'broken', 3)}: unknown task 'mkae' - did you mean 'make'?"
+    )
+
+
+def test_every_problem_of_one_stage_is_reported(write_config):
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                stage("load", "load_csv", "{ filepath: $NOPE/a.csv, df_name: A, model: m }")
+            )
+        }
+    )
+    with pytest.raises(ValidationError) as info:
+        load_project(config)
+    assert [p.message for p in info.value.problems] == [
+        "undefined variable $NOPE in '$NOPE/a.csv' (define it in the environment; built-ins:"
+        " CONFIG_DIR, OUTPUT_DIR, REF_DATE, REF_DATETIME)",
+        "unknown model 'm'",
+    ]
+
+
+def test_an_unknown_pipeline_lists_the_pipelines(write_config):
+    config = write_config({"p.yml": pipeline(stage("a", "noop", "{}"))})
+    with pytest.raises(ValidationError) as info:
+        load_project(config, pipelines=["q"])
+    assert [p.message for p in info.value.problems] == ["unknown pipeline 'q' (pipelines: p)"]
