@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import re
 import secrets
@@ -16,6 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from capport_dagster.core import sinks
 from capport_dagster.core.graph import load_project
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.registry import RunContext
@@ -23,6 +25,7 @@ from capport_dagster.core.runtime import run_stage
 from capport_dagster.core.sinks import (
     HOST_TAG,
     TEMP_SUFFIX,
+    DestinationError,
     atomic_path,
     remove_stale_temporaries,
 )
@@ -299,3 +302,66 @@ def test_a_concurrent_writers_temporary_file_is_never_touched(tmp_path):
             writer.wait(timeout=30)
     assert destination.read_text() == "theirs\n"
     assert os.listdir(tmp_path) == ["out.csv"]
+
+
+# --- destinations that cannot be a file: said in the destination's terms ----------------------
+
+
+def test_a_destination_that_is_a_directory_is_refused_before_writing(tmp_path):
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(DestinationError) as info, atomic_path(tmp_path / "sub"):
+        pytest.fail("the block must not run")
+    assert (info.value.errno, info.value.strerror, info.value.filename) == (
+        errno.EISDIR,
+        "it is a directory",
+        str(tmp_path / "sub"),
+    )
+    assert os.listdir(tmp_path) == ["sub"]
+
+
+@pytest.mark.parametrize("depth", ["out.csv", "deeper/out.csv"])
+def test_a_destination_under_a_file_names_that_file(tmp_path, depth):
+    (tmp_path / "report").write_text("a file, not a directory\n")
+    destination = tmp_path / "report" / depth
+    with pytest.raises(DestinationError) as info, atomic_path(destination):
+        pytest.fail("the block must not run")
+    assert (info.value.errno, info.value.strerror, info.value.filename) == (
+        errno.ENOTDIR,
+        f"{tmp_path / 'report'} is a file, not a directory",
+        str(destination),
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"), [(errno.EACCES, "not writable"), (errno.EROFS, "read-only")]
+)
+def test_a_directory_we_may_not_write_is_named_not_the_temporary_file(
+    tmp_path, monkeypatch, code, kind
+):
+    # Tests run as root, whom permissions do not stop: the OS's refusal is simulated where it
+    # happens, creating the temporary file (its name is what the OS error carries).
+    def refuse(destination: Path) -> Path:
+        raise OSError(code, os.strerror(code), str(destination.with_name(".x.capport-tmp")))
+
+    monkeypatch.setattr(sinks, "_create_temporary", refuse)
+    destination = tmp_path / "new" / "out.csv"
+    with pytest.raises(DestinationError) as info, atomic_path(destination):
+        pytest.fail("the block must not run")
+    assert (info.value.strerror, info.value.filename) == (
+        f"directory {tmp_path / 'new'} is {kind}",
+        str(destination),
+    )
+    assert TEMP_SUFFIX not in str(info.value)
+
+
+def test_a_directory_that_cannot_be_created_names_its_nearest_existing_parent(
+    tmp_path, monkeypatch
+):
+    def refuse(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    destination = tmp_path / "a" / "b" / "out.csv"
+    with pytest.raises(DestinationError) as info, atomic_path(destination):
+        pytest.fail("the block must not run")
+    assert info.value.strerror == f"directory {tmp_path} is not writable"

@@ -113,7 +113,8 @@ def test_df_name_and_its_alias_together_are_refused(write_config, task, alias):
     config = write_config(
         {
             "p.yml": pipeline(
-                "{ label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }",
+                "{ label: load, task: load_csv, args: [{ filepath: a.csv, df_name: A }, "
+                "{ filepath: b.csv, df_name: B }] }",
                 f"{{ label: both, task: {task}, args: [{{ filepath: a.csv, df_name: A }}, "
                 f"{{ filepath: b.csv, df_name: A, {alias}: B }}] }}",
             )
@@ -143,9 +144,17 @@ def test_df_name_and_its_alias_together_are_refused(write_config, task, alias):
 def test_file_task_args_must_be_a_mapping_or_a_non_empty_list_of_them(
     write_config, task, alias, args, shown
 ):
-    config = write_config({"p.yml": pipeline(f"{{ label: io, task: {task}, args: {args} }}")})
+    # A load first: what a malformed save evidently reads is still checked (and written).
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }",
+                f"{{ label: io, task: {task}, args: {args} }}",
+            )
+        }
+    )
     assert errors(config) == [
-        f"error: config/p.yml:3, pipeline 'p', stage 'io' (#0): task '{task}' takes a mapping "
+        f"error: config/p.yml:4, pipeline 'p', stage 'io' (#1): task '{task}' takes a mapping "
         f"or a non-empty list of {{filepath, df_name, model?}} ({alias} is an alias of "
         f"df_name), got {shown}"
     ]
@@ -587,7 +596,10 @@ def test_transform_args_are_checked(write_config):
     assert errors(config) == [
         "error: config/p.yml:3, pipeline 'p', stage 't' (#0): malformed args for task "
         "'transform': save_df: field required; kwargs: input should be a valid dictionary; "
-        "unknown key 'save' - did you mean 'save_df'? (keys: input, kwargs, name, save_df)"
+        "unknown key 'save' - did you mean 'save_df'? (keys: input, kwargs, name, save_df)",
+        # What the malformed args evidently read is still checked (section 7).
+        "error: config/p.yml:3, pipeline 'p', stage 't' (#0): reads frame 'A' before any "
+        "earlier stage writes it",
     ]
 
 
@@ -769,4 +781,131 @@ def test_a_failure_of_the_stage_itself_is_not_blamed_on_its_files(write_config, 
     assert str(info.value) == (
         "config/p.yml:4, pipeline 'p', stage 'save' (#1): model 'm', column 'v': cannot cast "
         f"value 'soon' to date ({failed} failed)"
+    )
+
+
+# --- destinations and sources that are not files ----------------------------------------------
+
+SAVE_P = (
+    "{ label: load, task: load_csv, args: { filepath: $CONFIG_DIR/p.csv, df_name: P } }",
+    "{ label: save, task: save_csv, args: { filepath: $OUTPUT_DIR/sub, df_name: P } }",
+)
+
+
+@ALL_MODES
+def test_save_csv_to_a_directory_names_it_and_writes_nothing(write_config, variables, mode):
+    config = write_config({"p.yml": pipeline(*SAVE_P), "p.csv": "id\n1\n"})
+    sub = Path(variables["OUTPUT_DIR"]) / "sub"
+    (sub / "kept").mkdir(parents=True)
+    with pytest.raises(TaskError) as info:
+        run_in_order(load_project(config).graphs["p"], variables, mode)
+    assert str(info.value) == (
+        f"config/p.yml:4, pipeline 'p', stage 'save' (#1): save_csv: cannot write {sub}: it is "
+        "a directory (give filepath the file's name too)"
+    )
+    assert sorted(p.name for p in sub.parent.iterdir()) == ["sub"]
+    assert [p.name for p in sub.iterdir()] == ["kept"]
+
+
+@ALL_MODES
+def test_save_csv_under_a_file_names_that_file(write_config, variables, mode):
+    stages = (SAVE_P[0], SAVE_P[1].replace("$OUTPUT_DIR/sub", "$OUTPUT_DIR/sub/x/out.csv"))
+    config = write_config({"p.yml": pipeline(*stages), "p.csv": "id\n1\n"})
+    out = Path(variables["OUTPUT_DIR"])
+    out.mkdir()
+    (out / "sub").write_text("a file\n")
+    with pytest.raises(TaskError) as info:
+        run_in_order(load_project(config).graphs["p"], variables, mode)
+    assert str(info.value) == (
+        f"config/p.yml:4, pipeline 'p', stage 'save' (#1): save_csv: cannot write "
+        f"{out / 'sub' / 'x' / 'out.csv'}: {out / 'sub'} is a file, not a directory (give a "
+        "filepath in a directory)"
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["sub"]
+
+
+def test_save_csv_to_a_directory_it_may_not_write_names_that_directory(
+    write_config, variables, monkeypatch
+):
+    from capport_dagster.core import sinks
+
+    def refuse(destination: Path) -> Path:  # tests run as root: the OS's refusal, simulated
+        raise PermissionError(13, "Permission denied", str(destination.with_name(".t.capport-tmp")))
+
+    monkeypatch.setattr(sinks, "_create_temporary", refuse)
+    stages = (SAVE_P[0], SAVE_P[1].replace("$OUTPUT_DIR/sub", "$OUTPUT_DIR/out.csv"))
+    config = write_config({"p.yml": pipeline(*stages), "p.csv": "id\n1\n"})
+    out = Path(variables["OUTPUT_DIR"])
+    with pytest.raises(TaskError) as info:
+        run_in_order(load_project(config).graphs["p"], variables)
+    assert str(info.value) == (
+        f"config/p.yml:4, pipeline 'p', stage 'save' (#1): save_csv: cannot write "
+        f"{out / 'out.csv'}: directory {out} is not writable (choose another directory, or let "
+        "capport's user write there)"
+    )
+
+
+@pytest.mark.parametrize("path", ["$OUTPUT_DIR/sub/", "out/.", "./", "sub/.."])
+@pytest.mark.parametrize(
+    ("task", "label", "line"), [("load_csv", "load", 3), ("save_csv", "save", 4)]
+)
+def test_a_filepath_naming_a_directory_is_a_config_error(write_config, path, task, label, line):
+    stages = [
+        "{ label: load, task: load_csv, args: { filepath: $CONFIG_DIR/p.csv, df_name: P } }",
+        "{ label: save, task: save_csv, args: { filepath: $OUTPUT_DIR/p.csv, df_name: P } }",
+    ]
+    stages[line - 3] = stages[line - 3].replace(
+        "$CONFIG_DIR/p.csv" if task == "load_csv" else "$OUTPUT_DIR/p.csv", f"'{path}'"
+    )
+    config = write_config({"p.yml": pipeline(*stages)})
+    assert errors(config) == [
+        f"error: config/p.yml:{line}, pipeline 'p', stage '{label}' (#{line - 3}): task "
+        f"'{task}': filepath '{path}' names a directory, not a file (add the file's name: "
+        f"'{path.rstrip('/')}/name.csv')"
+    ]
+
+
+@pytest.mark.parametrize(("task", "label"), [("load_csv", "load"), ("save_csv", "save")])
+def test_a_variable_that_makes_a_filepath_a_directory_fails_the_stage(
+    write_config, variables, task, label
+):
+    # Only the run knows the value: the same rule, as a run error.
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: $CONFIG_DIR/p.csv, df_name: P"
+                " } }",
+                "{ label: save, task: save_csv, args: { filepath: $OUTPUT_DIR/p.csv, df_name: P"
+                " } }",
+            ).replace("$CONFIG_DIR/p.csv" if task == "load_csv" else "$OUTPUT_DIR/p.csv", "$DEST"),
+            "p.csv": "id\n1\n",
+        }
+    )
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DEST", "somewhere")  # defined for validation; the run's value ends in '/'
+        graph = load_project(config).graphs["p"]
+    with pytest.raises(TaskError) as info:
+        run_in_order(graph, {**variables, "DEST": "out/sub/"})
+    line = 3 if task == "load_csv" else 4
+    assert str(info.value) == (
+        f"config/p.yml:{line}, pipeline 'p', stage '{label}' (#{line - 3}): {task}: filepath "
+        "'$DEST' ('out/sub/') names a directory, not a file (add the file's name: "
+        "'$DEST/name.csv')"
+    )
+
+
+def test_load_csv_of_a_directory_says_so(write_config, tmp_path, variables):
+    (tmp_path / "data.csv").mkdir()
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: data.csv, df_name: P } }"
+            )
+        }
+    )
+    with pytest.raises(TaskError) as info:
+        run_in_order(load_project(config).graphs["p"], variables)
+    assert str(info.value) == (
+        f"config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: {tmp_path / 'data.csv'} is "
+        "a directory, not a CSV file (give the file's path)"
     )

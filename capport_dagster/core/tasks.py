@@ -8,6 +8,7 @@ stay lazy: `load_csv` scans, `transform` builds a plan and only `save_csv` execu
 from __future__ import annotations
 
 import csv
+import errno
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -121,16 +122,20 @@ def _names_a_directory(path: str) -> bool:
     return path.endswith(("/", "/.", "/..")) or path in ("", ".", "..")
 
 
-def _directory_path(path: str) -> str:
+def _directory_path(path: str, expanded: str | None = None) -> str:
     example = f"{path.rstrip('/')}/name.csv"
-    return f"filepath '{path}' names a directory, not a file (add the file's name: '{example}')"
+    value = f" ('{expanded}')" if expanded not in (None, path) else ""
+    return (
+        f"filepath '{path}'{value} names a directory, not a file (add the file's name: '{example}')"
+    )
 
 
 def _file_path(task: str, template: str, ctx: RunContext) -> Path:
     """The file a path template names in this run; a variable ending in `/` cannot make it a
     directory (checked here: validation saw only the template)."""
-    if _names_a_directory(expand(template, ctx.variables, ctx.location)):
-        raise TaskError(f"{task}: {_directory_path(template)}", ctx.location)
+    expanded = expand(template, ctx.variables, ctx.location)
+    if _names_a_directory(expanded):
+        raise TaskError(f"{task}: {_directory_path(template, expanded)}", ctx.location)
     return ctx.path(template)
 
 
@@ -273,7 +278,10 @@ def _run_save_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
                     location=ctx.location,
                 )
         except DestinationError as exc:
-            raise TaskError(f"save_csv: cannot write {path}: {exc.strerror}", ctx.location) from exc
+            advice = _DESTINATION_ADVICE.get(exc.errno or 0, "")
+            raise TaskError(
+                f"save_csv: cannot write {path}: {exc.strerror}{advice}", ctx.location
+            ) from exc
         except pl.exceptions.PolarsError as exc:
             nested = _nested_columns(shaped)
             if not nested:
@@ -284,6 +292,15 @@ def _run_save_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
             ) from exc
         ctx.log.info(f"save_csv: wrote {file.df_name} to {path}")
     return {}
+
+
+_DESTINATION_ADVICE = {
+    errno.EISDIR: " (give filepath the file's name too)",
+    errno.ENOTDIR: " (give a filepath in a directory)",
+    errno.EACCES: " (choose another directory, or let capport's user write there)",
+    errno.EPERM: " (choose another directory, or let capport's user write there)",
+    errno.EROFS: " (choose a directory on a writable filesystem)",
+}
 
 
 def _nested_columns(frame: Frame) -> str | None:
