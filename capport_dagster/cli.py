@@ -211,12 +211,13 @@ def _print_error(exc: CapportError) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from capport_dagster.core.graph import load_project
-    from capport_dagster.core.render import dagster_names
+    from capport_dagster.core.render import count, dagster_names
 
     project = load_project(args.config, pipelines=[args.pipeline] if args.pipeline else None)
     print_warnings(project.warnings)
     stages = sum(len(g.nodes) for g in project.graphs.values())
-    print(f"valid: {len(project.graphs)} pipeline(s), {stages} stage(s) in {args.config}")
+    pipelines = count(len(project.graphs), "pipeline")
+    print(f"valid: {pipelines}, {count(stages, 'stage')} in {args.config}")
     renamed = [line for graph in project.graphs.values() for line in dagster_names(graph)]
     if renamed:
         print("names in Dagster, where they differ:")
@@ -225,10 +226,21 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from capport_dagster.core.graph import load_project
-    from capport_dagster.core.render import render_graph
+    """Draws a pipeline with errors too (its draft, broken stages marked): a picture helps
+    most while something is wrong. The errors go to stderr and the exit code is still 2."""
+    from capport_dagster.core.graph import Project, draft_pipeline
+    from capport_dagster.core.loader import load_config
+    from capport_dagster.core.render import render_draft, render_graph
 
-    project = load_project(args.config, pipelines=[args.pipeline])
+    config = load_config(args.config)
+    try:
+        project = Project.from_config(config, pipelines=[args.pipeline])
+    except ValidationError as exc:
+        if args.pipeline not in config.pipelines:
+            raise
+        _print_error(exc)
+        print(render_draft(args.pipeline, draft_pipeline(config, args.pipeline), args.format))
+        return EXIT_INVALID
     print_warnings(project.warnings)
     print(render_graph(project.graphs[args.pipeline], args.format))
     return EXIT_OK
@@ -239,26 +251,28 @@ def _schedules(args: argparse.Namespace) -> int:
 
     from capport_dagster.core.every import describe
     from capport_dagster.core.graph import load_project
+    from capport_dagster.core.render import count
     from capport_dagster.translate.ticks import next_ticks
     from capport_dagster.translate.translator import CapportTranslator
 
     project = load_project(args.config)
     print_warnings(project.warnings)
     translator = CapportTranslator()
-    scheduled = [r for r in project.runners.values() if r.schedule is not None]
+    # Only schedules that run something: a schedule without pipelines is a validation error.
+    scheduled = [r for r in project.runners.values() if r.schedule is not None and r.pipelines]
     for runner in sorted(scheduled, key=lambda r: r.name):
         schedule = runner.schedule
         assert schedule is not None
         now = pendulum.now("UTC").replace(microsecond=0)
         ticks = next_ticks(schedule.trigger, schedule.timezone, now, 3)
-        for pipeline in runner.pipelines or ("(no pipelines)",):
+        for pipeline in runner.pipelines:
+            stages = count(len(project.graphs[pipeline].nodes), "stage")
             print(
-                f"runner {runner.name}, pipeline {pipeline}: every {schedule.every} "
+                f"runner {runner.name}, pipeline {pipeline} ({stages}): every {schedule.every} "
                 f"({schedule.timezone})"
             )
-            if runner.pipelines:
-                name = translator.get_schedule_name(runner, pipeline)
-                print(f"  dagster: {name}, {describe(schedule.trigger)}")
+            name = translator.get_schedule_name(runner, pipeline)
+            print(f"  dagster: {name}, {describe(schedule.trigger)}")
             print(f"  next: {', '.join(t.isoformat() for t in ticks)}")
     if not scheduled:
         print("no runner has a schedule")

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from capport_dagster.cli import main
 from capport_dagster.core.every import CronTrigger, parse_every
 from capport_dagster.core.graph import Project, load_project
+from capport_dagster.core.loader import load_config
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.runners import Runner, Schedule
-from capport_dagster.errors import ConfigError, Location, ValidationError
+from capport_dagster.core.runners import Runner, Schedule, parse_runner, runner_problems
+from capport_dagster.errors import ConfigError, Location, Problem, ValidationError
 
 BASE = {
     "p.yml": """
@@ -33,6 +35,18 @@ def errors(write_config, runners: str) -> list[str]:
     with pytest.raises(ValidationError) as info:
         project(write_config, runners)
     return [str(problem) for problem in info.value.errors]
+
+
+def parse_errors(write_config, runners: str) -> list[str]:
+    """The problems of each runner as `parse_runner` finds them (without the pipelines using
+    the runner, which `Project.from_config` adds to the location)."""
+    config = load_config(write_config({**BASE, "r.yml": runners}))
+    found: list[str] = []
+    for entry in config.runners.values():
+        with pytest.raises(ValidationError) as info:
+            parse_runner(entry, config.pipelines, config.loggers)
+        found += [str(problem) for problem in info.value.problems]
+    return found
 
 
 def where(config: Path, line: int, name: str) -> Location:
@@ -97,7 +111,8 @@ def test_a_named_runner_with_every_key(write_config):
 
 
 def test_a_schedule_timezone_defaults_to_utc(write_config):
-    runners = project(write_config, "runner:\n  r: { schedule: { every: 1d } }\n").runners
+    runner = "runner:\n  r: { pipelines: teams, schedule: { every: 1d } }\n"
+    runners = project(write_config, runner).runners
     assert runners["r"].schedule == Schedule(
         every=parse_every("1d"), timezone="UTC", trigger=CronTrigger(("0 0 * * *",))
     )
@@ -188,7 +203,7 @@ def test_unknown_logger_when_none_is_defined(write_config):
 
 
 def test_unknown_pipeline(write_config):
-    assert errors(write_config, "runner:\n  r: { pipelines: [player, teams, xyz] }\n") == [
+    assert parse_errors(write_config, "runner:\n  r: { pipelines: [player, teams, xyz] }\n") == [
         "error: config/r.yml:2, runner 'r': unknown pipeline 'player' - did you mean 'players'?",
         "error: config/r.yml:2, runner 'r': unknown pipeline 'xyz'",
     ]
@@ -196,8 +211,10 @@ def test_unknown_pipeline(write_config):
 
 @pytest.mark.parametrize("zone", ["Asia/Singapur", "asia/singapore", "local", "+08:00", ""])
 def test_invalid_timezone(write_config, zone):
-    runner = f"runner:\n  r: {{ schedule: {{ every: 1d, timezone: '{zone}' }} }}\n"
-    assert errors(write_config, runner) == [
+    runner = (
+        f"runner:\n  r: {{ pipelines: teams, schedule: {{ every: 1d, timezone: '{zone}' }} }}\n"
+    )
+    assert parse_errors(write_config, runner) == [
         f"error: config/r.yml:2, runner 'r': unknown timezone '{zone}' (use an IANA name like "
         "'UTC' or 'Asia/Singapore')"
     ]
@@ -222,12 +239,109 @@ def test_every_problem_of_a_runner_is_reported(write_config):
         "runner:\n  r: { logger: nope, pipelines: nope2, "
         "schedule: { every: 1d, timezone: Nowhere } }\n"
     )
-    assert errors(write_config, runner) == [
+    assert parse_errors(write_config, runner) == [
         "error: config/r.yml:2, runner 'r': unknown logger 'nope' (loggers: main)",
         "error: config/r.yml:2, runner 'r': unknown pipeline 'nope2'",
         "error: config/r.yml:2, runner 'r': unknown timezone 'Nowhere' (use an IANA name like "
         "'UTC' or 'Asia/Singapore')",
     ]
+
+
+EVERY_10S = (
+    "error: config/r.yml:2, runner 'r': cannot read every: unknown unit 'S': expected s, m"
+    " (minute), h, d, w, M (month) or Y (year) - units are case-sensitive: did you mean 's'?\n"
+    "  '10S'\n"
+    "     ^\n"
+    "valid examples: 10s, 1d, 10m30s, 2M, Monday at 15:00, at 09:30, weekday at 09:30, Monday at"
+    " 15:00 repeating every 30m times 6"
+)
+
+
+def test_a_malformed_key_does_not_hide_the_other_problems(write_config):
+    runner = (
+        "runner:\n  r: { max_concurrent: 0, logger: nolog, pipelines: [teams, nope],"
+        " schedule: { every: 10S } }\n"
+    )
+    assert parse_errors(write_config, runner) == [
+        EVERY_10S,
+        "error: config/r.yml:2, runner 'r': malformed runner: max_concurrent: input should be "
+        "greater than or equal to 1",
+        "error: config/r.yml:2, runner 'r': unknown logger 'nolog' (loggers: main)",
+        "error: config/r.yml:2, runner 'r': unknown pipeline 'nope'",
+    ]
+
+
+def test_validate_reports_every_problem_of_a_runner(write_config, capsys):
+    runner = "runner:\n  r: { max_concurrent: 0, logger: nolog, schedule: { every: 10S } }\n"
+    write_config({**BASE, "r.yml": runner})
+    assert main(["validate", "-c", "config"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        *EVERY_10S.splitlines(),
+        "error: config/r.yml:2, runner 'r': has a schedule but no pipelines, so it would run"
+        " nothing: list them in `pipelines:` (pipelines: players, teams), or remove `schedule:`",
+        "error: config/r.yml:2, runner 'r': malformed runner: max_concurrent: input should be "
+        "greater than or equal to 1",
+        "error: config/r.yml:2, runner 'r': unknown logger 'nolog' (loggers: main)",
+        "the configuration has 4 errors",
+    ]
+
+
+def test_a_schedule_without_pipelines_is_an_error(write_config):
+    assert parse_errors(write_config, "runner:\n  r: { schedule: { every: 1d } }\n") == [
+        "error: config/r.yml:2, runner 'r': has a schedule but no pipelines, so it would run"
+        " nothing: list them in `pipelines:` (pipelines: players, teams), or remove `schedule:`"
+    ]
+
+
+def test_a_runner_without_schedule_or_pipelines_is_fine(write_config):
+    # It sets defaults for `capport run -r r`; it schedules nothing, so it runs nothing by itself.
+    assert list(project(write_config, "runner:\n  r: { run_with: sync_eager }\n").runners) == ["r"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{ pipeline: [players], schedule: { every: 1d } }",  # the typo is the problem
+        "{ pipelines: { players: 1 }, schedule: { every: 1d } }",
+    ],
+)
+def test_a_malformed_pipelines_list_is_not_also_missing(write_config, body):
+    found = parse_errors(write_config, f"runner:\n  r: {body}\n")
+    assert len(found) == 1
+    assert found[0].startswith("error: config/r.yml:2, runner 'r': malformed runner: ")
+
+
+def test_a_pipeline_listed_twice_by_one_runner(write_config):
+    runner = "runner:\n  r: { pipelines: [teams, players, teams], schedule: { every: 1d } }\n"
+    assert parse_errors(write_config, runner) == [
+        "error: config/r.yml:2, runner 'r': lists pipeline 'teams' twice (list each pipeline once)"
+    ]
+
+
+def test_a_pipeline_listed_by_two_runners_is_a_warning(write_config):
+    runners = project(write_config, RUNNERS.replace("[players]", "[players, teams]", 1)).runners
+    config = Path("config").absolute()
+    assert runner_problems(runners) == [
+        Problem(
+            where(config, 4, "weekly"),
+            "pipeline 'players' is also listed by runner 'nightly', which `capport run -p"
+            " players` uses: pass `-r weekly` to run it with this one (its schedule runs as"
+            " written)",
+            severity="warning",
+        )
+    ]
+    assert str(runner_problems(runners)[0]) == (
+        "warning: config/r.yml:4, runner 'weekly': pipeline 'players' is also listed by runner"
+        " 'nightly', which `capport run -p players` uses: pass `-r weekly` to run it with this"
+        " one (its schedule runs as written)"
+    )
+
+
+def test_runners_listing_different_pipelines_have_no_problem(write_config):
+    runners = project(
+        write_config, "runner:\n  a: { pipelines: players }\n  b: { pipelines: teams }\n"
+    ).runners
+    assert runner_problems(runners) == []
 
 
 # --- Project.runner_for ---------------------------------------------------------------------

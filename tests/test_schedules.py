@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pytest
 from dagster import (
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     build_schedule_context,
     build_sensor_context,
+    instance_for_test,
 )
 
 from capport_dagster.cli import main
 from capport_dagster.core.graph import load_project
 from capport_dagster.translate.build import build_definitions
+from capport_dagster.translate.schedules import UNFINISHED
 
 CONFIG = {
     "a.csv": "x\n1\n",
@@ -81,9 +88,18 @@ def test_a_schedule_tick_requests_a_run_in_the_runner_mode_at_that_tick(write_co
     }
 
 
-def test_a_sensor_evaluation_requests_a_run_now(write_config):
+@pytest.fixture
+def instance(tmp_path) -> Iterator[DagsterInstance]:
+    """A Dagster instance of the test's own (sensors ask it for the runs of their job)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with instance_for_test(temp_dir=str(home)) as instance:
+        yield instance
+
+
+def test_a_sensor_evaluation_requests_a_run_now(write_config, instance):
     sensor = next(iter(definitions(write_config).sensors))
-    result = sensor.evaluate_tick(build_sensor_context())
+    result = sensor.evaluate_tick(build_sensor_context(instance=instance))
     [request] = result.run_requests or []
     assert request.run_config["mode"] == "sync_lazy"
     assert request.run_config["logger"] is None
@@ -117,13 +133,13 @@ def test_capport_schedules_prints_translation_and_next_ticks(write_config, capsy
     lines = capsys.readouterr().out.splitlines()
     stamps = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d"
     patterns = [
-        r"runner often, pipeline teams: every 10m30s \(UTC\)",
+        r"runner often, pipeline teams \(2 stages\): every 10m30s \(UTC\)",
         r"  dagster: teams__often, sensor every 630 s",
         rf"  next: {stamps}, {stamps}, {stamps}",
-        r"runner weekly, pipeline players: every Monday at 15:00 \(Asia/Singapore\)",
+        r"runner weekly, pipeline players \(2 stages\): every Monday at 15:00 \(Asia/Singapore\)",
         r"  dagster: players__weekly, cron 0 15 \* \* 1",
         r"  next: (\d{4}-\d\d-\d\dT15:00:00\+08:00(, )?){3}",
-        r"runner weekly, pipeline teams: every Monday at 15:00 \(Asia/Singapore\)",
+        r"runner weekly, pipeline teams \(2 stages\): every Monday at 15:00 \(Asia/Singapore\)",
         r"  dagster: teams__weekly, cron 0 15 \* \* 1",
         r"  next: (\d{4}-\d\d-\d\dT15:00:00\+08:00(, )?){3}",
     ]
@@ -137,6 +153,122 @@ def test_capport_schedules_prints_translation_and_next_ticks(write_config, capsy
 def test_a_bad_every_phrase_is_a_located_error(write_config, capsys):
     write_config({**CONFIG, "r.yml": "runner:\n  r: { schedule: { every: Mondy at 15:00 } }\n"})
     assert main(["validate", "-c", "config"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: config/r.yml:2, runner 'r': cannot read every:")
-    assert "'Mondy at 15:00'" in err and "did you mean 'Monday'?" in err
+    lines = capsys.readouterr().err.splitlines()
+    # Sorted by message: the missing pipelines are reported beside the phrase, not instead.
+    assert lines[0].startswith("error: config/r.yml:2, runner 'r': cannot read every:")
+    assert lines[0].endswith("did you mean 'Monday'?")
+    assert lines[1:3] == ["  'Mondy at 15:00'", "   ^^^^^"]
+    assert lines[4:] == [
+        "error: config/r.yml:2, runner 'r': has a schedule but no pipelines, so it would run"
+        " nothing: list them in `pipelines:` (pipelines: players, teams), or remove `schedule:`",
+        "the configuration has 2 errors",
+    ]
+
+
+# --- sensors do not pile up runs ------------------------------------------------------------
+
+
+def stored_run(job: str, run_id: str, status: DagsterRunStatus) -> DagsterRun:
+    """A run record as the daemon would find it. Dagster wants the code location of a queued
+    run (whence the daemon launches it): one that is never contacted here."""
+    from dagster._core.remote_origin import (
+        GrpcServerCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+
+    location = GrpcServerCodeLocationOrigin(host="localhost", port=1)
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job)
+    return DagsterRun(job_name=job, run_id=run_id, status=status, remote_job_origin=origin)
+
+
+@pytest.mark.parametrize("status", UNFINISHED, ids=lambda s: s.value)
+def test_a_sensor_skips_while_a_run_of_its_job_has_not_finished(write_config, instance, status):
+    sensor = next(s for s in definitions(write_config).sensors if s.name == "teams__often")
+    instance.add_run(stored_run("teams", "run-1", status))
+    result = sensor.evaluate_tick(build_sensor_context(instance=instance))
+    assert result.run_requests == []
+    assert result.skip_message == (
+        f"run run-1 of job 'teams' is still {status.value.lower()}: this sensor starts no run"
+        " before it finishes (runs of a pipeline slower than its interval do not pile up)"
+    )
+
+
+def test_the_skip_reason_names_the_unfinished_run_whoever_started_it(write_config, instance):
+    # A run started by hand (no sensor tag) counts too: the pipeline is busy all the same.
+    sensor = next(s for s in definitions(write_config).sensors if s.name == "teams__often")
+    instance.add_run(stored_run("teams", "done", DagsterRunStatus.SUCCESS))
+    instance.add_run(stored_run("teams", "by-hand", DagsterRunStatus.QUEUED))
+    result = sensor.evaluate_tick(build_sensor_context(instance=instance))
+    assert isinstance(result.skip_message, str)
+    assert result.skip_message.startswith("run by-hand of job 'teams' is still queued: ")
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        DagsterRunStatus.SUCCESS,
+        DagsterRunStatus.FAILURE,
+        DagsterRunStatus.CANCELED,
+        DagsterRunStatus.MANAGED,  # managed outside Dagster: it never finishes in its records
+    ],
+    ids=lambda s: s.value,
+)
+def test_a_sensor_requests_a_run_once_its_job_has_finished(write_config, instance, status):
+    sensor = next(s for s in definitions(write_config).sensors if s.name == "teams__often")
+    instance.add_run(stored_run("teams", "run-1", status))
+    result = sensor.evaluate_tick(build_sensor_context(instance=instance))
+    assert result.skip_message is None
+    assert [r.tags["capport/pipeline"] for r in result.run_requests or []] == ["teams"]
+
+
+def test_a_run_of_another_job_does_not_hold_a_sensor_back(write_config, instance):
+    sensor = next(s for s in definitions(write_config).sensors if s.name == "teams__often")
+    instance.add_run(stored_run("players", "run-1", DagsterRunStatus.STARTED))
+    result = sensor.evaluate_tick(build_sensor_context(instance=instance))
+    assert len(result.run_requests or []) == 1
+
+
+def test_the_sensor_sees_a_real_run_that_finished(write_config, instance):
+    defs = definitions(write_config)
+    run = defs.resolve_job_def("teams").execute_in_process(
+        run_config={"output_dir": "out"}, instance=instance
+    )
+    assert run.success
+    sensor = next(s for s in defs.sensors if s.name == "teams__often")
+    assert len(sensor.evaluate_tick(build_sensor_context(instance=instance)).run_requests) == 1
+
+
+def test_a_schedule_tick_is_not_skipped_while_a_run_goes_on(write_config, instance):
+    """Each cron tick is its own $REF_DATETIME (a day's data): skipping it would lose it."""
+    schedule = next(s for s in definitions(write_config).schedules if s.name == "players__weekly")
+    instance.add_run(stored_run("players", "run-1", DagsterRunStatus.STARTED))
+    tick = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
+    context = build_schedule_context(instance=instance, scheduled_execution_time=tick)
+    assert len(schedule.evaluate_tick(context).run_requests or []) == 1
+
+
+def test_capport_schedules_counts_one_stage_in_the_singular(write_config, capsys):
+    write_config(
+        {
+            "p.yml": "pipeline:\n  p:\n    - { label: a, task: noop }\n",
+            "r.yml": "runner:\n  r: { pipelines: p, schedule: { every: 1d } }\n",
+        }
+    )
+    assert main(["schedules", "-c", "config"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "runner r, pipeline p (1 stage): every 1d (UTC)",
+        "  dagster: p__r, cron 0 0 * * *",
+    ]
+
+
+def test_capport_schedules_refuses_a_schedule_that_runs_nothing(write_config, capsys):
+    write_config({**CONFIG, "r.yml": "runner:\n  r: { schedule: { every: 1d } }\n"})
+    assert main(["schedules", "-c", "config"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "error: config/r.yml:2, runner 'r': has a schedule but no pipelines, so it would run"
+        " nothing: list them in `pipelines:` (pipelines: players, teams), or remove `schedule:`\n"
+        "the configuration has 1 error\n"
+    )

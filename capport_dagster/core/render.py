@@ -1,16 +1,38 @@
-"""Drawing a pipeline's dependency graph as text, Mermaid or Graphviz dot (`capport graph`)."""
+"""Drawing a pipeline's dependency graph as text, Mermaid or Graphviz dot (`capport graph`).
+
+Two things can be drawn: a valid pipeline (a `PipelineGraph`) and, when the pipeline has errors,
+its draft (`draft_pipeline` in `core/graph.py`: each stage with what of its args parsed, and its
+errors). A broken stage is marked (`!` in text, a red dashed box in Mermaid and dot) with its
+errors, since a picture helps most while something is wrong.
+
+Names are the user's and may hold anything: Mermaid text gets entity codes for every character
+that its grammar or HTML labels give a meaning (`"`, `|`, brackets, `<`, `#`, ...); dot gets
+quoted strings with `"` and `\\` escaped, in UTF-8 (Graphviz reads UTF-8, not `\\u00f6`). Nodes
+are named by position (`s0`, `s1`, ...) in both, never by label: a draft may have two stages
+with one label.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from capport_dagster.core.graph import PipelineGraph
-from capport_dagster.core.names import DagsterNaming
+from capport_dagster.core.names import DagsterNaming, dagster_name
 
-__all__ = ["FORMATS", "dagster_names", "render_graph"]
+if TYPE_CHECKING:
+    from capport_dagster.core.config import Stage
+    from capport_dagster.errors import Problem
+
+__all__ = ["FORMATS", "count", "dagster_names", "render_draft", "render_graph"]
 
 _NAMING = DagsterNaming()
+
+
+def count(number: int, noun: str) -> str:
+    """`1 stage`, `3 stages`, `0 pipelines`: English plurals of the regular nouns we count."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def dagster_names(graph: PipelineGraph) -> list[str]:
@@ -37,21 +59,115 @@ def dagster_names(graph: PipelineGraph) -> list[str]:
     return lines
 
 
-def _text(graph: PipelineGraph) -> str:
-    job = _NAMING.job(graph)
-    renamed = f" (Dagster job {job})" if job != graph.name else ""
-    lines = [f"pipeline {graph.name}{renamed}: {len(graph.nodes)} stages"]
-    for node in graph.nodes:
-        op = _NAMING.op(node)
-        renamed = f" [op {op}]" if op != node.label else ""
-        lines.append(f"  [{node.index}] {node.label} ({node.stage.task}){renamed}")
-        for frame, version in node.inputs.items():
-            lines.append(f"      reads  {frame} <- {version.writer}")
-        for edge in node.after:
-            lines.append(f"      after  {edge.writer} (file {_files(edge.paths)})")
-        for version in node.outputs:
-            lines.append(f"      writes {version.name}")
-    return "\n".join(lines)
+# --- what is drawn --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Edge:
+    """An arrow into a stage: from the stage at `source` (an index into the drawing's nodes)."""
+
+    source: int
+    text: str
+    file: bool = False  # a file edge (dashed): the stage waits for files, not a frame
+
+
+@dataclass(frozen=True)
+class _Node:
+    label: str
+    task: str
+    index: int  # the stage's index in the pipeline, as locations print it
+    op: str
+    inputs: tuple[tuple[str, str], ...]  # (frame, writer label), in read order
+    after: tuple[tuple[str, str], ...]  # (writer label, files), in list order
+    writes: tuple[str, ...]
+    errors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Drawing:
+    """One pipeline, valid or draft, as every format draws it."""
+
+    name: str
+    job: str
+    nodes: tuple[_Node, ...]
+
+    def edges(self, position: int) -> list[_Edge]:
+        """The arrows into the node at `position`: each from the nearest earlier node with the
+        writer's label (in a draft two stages may share a label)."""
+        node = self.nodes[position]
+        found = [
+            _Edge(source, frame)
+            for frame, writer in node.inputs
+            if (source := self._before(position, writer)) is not None
+        ]
+        found += [
+            _Edge(source, f"file {files}", file=True)
+            for writer, files in node.after
+            if (source := self._before(position, writer)) is not None
+        ]
+        return found
+
+    def _before(self, position: int, label: str) -> int | None:
+        for earlier in range(position - 1, -1, -1):
+            if self.nodes[earlier].label == label:
+                return earlier
+        return None
+
+    @property
+    def broken(self) -> int:
+        return sum(1 for node in self.nodes if node.errors)
+
+
+def _from_graph(graph: PipelineGraph) -> _Drawing:
+    return _Drawing(
+        graph.name,
+        _NAMING.job(graph),
+        tuple(
+            _Node(
+                label=node.label,
+                task=node.stage.task,
+                index=node.index,
+                op=_NAMING.op(node),
+                inputs=tuple((frame, version.writer) for frame, version in node.inputs.items()),
+                after=tuple((edge.writer, _files(edge.paths)) for edge in node.after),
+                writes=tuple(version.name for version in node.outputs),
+                errors=(),
+            )
+            for node in graph.nodes
+        ),
+    )
+
+
+class DraftLike(Protocol):
+    """What the drawing needs of a draft stage (`core.graph.DraftStage`)."""
+
+    stage: Stage
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    inputs: Mapping[str, str]
+    problems: tuple[Problem, ...]
+
+
+def _from_draft(name: str, stages: Iterable[DraftLike]) -> _Drawing:
+    return _Drawing(
+        name,
+        dagster_name(name),
+        tuple(
+            _Node(
+                label=draft.stage.label,
+                task=draft.stage.task,
+                index=draft.stage.index,
+                op=dagster_name(draft.stage.label),
+                inputs=tuple(draft.inputs.items()),
+                after=(),
+                writes=draft.writes,
+                errors=tuple(
+                    dict.fromkeys(p.message for p in draft.problems if p.severity == "error")
+                ),
+            )
+            for draft in stages
+        ),
+    )
 
 
 def _files(paths: tuple[str, ...]) -> str:
@@ -59,42 +175,94 @@ def _files(paths: tuple[str, ...]) -> str:
     return ", ".join(path.replace("\0", "") for path in paths)
 
 
-def _mermaid(graph: PipelineGraph) -> str:
-    lines = ["flowchart LR"]
-    ids = {node.label: f"s{node.index}" for node in graph.nodes}
-    for node in graph.nodes:
-        label, task = (text.replace('"', "#quot;") for text in (node.label, node.stage.task))
-        lines.append(f'  {ids[node.label]}["{label}<br/><i>{task}</i>"]')
-    for node in graph.nodes:
-        for frame, version in node.inputs.items():
-            lines.append(f"  {ids[version.writer]} -->|{frame}| {ids[node.label]}")
-        for edge in node.after:
-            lines.append(f"  {ids[edge.writer]} -.->|file| {ids[node.label]}")
+# --- text -----------------------------------------------------------------------------------
+
+
+def _text(drawing: _Drawing) -> str:
+    about = [count(len(drawing.nodes), "stage")]
+    if drawing.broken:
+        about.append(f"{drawing.broken} with errors, marked !")
+    if drawing.job != drawing.name:
+        about.append(f"Dagster job {drawing.job}")
+    lines = [f"pipeline {drawing.name} ({', '.join(about)})"]
+    for node in drawing.nodes:
+        renamed = f" [op {node.op}]" if node.op != node.label else ""
+        mark = "!" if node.errors else " "
+        lines.append(f"{mark} [{node.index}] {node.label} ({node.task}){renamed}")
+        lines += [f"      ! {error}" for error in node.errors]
+        lines += [f"      reads  {frame} <- {writer}" for frame, writer in node.inputs]
+        lines += [f"      after  {writer} (file {files})" for writer, files in node.after]
+        lines += [f"      writes {frame}" for frame in node.writes]
     return "\n".join(lines)
 
 
-def _dot(graph: PipelineGraph) -> str:
-    quote = json.dumps  # a JSON string is a valid dot ID, with escapes
-    lines = [f"digraph {quote(graph.name)} {{", "  rankdir=LR;", "  node [shape=box];"]
-    for node in graph.nodes:
-        lines.append(
-            f"  {quote(node.label)} [label={quote(node.label + chr(10) + node.stage.task)}];"
-        )
-    for node in graph.nodes:
-        for frame, version in node.inputs.items():
+# --- Mermaid --------------------------------------------------------------------------------
+
+#: Characters Mermaid text keeps as they are; every other one becomes an entity code (`#124;`),
+#: which Mermaid decodes after parsing, so no name can end a label, open a shape or inject HTML.
+#: `:` too: Mermaid drops the last `;` of a line holding `style`, `:` and `#` (its own style
+#: syntax), which would break an entity code in a label such as `style: a|b`.
+_MERMAID_PLAIN = frozenset(" _-.,/$")
+
+
+def _mermaid_text(text: str) -> str:
+    return "".join(
+        char if char.isalnum() or char in _MERMAID_PLAIN else f"#{ord(char)};" for char in text
+    )
+
+
+_BROKEN_STYLE = "stroke:#c00,stroke-width:2px,stroke-dasharray:5 5,color:#c00"
+
+
+def _mermaid(drawing: _Drawing) -> str:
+    lines = ["flowchart LR"]
+    for position, node in enumerate(drawing.nodes):
+        text = f"{_mermaid_text(node.label)}<br/><i>{_mermaid_text(node.task)}</i>"
+        text += "".join(f"<br/>! {_mermaid_text(error)}" for error in node.errors)
+        lines.append(f'  s{position}["{text}"]')
+    for position in range(len(drawing.nodes)):
+        for edge in drawing.edges(position):
+            arrow = "-.->" if edge.file else "-->"
+            label = "file" if edge.file else _mermaid_text(edge.text)
+            lines.append(f"  s{edge.source} {arrow}|{label}| s{position}")
+    broken = [f"s{position}" for position, node in enumerate(drawing.nodes) if node.errors]
+    if broken:
+        lines.append(f"  classDef broken {_BROKEN_STYLE}")
+        lines.append(f"  class {','.join(broken)} broken")
+    return "\n".join(lines)
+
+
+# --- dot ------------------------------------------------------------------------------------
+
+
+def _dot_string(text: str) -> str:
+    """A dot quoted string, as an escString label reads it: `\\` and `"` escaped, a newline as
+    `\\n` (a centred line break); anything else, non-ASCII included, as it is (UTF-8)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "").replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _dot(drawing: _Drawing) -> str:
+    lines = [
+        f"digraph {_dot_string(drawing.name)} {{",
+        "  rankdir=LR;",
+        "  node [shape=box];",
+    ]
+    for position, node in enumerate(drawing.nodes):
+        text = "\n".join((node.label, node.task, *(f"! {error}" for error in node.errors)))
+        marks = ", color=red, fontcolor=red, style=dashed" if node.errors else ""
+        lines.append(f"  s{position} [label={_dot_string(text)}{marks}];")
+    for position in range(len(drawing.nodes)):
+        for edge in drawing.edges(position):
+            style = ", style=dashed" if edge.file else ""
             lines.append(
-                f"  {quote(version.writer)} -> {quote(node.label)} [label={quote(frame)}];"
-            )
-        for edge in node.after:
-            label = quote(f"file {_files(edge.paths)}")
-            lines.append(
-                f"  {quote(edge.writer)} -> {quote(node.label)} [label={label}, style=dashed];"
+                f"  s{edge.source} -> s{position} [label={_dot_string(edge.text)}{style}];"
             )
     lines.append("}")
     return "\n".join(lines)
 
 
-FORMATS: dict[str, Callable[[PipelineGraph], str]] = {
+FORMATS: dict[str, Callable[[_Drawing], str]] = {
     "text": _text,
     "mermaid": _mermaid,
     "dot": _dot,
@@ -102,4 +270,11 @@ FORMATS: dict[str, Callable[[PipelineGraph], str]] = {
 
 
 def render_graph(graph: PipelineGraph, fmt: str = "text") -> str:
-    return FORMATS[fmt](graph)
+    """A valid pipeline's graph in `fmt` (one of `FORMATS`)."""
+    return FORMATS[fmt](_from_graph(graph))
+
+
+def render_draft(name: str, stages: Sequence[DraftLike], fmt: str = "text") -> str:
+    """The draft of a pipeline with errors (`core.graph.draft_pipeline`), its broken stages
+    marked with their errors."""
+    return FORMATS[fmt](_from_draft(name, stages))

@@ -6,12 +6,13 @@ A runner picks the run mode, the executor, the logger and, optionally, a schedul
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pendulum
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ValidationError as PydanticValidationError
 
 from capport_dagster.core.config import Entry
 from capport_dagster.core.every import CronTrigger, Every, IntervalTrigger, parse_every, translate
@@ -26,7 +27,7 @@ from capport_dagster.errors import (
     did_you_mean,
 )
 
-__all__ = ["Runner", "Schedule", "parse_runner"]
+__all__ = ["Runner", "Schedule", "parse_runner", "runner_problems"]
 
 Executor = Literal["in_process", "multiprocess"]
 
@@ -74,12 +75,20 @@ class Runner:
 
 
 def parse_runner(entry: Entry, pipelines: Collection[str], loggers: Collection[str]) -> Runner:
-    """Check a runner entry against the pipelines and loggers it names; all problems at once."""
+    """Check a runner entry against the pipelines and loggers it names; all problems at once.
+
+    A malformed key does not hide the others: the keys that are well-formed are still checked
+    (`max_concurrent: 0` beside `logger: nolog` and `every: 10S` gives three problems).
+    """
     if not isinstance(entry.body, dict):
         raise ConfigError(f"a runner is a mapping, got {entry.body!r}", entry.location)
-    body = validate_model(_RunnerBody, entry.body, entry.location, "runner")
-    assert isinstance(body, _RunnerBody)
-    problems = []
+    problems: list[str] = []
+    body, bad_keys = _well_formed_part(entry)
+    if bad_keys is not None:
+        try:
+            validate_model(_RunnerBody, entry.body, entry.location, "runner")
+        except ConfigError as exc:
+            problems.append(exc.message)
     if body.logger is not None and body.logger not in loggers:
         problems.append(
             f"unknown logger '{body.logger}'{did_you_mean(body.logger, loggers)}"
@@ -88,6 +97,8 @@ def parse_runner(entry: Entry, pipelines: Collection[str], loggers: Collection[s
     for name in body.pipelines:
         if name not in pipelines:
             problems.append(f"unknown pipeline '{name}'{did_you_mean(name, pipelines)}")
+    for name in sorted({n for n in body.pipelines if body.pipelines.count(n) > 1}):
+        problems.append(f"lists pipeline '{name}' twice (list each pipeline once)")
     schedule = None
     if body.schedule is not None:
         try:
@@ -102,6 +113,16 @@ def parse_runner(entry: Entry, pipelines: Collection[str], loggers: Collection[s
             schedule = Schedule(every, body.schedule.timezone, translate(every))
         except ScheduleParseError as exc:
             problems.append(exc.message)
+        unsure = bad_keys is not None and any(
+            key == "pipelines" or key not in _RunnerBody.model_fields for key in bad_keys
+        )
+        if not body.pipelines and not unsure:
+            # Not when `pipelines` is malformed or a key is unknown: `pipeline: [p]` (a typo)
+            # is already reported, and may be the list.
+            problems.append(
+                "has a schedule but no pipelines, so it would run nothing: list them in"
+                f" `pipelines:`{_choices(pipelines)}, or remove `schedule:`"
+            )
     if problems:
         raise ValidationError(Problem(entry.location, message) for message in problems)
     return Runner(
@@ -114,3 +135,50 @@ def parse_runner(entry: Entry, pipelines: Collection[str], loggers: Collection[s
         schedule=schedule,
         location=entry.location,
     )
+
+
+def _well_formed_part(entry: Entry) -> tuple[_RunnerBody, set[str] | None]:
+    """The runner with its malformed keys left out (defaults in their place), and those keys
+    (None: nothing was malformed). The caller reports the malformed keys; the rest is checked
+    as usual, so one problem does not hide the others."""
+    try:
+        return _RunnerBody.model_validate(entry.body), None
+    except PydanticValidationError as exc:
+        bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+    rest = {key: value for key, value in entry.body.items() if key not in bad}
+    try:
+        return _RunnerBody.model_validate(rest), bad
+    except PydanticValidationError:  # not expected: every field has a default
+        return _RunnerBody(), bad
+
+
+def _choices(pipelines: Collection[str]) -> str:
+    return f" (pipelines: {', '.join(sorted(pipelines))})" if pipelines else ""
+
+
+def runner_problems(runners: Mapping[str, Runner]) -> list[Problem]:
+    """Problems between runners: a pipeline listed by more than one runner.
+
+    **Decision: a warning**, not an error. Two runners may rightly run one pipeline (a nightly
+    sync_lazy run and a weekly full one), and each schedule runs as written; only `capport run
+    -p P` without `-r` is ambiguous, and it takes the first runner listing P
+    (`Project.runner_for`). The warning is located at each later runner and names the one used.
+    """
+    first: dict[str, Runner] = {}
+    problems: list[Problem] = []
+    for runner in runners.values():
+        for pipeline in dict.fromkeys(runner.pipelines):
+            if pipeline not in first:
+                first[pipeline] = runner
+                continue
+            used = first[pipeline].name
+            problems.append(
+                Problem(
+                    runner.location,
+                    f"pipeline '{pipeline}' is also listed by runner '{used}', which"
+                    f" `capport run -p {pipeline}` uses: pass `-r {runner.name}` to run it with"
+                    " this one (its schedule runs as written)",
+                    severity="warning",
+                )
+            )
+    return problems

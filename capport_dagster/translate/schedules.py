@@ -8,6 +8,12 @@ For each runner with a `schedule` and each pipeline it lists, one definition nam
 - anything else (`10s`, `7m`, `10m30s`, `2d`) becomes a sensor with `minimum_interval_seconds`
   equal to the interval; its run's `$REF_DATETIME` is the evaluation time.
 
+A sensor skips its tick while a run of its job has not finished (queued, starting, running,
+canceling): a pipeline slower than its interval would otherwise pile up runs, each slowing the
+others. The skip reason names that run, in the UI's tick history. A sensor's run covers "now", so
+a skipped tick loses nothing: the next one after the run ends covers it. Cron schedules do not
+skip: each tick is its own `$REF_DATETIME` (a day's data), which a skip would lose.
+
 Either way the run request carries the runner's mode, executor, concurrency and logger as run
 config, and tags naming the runner and the pipeline. Definitions start RUNNING: a runner with a
 schedule in the config means "run this", so nobody has to switch it on in the UI first.
@@ -21,14 +27,17 @@ from typing import Any
 
 import pendulum
 from dagster import (
+    DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     JobDefinition,
     RunRequest,
+    RunsFilter,
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SensorDefinition,
     SensorEvaluationContext,
+    SkipReason,
 )
 
 from capport_dagster.core.every import CronTrigger
@@ -37,7 +46,18 @@ from capport_dagster.core.runners import Runner
 from capport_dagster.translate.run_config import default_logger
 from capport_dagster.translate.translator import CapportTranslator
 
-__all__ = ["build_schedules"]
+__all__ = ["UNFINISHED", "build_schedules"]
+
+#: The statuses of a run that has not finished: while a run of its job has one, a sensor skips.
+#: Not MANAGED: Dagster never moves a run managed outside it to a finished status.
+UNFINISHED: tuple[DagsterRunStatus, ...] = (
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.SUSPENDED,
+    DagsterRunStatus.CANCELING,
+)
 
 
 def build_schedules(
@@ -51,7 +71,7 @@ def build_schedules(
         for pipeline in runner.pipelines:
             if pipeline not in jobs:
                 continue  # not loaded (e.g. a single-pipeline project)
-            request = _RunRequests(runner, pipeline, project, translator)
+            request = _RunRequests(runner, pipeline, jobs[pipeline].name, project, translator)
             name = translator.get_schedule_name(runner, pipeline)
             trigger = runner.schedule.trigger
             description = (
@@ -89,8 +109,14 @@ class _RunRequests:
     """The run a runner asks for, at a given reference time."""
 
     def __init__(
-        self, runner: Runner, pipeline: str, project: Project, translator: CapportTranslator
+        self,
+        runner: Runner,
+        pipeline: str,
+        job: str,
+        project: Project,
+        translator: CapportTranslator,
     ) -> None:
+        self._job = job
         self._timezone = runner.schedule.timezone if runner.schedule else "UTC"
         self._run_config: dict[str, Any] = {
             "mode": runner.mode.value,
@@ -110,5 +136,15 @@ class _RunRequests:
         tick = context.scheduled_execution_time
         return self.request(pendulum.instance(tick).in_timezone(self._timezone))
 
-    def for_sensor(self, context: SensorEvaluationContext) -> RunRequest:
+    def for_sensor(self, context: SensorEvaluationContext) -> RunRequest | SkipReason:
+        unfinished = context.instance.get_runs(
+            RunsFilter(job_name=self._job, statuses=list(UNFINISHED)), limit=1
+        )
+        if unfinished:
+            run = unfinished[0]
+            return SkipReason(
+                f"run {run.run_id} of job '{self._job}' is still {run.status.value.lower()}:"
+                " this sensor starts no run before it finishes (runs of a pipeline slower than"
+                " its interval do not pile up)"
+            )
         return self.request(pendulum.now(self._timezone))
