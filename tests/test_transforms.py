@@ -3,7 +3,10 @@ lazy Polars plan."""
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Callable
 from functools import cache
@@ -1215,3 +1218,100 @@ def test_variables_default_to_the_built_ins_and_the_environment(
     assert [p.message.split(" contains ")[1].split(",")[:2] for p in transform.warnings] == [
         ["$REF_DATE", " $CAPPORT_T_VAR"]
     ]
+
+
+# -- through the CLI -----------------------------------------------------------------------------
+
+
+def capport(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`capport` in a subprocess, as a user runs it: the real exit code and stderr."""
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    return subprocess.run(
+        [sys.executable, "-m", "capport_dagster.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
+
+
+CLI_PIPELINE = """
+    pipeline:
+      p:
+        - { label: load, task: load_csv, args: [{ filepath: players.csv, df_name: P },
+            { filepath: teams.csv, df_name: T }] }
+        - { label: enrich, task: transform, args: { name: enrich, input: P, save_df: E } }
+        - { label: save, task: save_csv, args: { filepath: out.csv, df_name: E } }
+"""
+
+
+@pytest.mark.parametrize(
+    ("steps", "code", "message"),
+    [
+        (
+            "- select: { player: null, goals: stats\\.goals, team: null }\n"
+            "- join: { join: T, left_on: team, right_on: code, how: left }\n"
+            "- join: { join: T, left_on: team, right_on: code, how: left }",
+            1,
+            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#1): transform 'enrich',"
+            " step 3 (join): frame 'T' has a column 'goals' that the left frame has too, and"
+            " 'goals_right' is taken (by an earlier join): keep and rename the right columns"
+            " with right_select, e.g. right_select: {code: null, goals_2: goals}",
+        ),
+        (
+            "- select: { g: stats.goals }",
+            1,
+            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#1): transform 'enrich',"
+            " step 1 (select): column 'stats' not found (columns: player, stats\\.goals, team);"
+            " to read the column 'stats.goals', escape its dot: stats\\.goals (a dot goes into a"
+            " struct field)",
+        ),
+        (
+            "- select: { g: team.name }",
+            1,
+            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#1): transform 'enrich',"
+            " step 1 (select): column path 'team.name': 'team' is String, not a struct, so it"
+            " has no field 'name'",
+        ),
+        (
+            "- drop: { stats: true }",
+            1,
+            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#1): transform 'enrich',"
+            " step 1 (drop): column 'stats' not found - did you mean 'stats.goals'? (columns:"
+            " player, stats.goals, team)",
+        ),
+        (
+            "- select: { player: null }\n- drop: { team: true }",
+            2,
+            "error: config/t.yml:4:7, transform 'enrich' (used by pipeline 'p', stage 'enrich'"
+            " (#1)): step 2 (drop): column 'team' not found (columns: player)",
+        ),
+    ],
+)
+def test_transform_mistakes_through_the_cli(
+    steps: str, code: int, message: str, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "players.csv").write_text("player,stats.goals,team\nAnn,3,a\nKim,5,b\n")
+    (tmp_path / "teams.csv").write_text("code,goals\na,10\nb,20\n")
+    body = "\n".join(f"    {line}" for line in steps.splitlines())
+    config = write_config({"p.yml": CLI_PIPELINE, "t.yml": f"transform:\n  enrich:\n{body}\n"})
+    result = capport("run", "-c", str(config), "-p", "p", cwd=tmp_path)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr.splitlines()
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_an_escaped_dot_and_literal_braces_run_through_the_cli(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    (tmp_path / "players.csv").write_text("player,stats.goals,team\nAnn,3,a\nKim,5,b\n")
+    (tmp_path / "teams.csv").write_text("code,goals\na,10\nb,20\n")
+    steps = (
+        "    - select: { player: null, goals: stats\\.goals,\n"
+        "        tag: { action: format, args: { template: '{{{}}}', cols: team } } }\n"
+    )
+    config = write_config({"p.yml": CLI_PIPELINE, "t.yml": f"transform:\n  enrich:\n{steps}"})
+    result = capport("run", "-c", str(config), "-p", "p", "--no-preview", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.csv").read_text() == "player,goals,tag\nAnn,3,{a}\nKim,5,{b}\n"
