@@ -328,14 +328,14 @@ ERRORS = [
     ),
     (
         "1d foo",
-        "cannot read every: unexpected 'foo': expected another <N><unit> part or the end of the "
-        "phrase\n"
+        "cannot read every: expected another <N><unit> part or the end of the phrase, found "
+        "'foo'\n"
         "  '1d foo'\n"
         "      ^^^",
     ),
     (
         "1d, 2h",
-        "cannot read every: unexpected character ',': expected a number, a word or ':'\n"
+        "cannot read every: the character ',' is not allowed: write numbers, words and ':'\n"
         "  '1d, 2h'\n"
         "     ^",
     ),
@@ -355,15 +355,15 @@ ERRORS = [
     ),
     (
         "at 9:30pm",
-        "cannot read every: unexpected 'pm': expected 'repeating every <interval> times <K>' or "
-        "the end of the phrase - times are 24-hour, like 21:30\n"
+        "cannot read every: expected 'repeating every <interval> times <K>' or the end of the "
+        "phrase, found 'pm' - times are 24-hour, like 21:30\n"
         "  'at 9:30pm'\n"
         "          ^^",
     ),
     (
         "Monday at 15:00 repeatng every 30m times 3",
-        "cannot read every: unexpected 'repeatng': expected 'repeating every <interval> times "
-        "<K>' or the end of the phrase - did you mean 'repeating'?\n"
+        "cannot read every: expected 'repeating every <interval> times <K>' or the end of the "
+        "phrase, found 'repeatng' - did you mean 'repeating'?\n"
         "  'Monday at 15:00 repeatng every 30m times 3'\n"
         "                   ^^^^^^^^",
     ),
@@ -405,7 +405,7 @@ ERRORS = [
     ),
     (
         "Monday at 15:00 repeating every 30m times 6 please",
-        "cannot read every: unexpected 'please': expected the end of the phrase\n"
+        "cannot read every: expected the end of the phrase, found 'please'\n"
         "  'Monday at 15:00 repeating every 30m times 6 please'\n"
         "                                               ^^^^^^",
     ),

@@ -255,7 +255,7 @@ TABLE: list[tuple[str, str, str, tuple[str, ...] | Rejected]] = [
      Rejected("times must be at least 1")),
     ("at 09:30 repeating every 90s times 2", UTC, "2026-03-07T00:00:00+00:00",
      Rejected("ticks repeat in whole minutes")),
-    ("1d please", UTC, "2026-03-07T00:00:00+00:00", Rejected("unexpected 'please'")),
+    ("1d please", UTC, "2026-03-07T00:00:00+00:00", Rejected("found 'please'")),
 ]  # fmt: skip
 
 

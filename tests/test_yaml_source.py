@@ -216,7 +216,7 @@ def test_positions_survive_pickle_and_copy() -> None:
             "a: 'abc\n",
             2,
             1,
-            "invalid YAML: found unexpected end of stream "
+            "invalid YAML: the file ends before this value is closed "
             "(while scanning a quoted scalar at line 1, column 4)",
             id="unclosed quote",
         ),

@@ -233,7 +233,7 @@ def _tokenize(text: str, location: Location | None) -> list[_Token]:
         elif char == ":":
             kind, end = "colon", position + 1
         else:
-            reason = f"unexpected character '{char}': expected a number, a word or ':'"
+            reason = f"the character '{char}' is not allowed: write numbers, words and ':'"
             raise ScheduleParseError(_message(text, position, position + 1, reason), location)
         tokens.append(_Token(kind, text[position:end], position, spaced))  # type: ignore[arg-type]
         position, spaced = end, False
@@ -346,8 +346,9 @@ class _Parser:
             return day, hour, minute
         expected = "a day (Monday to Sunday, or weekday), 'at HH:MM' or an interval like 1d"
         choices = (*DAY_NAMES, _WEEKDAY, "at")
-        problem = "unknown word" if token.kind == "word" else "unexpected"
-        self.fail(token, f"{problem} '{token.text}': expected {expected}", choices)
+        if token.kind == "word":
+            self.fail(token, f"unknown word '{token.text}': expected {expected}", choices)
+        self.fail(token, f"expected {expected}, found '{token.text}'", choices)
 
     # time := NUMBER ":" NUMBER
     def time(self) -> tuple[int, int]:
@@ -420,7 +421,7 @@ class _Parser:
         token = self.peek()
         if token.kind != "end":
             choices = ("repeating",) if "repeating" in expected else ()
-            reason = f"unexpected '{token.text}': expected {expected}"
+            reason = f"expected {expected}, found '{token.text}'"
             if token.text.lower() in ("am", "pm"):
                 reason += " - times are 24-hour, like 21:30"
             self.fail(token, reason, choices)

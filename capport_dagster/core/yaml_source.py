@@ -376,6 +376,12 @@ def _composed_by_libyaml(text: str) -> tuple[SafeConstructor, Node | None] | Non
         return None
 
 
+#: PyYAML's phrases that say less than they could.
+_PLAIN_WORDS = {
+    "found unexpected end of stream": "the file ends before this value is closed",
+}
+
+
 def _config_error(exc: yaml.MarkedYAMLError, file: str) -> ConfigError:
     mark = exc.problem_mark or exc.context_mark
     position = _mark(mark) if mark is not None else (None, None)
@@ -383,7 +389,8 @@ def _config_error(exc: yaml.MarkedYAMLError, file: str) -> ConfigError:
         message = exc.problem or "invalid YAML"  # raised above, already phrased for users
     else:
         # PyYAML says "<context>, but <problem>"; lead with the problem, where it was found.
-        message = f"invalid YAML: {(exc.problem or exc.context or '').removeprefix('but ')}"
+        problem = (exc.problem or exc.context or "").removeprefix("but ")
+        message = f"invalid YAML: {_PLAIN_WORDS.get(problem, problem)}"
         if exc.context and exc.problem:
             context = exc.context
             if exc.context_mark is not None and _mark(exc.context_mark) != position:
