@@ -25,7 +25,7 @@ of 2 of 20 CSV columns reads only those 2). Decisions a user of the YAML sees:
   joins follow the right rows, each with its matches in left order.
 - **drop** takes exact column names; `true`, `null` or the string `"true"` (any case) drop,
   `false`/`"false"` keep. Dropping a column the frame does not have is an error.
-- Steps are numbered from 1 in messages, as stages are.
+- Steps are numbered from 1 in messages (`step 2` is the second step).
 - **Checked before data**: where a transform itself fixes the columns (after a `select`, and
   after a join whose right side is a `right_select`), `validate` reports a later step naming a
   column that is not there. At run time every step is checked against the real schema first, so
