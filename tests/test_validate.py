@@ -195,3 +195,31 @@ def test_validate_of_one_pipeline_shows_what_is_wrong_with_it_and_nothing_else(p
         *(f"error: {line}" for line in PLANTED["transforms.yml"][1][:1]),
         "the configuration has 1 error",
     ]
+
+
+WARNED = """
+pipeline:
+  p:
+    - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+  q:
+    - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+  broken:
+    - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+    - { label: use, task: transform, args: { name: nope, input: A, save_df: B } }
+"""
+
+
+def test_warnings_only_for_the_selected_pipelines_without_errors(write_config, capsys):
+    config = write_config({"p.yml": WARNED})
+    unread = "stage 'load' (#0): frame 'A' is written but no later stage reads it"
+    assert main(["validate", "-c", str(config), "-p", "p"]) == 0
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: config/p.yml:3, pipeline 'p', {unread}"
+    ]
+    assert main(["validate", "-c", str(config)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: config/p.yml:8, pipeline 'broken', stage 'use' (#1): unknown transform 'nope'",
+        f"warning: config/p.yml:3, pipeline 'p', {unread}",
+        f"warning: config/p.yml:5, pipeline 'q', {unread}",
+        "the configuration has 1 error",
+    ]
