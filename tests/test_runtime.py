@@ -168,3 +168,61 @@ def test_a_frame_failing_after_its_stage_is_located_and_masked(write_config, tmp
         # The original error (which quotes the value) is kept as the cause only if no secret.
         assert error.__cause__ is (None if secrets else info.value)
     assert frame_failure(ValueError("x"), pl.LazyFrame()) is None  # not a stage's output
+
+
+@pytest.mark.parametrize(
+    ("returned", "shown"),
+    [
+        # A frame's place holds something else.
+        (
+            {"X": [1, 2]},
+            "returned a list of 2 items (int) for frame 'X', not a polars DataFrame or LazyFrame",
+        ),
+        (
+            {"X": {"v": [1]}},
+            "returned dict for frame 'X', not a polars DataFrame or LazyFrame",
+        ),
+        ({"X": None}, "returned None for frame 'X', not a polars DataFrame or LazyFrame"),
+        (
+            {"X": pl.Series("v", [1])},
+            "returned polars.Series for frame 'X', not a polars DataFrame or LazyFrame",
+        ),
+    ],
+)
+@pytest.mark.parametrize("mode", list(RunMode))
+def test_a_task_returning_something_else_than_a_frame_says_what(
+    write_config, tmp_path, mode, returned, shown
+):
+    registry = DEFAULT_REGISTRY.copy()
+    registry.task("make", reads=lambda a: [], writes=lambda a: ["X"])(
+        lambda args, frames, ctx: returned
+    )
+    graph = project_with(write_config, registry, "    - { label: m, task: make }\n")
+    with pytest.raises(TaskError) as info:
+        run_in_order(graph, mode, tmp_path)
+    assert str(info.value) == (
+        f"config/p.yml:3, pipeline 'p', stage 'm' (#0): task 'make' {shown} "
+        "(return {'X': a frame})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("returned", "shown"),
+    [
+        ([pl.DataFrame({"v": [1]})], "a list of 1 item (polars.DataFrame)"),
+        ([], "an empty list"),
+        ("X", "str 'X'"),
+    ],
+)
+def test_a_task_returning_no_mapping_says_what_it_returned(write_config, tmp_path, returned, shown):
+    registry = DEFAULT_REGISTRY.copy()
+    registry.task("make", reads=lambda a: [], writes=lambda a: ["X", "Y"])(
+        lambda args, frames, ctx: returned
+    )
+    graph = project_with(write_config, registry, "    - { label: m, task: make }\n")
+    with pytest.raises(TaskError) as info:
+        run_in_order(graph, RunMode.SYNC_LAZY, tmp_path)
+    assert str(info.value) == (
+        f"config/p.yml:3, pipeline 'p', stage 'm' (#0): task 'make' returned {shown}, not a "
+        "mapping of frame name to frame (return {'X': a frame, 'Y': a frame})"
+    )

@@ -10,8 +10,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from capport_dagster.core.graph import FrameVersion, PipelineGraph, load_project
+from capport_dagster.core import sinks
+from capport_dagster.core.graph import FrameVersion, PipelineGraph, Project, load_project
+from capport_dagster.core.loader import load_config
 from capport_dagster.core.modes import RunMode
+from capport_dagster.core.registry import DEFAULT_REGISTRY
 from capport_dagster.errors import ModelCastError, TaskError, ValidationError
 from tests.conftest import run_stages
 
@@ -827,8 +830,6 @@ def test_save_csv_under_a_file_names_that_file(write_config, variables, mode):
 def test_save_csv_to_a_directory_it_may_not_write_names_that_directory(
     write_config, variables, monkeypatch
 ):
-    from capport_dagster.core import sinks
-
     def refuse(destination: Path) -> Path:  # tests run as root: the OS's refusal, simulated
         raise PermissionError(13, "Permission denied", str(destination.with_name(".t.capport-tmp")))
 
@@ -909,3 +910,50 @@ def test_load_csv_of_a_directory_says_so(write_config, tmp_path, variables):
         f"config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: {tmp_path / 'data.csv'} is "
         "a directory, not a CSV file (give the file's path)"
     )
+
+
+# --- save_csv of a frame CSV cannot hold ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("columns", "said"),
+    [
+        (
+            {"id": [1], "stats": [{"goals": 3, "team.name": "red"}]},
+            "column 'stats' is a struct (fields: goals, team.name), and a CSV file holds no "
+            "nested values: select its fields as columns of their own (stats.goals, "
+            "stats.team\\.name), or join them into one text column with a select's 'format' or "
+            "'concat' action",
+        ),
+        (
+            {"id": [1], "tags": [["a", "b"]], "more": [[1]]},
+            "column 'tags' (and 'more') is a list (List(String)), and a CSV file holds no nested "
+            "values: drop it, or turn it into text in a task of your own",
+        ),
+    ],
+    ids=["struct", "lists"],
+)
+@ALL_MODES
+def test_save_csv_of_a_nested_column_names_it(write_config, variables, mode, columns, said):
+    registry = DEFAULT_REGISTRY.copy()
+    registry.task("make", reads=lambda a: [], writes=lambda a: ["N"])(
+        lambda args, frames, ctx: {"N": pl.DataFrame(columns)}
+    )
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: make, task: make }",
+                "{ label: save, task: save_csv, args: { filepath: $OUTPUT_DIR/n.csv, df_name: N"
+                " } }",
+            )
+        }
+    )
+    graph = Project.from_config(load_config(config), registry).graphs["p"]
+    with pytest.raises(TaskError) as info:
+        run_in_order(graph, variables, mode)
+    out = Path(variables["OUTPUT_DIR"])
+    assert str(info.value) == (
+        f"config/p.yml:4, pipeline 'p', stage 'save' (#1): save_csv: cannot write frame 'N' to "
+        f"{out / 'n.csv'}: {said}"
+    )
+    assert list(out.iterdir()) == []

@@ -229,7 +229,9 @@ def _shown(value: object) -> str:
             return f"an empty {kind}"
         inner = ", ".join(sorted({_type_name(item) for item in value}))
         return f"a {kind} of {len(value)} item{'s' if len(value) != 1 else ''} ({inner})"
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None:
+        return "None"
+    if isinstance(value, str | int | float | bool):
         return f"{kind} {reprlib.repr(value)}"
     return kind
 
