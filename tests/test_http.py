@@ -79,6 +79,11 @@ def run_config(write_config, variables, *stages: str, mode=RunMode.SYNC_LAZY):
     return run(graph, variables, mode)
 
 
+def run_config_files(write_config, variables, files, *stages: str, mode=RunMode.SYNC_LAZY):
+    graph = load_project(write_config({"p.yml": pipeline(*stages), **files})).graphs["p"]
+    return run(graph, variables, mode)
+
+
 def failure(write_config, variables, *stages: str, mode=RunMode.SYNC_LAZY) -> str:
     with pytest.raises(TaskError) as info:
         run_config(write_config, variables, *stages, mode=mode)
@@ -134,6 +139,7 @@ def test_the_public_api():
         "HttpOptions",
         "HttpRequestArgs",
         "HttpSingleRequestArgs",
+        "RowShape",
         "UrlParam",
         "register_http_tasks",
     ]
@@ -247,6 +253,144 @@ def test_null_urls_are_skipped(write_config, variables, httpserver):
 def test_no_url_gives_an_empty_frame_without_columns(write_config, variables, urls):
     frames = run_config(write_config, variables, load_urls(*urls), fetch())
     assert frames["BODIES"].shape == (0, 0)
+
+
+# --- no input: empty frames with the expected columns ----------------------------------------
+
+PLAYER_MODEL = """
+model:
+  player:
+    id: int64
+    born: date
+    nickname?: str
+"""
+
+
+def run_shaped(write_config, variables, *stages: str, files: Mapping[str, str] | None = None):
+    config = write_config({"p.yml": pipeline(*stages), "m.yml": PLAYER_MODEL, **(files or {})})
+    return run(load_project(config).graphs["p"], variables)
+
+
+@pytest.mark.parametrize("urls", [(), (None, None)])
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        (
+            "select: { id: playerId, name: firstName.default }",
+            pl.DataFrame(schema={"id": pl.Null, "name": pl.Null}),
+        ),
+        (
+            "model: player",  # optional columns too, as the model gives them
+            pl.DataFrame(schema={"id": pl.Int64, "born": pl.Date, "nickname": pl.String}),
+        ),
+        (
+            "select: { id: playerId, born: birthDate }, model: player",
+            pl.DataFrame(schema={"id": pl.Int64, "born": pl.Date, "nickname": pl.String}),
+        ),
+    ],
+    ids=["select", "model", "select-then-model"],
+)
+def test_no_url_gives_the_columns_of_select_or_model(
+    write_config, variables, urls, shape, expected
+):
+    frames = run_shaped(write_config, variables, load_urls(*urls), fetch(f", {shape}"))
+    assert_frame_equal(frames["BODIES"], expected)
+
+
+@pytest.mark.parametrize("mode", list(RunMode))
+def test_a_day_without_input_runs_through_with_empty_outputs(write_config, variables, mode):
+    transform = """
+        transform:
+          shape:
+            - select: { id:, label: { action: concat, args: { cols: [id, born] } } }
+    """
+    frames = run_config_files(
+        write_config,
+        variables,
+        {"t.yml": transform, "m.yml": PLAYER_MODEL},
+        load_urls(),
+        fetch(", select: { id: playerId, born: birthDate }, model: player"),
+        "{ label: shape, task: transform, args: { name: shape, input: BODIES, save_df: OUT } }",
+        "{ label: save, task: save_csv, args: { filepath: $OUTPUT_DIR/out.csv, df_name: OUT } }",
+        mode=mode,
+    )
+    assert_frame_equal(frames["OUT"], pl.DataFrame(schema={"id": pl.Int64, "label": pl.String}))
+    assert (Path(variables["OUTPUT_DIR"]) / "out.csv").read_text() == "id,label\n"
+
+
+def test_an_empty_array_gives_the_columns_too(write_config, variables, httpserver):
+    httpserver.expect_request("/none").respond_with_json([])
+    frames = run_shaped(
+        write_config, variables, load_urls(httpserver.url_for("/none")), fetch(", model: player")
+    )
+    assert_frame_equal(
+        frames["BODIES"],
+        pl.DataFrame(schema={"id": pl.Int64, "born": pl.Date, "nickname": pl.String}),
+    )
+
+
+def test_single_request_with_no_param_value_gives_the_models_columns(
+    write_config, variables, httpserver
+):
+    Path("ids.csv").write_text("id\n\n")
+    frames = run_shaped(
+        write_config,
+        variables,
+        "{ label: ids, task: load_csv, args: { filepath: ids.csv, df_name: IDS } }",
+        "{ label: get, task: http_single_request, args: { template: "
+        f"'{httpserver.url_for('/players')}', url_params: [{{ df_from: IDS, param_column: id }}],"
+        " df_to: PLAYERS, select: { id: playerId, born: birthDate, nickname: nick.name } } }",
+    )
+    assert_frame_equal(
+        frames["PLAYERS"],
+        pl.DataFrame(schema={"id": pl.Null, "born": pl.Null, "nickname": pl.Null}),
+    )
+
+
+def test_rows_are_selected_then_reshaped_by_the_model(write_config, variables, httpserver):
+    httpserver.expect_request("/p/1").respond_with_json(
+        {"playerId": 1, "birthDate": "2001-02-03", "name": {"default": "Ann"}, "extra": True}
+    )
+    httpserver.expect_request("/p/2").respond_with_json(
+        {"playerId": 2, "birthDate": "1999-12-31", "name": {"default": "Bob"}}
+    )
+    frames = run_shaped(
+        write_config,
+        variables,
+        load_urls(httpserver.url_for("/p/1"), httpserver.url_for("/p/2")),
+        fetch(", select: { id: playerId, born: birthDate, nickname: name.default }, model: player"),
+    )
+    assert_frame_equal(
+        frames["BODIES"],
+        pl.DataFrame(
+            {"id": [1, 2], "born": ["2001-02-03", "1999-12-31"], "nickname": ["Ann", "Bob"]},
+            schema_overrides={"born": pl.Date},
+        ),
+    )
+
+
+def test_a_select_of_a_column_no_response_has_fails_naming_it(write_config, variables, httpserver):
+    httpserver.expect_request("/p/1").respond_with_json({"playerId": 1})
+    assert failure(
+        write_config,
+        variables,
+        load_urls(httpserver.url_for("/p/1")),
+        fetch(", select: { id: playerId, born: birthDate }"),
+    ) == (
+        "config/p.yml:4, pipeline 'p', stage 'fetch' (#1): http_request: select on the response"
+        " rows: column 'birthDate' not found (columns: playerId)"
+    )
+
+
+def test_a_model_and_a_select_are_checked_by_validate(write_config):
+    stage = fetch(", model: playr, select: { id: { action: frmat } }")
+    config = write_config({"p.yml": pipeline(LOAD, stage), "m.yml": PLAYER_MODEL})
+    where = "error: config/p.yml:4, pipeline 'p', stage 'fetch' (#1)"
+    assert errors(config) == [
+        f"{where}: task 'http_request': select: column 'id': unknown action 'frmat' - did you"
+        " mean 'format'? (valid actions: concat, format)",
+        f"{where}: unknown model 'playr' - did you mean 'player'?",
+    ]
 
 
 def test_url_column_is_a_column_path_into_structs(write_config, variables, httpserver):
@@ -540,7 +684,7 @@ LOAD = "{ label: load, task: load_csv, args: { filepath: u.csv, df_name: URLS } 
             "url_colum: x",
             "malformed args for task 'http_request': unknown key 'url_colum' - did you mean "
             "'url_column'? (keys: backoff, df_from, df_to, format, max_concurrent, method, "
-            "retries, timeout, url_column)",
+            "model, retries, select, timeout, url_column)",
         ),
         (
             "method: POST",
@@ -602,7 +746,8 @@ def test_method_and_format_are_not_case_sensitive(write_config):
         (
             "url_params: [], max_concurrent: 2",
             "malformed args for task 'http_single_request': unknown key 'max_concurrent' (keys: "
-            "backoff, df_to, format, method, retries, template, timeout, url_params)",
+            "backoff, df_to, format, method, model, retries, select, template, timeout, "
+            "url_params)",
         ),
     ],
 )

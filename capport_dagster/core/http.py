@@ -49,8 +49,15 @@ Behaviour:
   array holding anything but objects, fails the stage naming the URL. Column types are inferred
   over all rows of all responses (Polars' supertypes: an int in one response and a float in
   another give a float column; a field missing from a row is null).
-- **No URL or no param value gives a frame with 0 rows and 0 columns** (there is no response
-  to learn columns from): a later `select` of a column then fails naming the column.
+- `select` (optional, both tasks): a `{new_col: SOURCE}` mapping as in a transform's `select`
+  step, applied to the rows (paths reach into struct fields: `name: firstName.default`);
+  `model` (optional): the name of a model the rows are then reshaped by (exactly its columns,
+  strict casts, its constraints checked), as `load_csv` does.
+- **No URL, no param value or no row at all gives an empty frame with the columns the stage's
+  `select`, else its `model`, names** (a model's dtypes; `select` columns are typed null unless
+  a model casts them), so a day without input runs through with empty outputs. Without either
+  there is no response to learn columns from: the frame has 0 rows and 0 columns, and a later
+  `select` of a column fails naming the column.
 - A definitive failure fails the stage: `http_request: GET URL failed: 404 Not Found`, and when
   retries run out the last cause with the number of attempts
   (`... failed: 503 Service Unavailable (gave up after 4 attempts)`).
@@ -71,6 +78,7 @@ from urllib.parse import quote
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from capport_dagster.core.models import Model, reshape
 from capport_dagster.core.registry import (
     DEFAULT_REGISTRY,
     BindContext,
@@ -80,10 +88,11 @@ from capport_dagster.core.registry import (
     TaskSpec,
     validate_model,
 )
+from capport_dagster.core.selects import SelectItem, check_items, select_exprs
 from capport_dagster.core.tasks import raw_names
-from capport_dagster.core.transforms import path_expr, valid_path
+from capport_dagster.core.transforms import parse_select, path_expr, valid_path
 from capport_dagster.core.variables import expand
-from capport_dagster.errors import ConfigError, Location, TaskError
+from capport_dagster.errors import ConfigError, Location, Problem, TaskError, ValidationError
 
 if TYPE_CHECKING:
     import httpx
@@ -98,6 +107,7 @@ __all__ = [
     "HttpOptions",
     "HttpRequestArgs",
     "HttpSingleRequestArgs",
+    "RowShape",
     "UrlParam",
     "register_http_tasks",
 ]
@@ -130,6 +140,8 @@ class _Options(BaseModel):
     timeout: float = Field(DEFAULT_TIMEOUT, gt=0)
     retries: int = Field(DEFAULT_RETRIES, ge=0)
     backoff: float = Field(DEFAULT_BACKOFF, ge=0)
+    select: Any = None
+    model: str | None = None
 
 
 class _RequestEntry(_Options):
@@ -162,6 +174,43 @@ class HttpOptions:
 
 
 @dataclass(frozen=True)
+class RowShape:
+    """What the response rows become: `select` picks and renames columns, then `model` casts.
+    Either one also gives the columns of the frame when there is no row at all, so that the
+    stages after it see the columns they expect on a day without input."""
+
+    select: tuple[SelectItem, ...] | None = None
+    model: Model | None = None
+
+    def empty(self) -> pl.DataFrame:
+        """The frame of no rows: the select's columns, else the model's (0x0 without either)."""
+        if self.select is not None:
+            names: tuple[str, ...] = tuple(item.name for item in self.select)
+        elif self.model is not None:
+            names = tuple(column.name for column in self.model.columns if not column.optional)
+        else:
+            return pl.DataFrame()
+        frame = pl.DataFrame(schema=dict.fromkeys(names, pl.Null()))
+        return frame if self.model is None else reshape(frame, self.model)
+
+    def apply(self, frame: pl.DataFrame, task: str, location: Location) -> pl.DataFrame:
+        if self.select is not None:
+            problems = check_items(self.select, frame.schema)
+            if problems:
+                raise TaskError(
+                    f"{task}: select on the response rows: {'; '.join(problems)}", location
+                )
+            try:
+                frame = frame.select(select_exprs(self.select))
+            except pl.exceptions.PolarsError as exc:
+                detail = str(exc).split("\n\n")[0].strip()
+                raise TaskError(f"{task}: select on the response rows: {detail}", location) from exc
+        if self.model is not None:
+            frame = reshape(frame, self.model, location=location)
+        return frame
+
+
+@dataclass(frozen=True)
 class HttpRequestArgs:
     """`http_request`: one request per URL of `url_column` (a column path) of `df_from`."""
 
@@ -169,6 +218,7 @@ class HttpRequestArgs:
     url_column: str
     df_to: str
     options: HttpOptions
+    shape: RowShape = RowShape()
 
 
 @dataclass(frozen=True)
@@ -188,6 +238,7 @@ class HttpSingleRequestArgs:
     url_params: tuple[UrlParam, ...]
     df_to: str
     options: HttpOptions
+    shape: RowShape = RowShape()
 
     def reads(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(param.df_from for param in self.url_params))
@@ -210,6 +261,30 @@ def _options(entry: _Options, task: str, ctx: BindContext, max_concurrent: int =
     return HttpOptions(method, entry.timeout, entry.retries, entry.backoff, max_concurrent)
 
 
+def _shape(entry: _Options, task: str, ctx: BindContext) -> RowShape:
+    """The args' `select` and `model`, both checked: a problem in one does not hide the other."""
+    problems: list[Problem] = []
+    select = model = None
+    if entry.select is not None:
+        try:
+            select = parse_select(entry.select, ctx.location, f"task '{task}': select")
+        except ValidationError as exc:
+            problems.extend(exc.problems)
+        except ConfigError as exc:
+            problems.append(Problem(exc.location, exc.message))
+    if entry.model is not None:
+        try:
+            model = ctx.model(entry.model)
+        except ConfigError as exc:
+            problems.append(Problem(exc.location, exc.message))
+    ValidationError.raise_if_any(problems)
+    return RowShape(select, model)
+
+
+def _model_frames(args: HttpRequestArgs | HttpSingleRequestArgs) -> tuple[tuple[str, Model], ...]:
+    return ((args.df_to, args.shape.model),) if args.shape.model is not None else ()
+
+
 def _check_column_path(path: str, label: str, task: str, ctx: BindContext) -> str:
     if not valid_path(path):
         raise ConfigError(
@@ -225,7 +300,8 @@ def _parse_http_request(raw: Any, ctx: BindContext) -> HttpRequestArgs:
     assert isinstance(entry, _RequestEntry)
     options = _options(entry, "http_request", ctx, entry.max_concurrent)
     path = _check_column_path(entry.url_column, "url_column", "http_request", ctx)
-    return HttpRequestArgs(entry.df_from, path, entry.df_to, options)
+    shape = _shape(entry, "http_request", ctx)
+    return HttpRequestArgs(entry.df_from, path, entry.df_to, options, shape)
 
 
 def _parse_http_single_request(raw: Any, ctx: BindContext) -> HttpSingleRequestArgs:
@@ -247,9 +323,9 @@ def _parse_http_single_request(raw: Any, ctx: BindContext) -> HttpSingleRequestA
                 ctx.location,
             )
         params.append(UrlParam(param.df_from, path, template))
-    return HttpSingleRequestArgs(
-        ctx.check_path(entry.template), tuple(params), entry.df_to, options
-    )
+    base = ctx.check_path(entry.template)
+    shape = _shape(entry, task, ctx)
+    return HttpSingleRequestArgs(base, tuple(params), entry.df_to, options, shape)
 
 
 # --- run -------------------------------------------------------------------------------------
@@ -263,7 +339,7 @@ async def _run_http_request(
     wanted = [url for url in urls if url is not None]
     skipped = len(urls) - len(wanted)
     bodies = await _fetch_all(wanted, args.options, task, ctx)
-    frame = await asyncio.to_thread(_rows_frame, bodies, wanted, task, ctx.location)
+    frame = await asyncio.to_thread(_rows_frame, bodies, wanted, task, ctx.location, args.shape)
     ctx.log.info(
         f"{task}: {len(wanted)} request(s) -> {frame.height} row(s) in {args.df_to}"
         + (f" ({skipped} null URL(s) skipped)" if skipped else "")
@@ -281,11 +357,11 @@ async def _run_http_single_request(
         ctx.log.info(
             f"{task}: no value in {', '.join(empty)}: no request sent, {args.df_to} is empty"
         )
-        return {args.df_to: pl.DataFrame()}
+        return {args.df_to: args.shape.empty()}
     url = _single_url(expand(args.template, ctx.variables, ctx.location), args.url_params, values)
     _check_url(url, task, ctx.location)
     bodies = await _fetch_all([url], args.options, task, ctx)
-    frame = await asyncio.to_thread(_rows_frame, bodies, [url], task, ctx.location)
+    frame = await asyncio.to_thread(_rows_frame, bodies, [url], task, ctx.location, args.shape)
     ctx.log.info(f"{task}: GET {url} -> {frame.height} row(s) in {args.df_to}")
     return {args.df_to: frame}
 
@@ -497,7 +573,7 @@ def _parse_json(response: httpx.Response, request: str, task: str, location: Loc
 
 
 def _rows_frame(
-    bodies: Sequence[Any], urls: Sequence[str], task: str, location: Location
+    bodies: Sequence[Any], urls: Sequence[str], task: str, location: Location, shape: RowShape
 ) -> pl.DataFrame:
     rows: list[dict[str, Any]] = []
     for body, url in zip(bodies, urls, strict=True):
@@ -513,14 +589,15 @@ def _rows_frame(
                 location,
             )
     if not rows:
-        return pl.DataFrame()
+        return shape.empty()
     try:
-        return pl.DataFrame(rows, infer_schema_length=None)
+        frame = pl.DataFrame(rows, infer_schema_length=None)
     except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
         detail = str(exc).split("\n\n")[0].strip()
         raise TaskError(
             f"{task}: the JSON bodies do not make one frame: {detail}", location
         ) from exc
+    return shape.apply(frame, task, location)
 
 
 def _json_kind(body: Any, *, top: bool = True) -> str:
@@ -553,6 +630,7 @@ def register_http_tasks(registry: TaskRegistry) -> TaskRegistry:
             reads=lambda a: (a.df_from,),
             writes=lambda a: (a.df_to,),
             parse=_parse_http_request,
+            model_frames=_model_frames,
             salvage_reads=lambda raw: raw_names(raw, "df_from"),
             description="GET each URL of a column concurrently; JSON bodies become rows.",
         )
@@ -564,6 +642,7 @@ def register_http_tasks(registry: TaskRegistry) -> TaskRegistry:
             reads=HttpSingleRequestArgs.reads,
             writes=lambda a: (a.df_to,),
             parse=_parse_http_single_request,
+            model_frames=_model_frames,
             salvage_reads=lambda raw: raw_names(
                 raw.get("url_params") if isinstance(raw, Mapping) else None, "df_from"
             ),
