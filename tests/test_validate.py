@@ -223,3 +223,29 @@ def test_warnings_only_for_the_selected_pipelines_without_errors(write_config, c
         f"warning: config/p.yml:5, pipeline 'q', {unread}",
         "the configuration has 1 error",
     ]
+
+
+def test_a_transforms_warning_is_shown_once_naming_its_users(write_config, capsys):
+    config = write_config(
+        {
+            "p.yml": """
+            pipeline:
+              p:
+                - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+                - { label: t1, task: transform, args: { name: label, input: A, save_df: B } }
+                - { label: t2, task: transform, args: { name: label, input: B, save_df: C } }
+                - { label: save, task: save_csv, args: { filepath: c.csv, df_name: C } }
+            transform:
+              label:
+                - select: { out: { action: format, args: { template: "$OUTPUT_DIR/{}", cols: [a] } } }
+            """
+        }
+    )
+    assert main(["validate", "-c", str(config)]) == 0
+    users = "pipeline 'p', stage 't1' (#1); pipeline 'p', stage 't2' (#2)"
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: config/p.yml:9:7, transform 'label' (used by {users}): step 1 (select):"
+        " column 'out' (format): template '$OUTPUT_DIR/{}' contains $OUTPUT_DIR, which a format"
+        " template does not expand: the text stays as written (variables are expanded in paths"
+        " and URLs)"
+    ]

@@ -220,6 +220,7 @@ class _ConfigLookups:
         self._transforms: dict[tuple[str, str], Transform] = {}
         self._failures: dict[tuple[str, str], Callable[[], ConfigError]] = {}
         self._broken: set[str] = set()  # transforms whose own problems were already reported
+        self._warned: set[str] = set()  # transforms whose warnings were already reported
         self.transform_problems: list[Problem] = []
         self._sizes: dict[str, int] = {}
         self._placeholders: dict[str, frozenset[str]] = {}
@@ -283,6 +284,9 @@ class _ConfigLookups:
             body = substitute_kwargs(entry.body, kwargs, location)
             try:
                 self._transforms[key] = parse_transform(name, body, entry.location)
+                if name not in self._warned:  # a template's warnings, once, not per kwargs
+                    self._warned.add(name)
+                    self.transform_problems.extend(self._transforms[key].warnings)
             except ConfigError as exc:
                 self._failures[key] = self._once(name, exc, location)
                 raise self._failures[key]() from None
@@ -312,7 +316,7 @@ class _ConfigLookups:
             if ("transform", name) in self.users or placeholders(entry.body):
                 continue
             try:
-                parse_transform(name, entry.body, entry.location)
+                problems.extend(parse_transform(name, entry.body, entry.location).warnings)
             except ConfigError as exc:
                 problems.extend(_problems_of(exc))
         return problems
