@@ -756,3 +756,12 @@ def test_http_single_request_args_are_checked(write_config, args, cause):
     stage = f"{{ label: get, task: http_single_request, args: {{ {template}df_to: B, {args} }} }}"
     config = write_config({"p.yml": pipeline(LOAD, stage)})
     assert errors(config) == [f"error: config/p.yml:4, pipeline 'p', stage 'get' (#1): {cause}"]
+
+
+def test_the_log_line_counts_in_the_singular_and_plural(
+    write_config, variables, httpserver, caplog
+):
+    httpserver.expect_request("/one").respond_with_json({"v": 1})
+    with caplog.at_level("INFO", logger="capport"):
+        run_config(write_config, variables, load_urls(httpserver.url_for("/one"), None), fetch())
+    assert "http_request: 1 request -> 1 row in BODIES (1 null URL skipped)" in caplog.messages

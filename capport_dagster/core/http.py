@@ -88,7 +88,7 @@ from capport_dagster.core.registry import (
     TaskSpec,
     validate_model,
 )
-from capport_dagster.core.selects import SelectItem, check_items, select_exprs
+from capport_dagster.core.selects import SelectItem, check_items, count, select_exprs
 from capport_dagster.core.tasks import raw_names
 from capport_dagster.core.transforms import parse_select, path_expr, valid_path
 from capport_dagster.core.variables import expand
@@ -341,8 +341,8 @@ async def _run_http_request(
     bodies = await _fetch_all(wanted, args.options, task, ctx)
     frame = await asyncio.to_thread(_rows_frame, bodies, wanted, task, ctx.location, args.shape)
     ctx.log.info(
-        f"{task}: {len(wanted)} request(s) -> {frame.height} row(s) in {args.df_to}"
-        + (f" ({skipped} null URL(s) skipped)" if skipped else "")
+        f"{task}: {count(len(wanted), 'request')} -> {count(frame.height, 'row')} in {args.df_to}"
+        + (f" ({count(skipped, 'null URL')} skipped)" if skipped else "")
     )
     return {args.df_to: frame}
 
@@ -362,7 +362,7 @@ async def _run_http_single_request(
     _check_url(url, task, ctx.location)
     bodies = await _fetch_all([url], args.options, task, ctx)
     frame = await asyncio.to_thread(_rows_frame, bodies, [url], task, ctx.location, args.shape)
-    ctx.log.info(f"{task}: GET {url} -> {frame.height} row(s) in {args.df_to}")
+    ctx.log.info(f"{task}: GET {url} -> {count(frame.height, 'row')} in {args.df_to}")
     return {args.df_to: frame}
 
 
