@@ -237,7 +237,8 @@ def test_a_transforms_warning_is_shown_once_naming_its_users(write_config, capsy
                 - { label: save, task: save_csv, args: { filepath: c.csv, df_name: C } }
             transform:
               label:
-                - select: { out: { action: format, args: { template: "$OUTPUT_DIR/{}", cols: [a] } } }
+                - select:
+                    out: { action: format, args: { template: "$OUTPUT_DIR/{}", cols: [a] } }
             """
         }
     )
