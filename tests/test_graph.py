@@ -337,7 +337,7 @@ def test_file_edges_are_drawn(write_config):
     ]
     assert "  s1 -.->|file| s2" in render_graph(graph, "mermaid").splitlines()
     assert (
-        '  "save_a" -> "reload" [label="file ${OUTPUT_DIR}/a.csv", style=dashed];'
+        '  s1 -> s2 [label="file ${OUTPUT_DIR}/a.csv", style=dashed];'
         in render_graph(graph, "dot").splitlines()
     )
 
