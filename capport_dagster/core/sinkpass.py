@@ -200,7 +200,10 @@ def _source_error(source: Source, exc: Exception) -> TaskError:
     explained = explain_cast_failure(exc, source.models, source.location)
     if explained is not None:
         return ModelCastError(f"{source.what}: {explained.message}", source.location)
-    reason = source.reason(exc) if source.reason is not None else None
+    try:
+        reason = source.reason(exc) if source.reason is not None else None
+    except Exception:  # e.g. the file went away: Polars' own words still say what failed
+        reason = None
     if reason is None:
         reason = str(exc).split("\n\n")[0].strip()
     return TaskError(f"{source.what}: {reason}", source.location)
