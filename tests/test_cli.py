@@ -288,6 +288,7 @@ def test_reference_date_and_runner_reach_the_run(write_config, tmp_path):
                 runner:
                   eager:
                     run_with: async_eager
+                    pipelines: [p]
                     schedule: { every: 1d, timezone: Asia/Singapore }
             """,
         }
