@@ -159,11 +159,14 @@ def configs(draw: st.DrawFn) -> dict:
         name: {"dtype": "int", "constraints": [draw(st.sampled_from(["unique", "not_null"]))]}
         for name in columns
     }
-    runners = {
-        draw(NAMES): {"pipelines": draw(st.lists(st.sampled_from(list(pipelines)), unique=True))}
-        | ({"schedule": {"every": "1d"}} if draw(st.booleans()) else {})
-        for _ in range(draw(st.integers(0, 2)))
-    }
+
+    def runner() -> dict:
+        # A schedule runs something: a runner with one lists at least one pipeline.
+        scheduled = draw(st.booleans())
+        listed = st.lists(st.sampled_from(list(pipelines)), min_size=int(scheduled), unique=True)
+        return {"pipelines": draw(listed)} | ({"schedule": {"every": "1d"}} if scheduled else {})
+
+    runners = {draw(NAMES): runner() for _ in range(draw(st.integers(0, 2)))}
     return {
         "pipeline": pipelines,
         "transform": {
