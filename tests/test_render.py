@@ -218,3 +218,12 @@ def test_a_draft_shows_each_error_once_and_no_warning():
     assert render_draft("p", [stage], "text") == (
         "pipeline p (1 stage, 1 with errors, marked !)\n! [0] a (noop)\n      ! first"
     )
+
+
+def test_validate_counts_in_the_singular_and_plural(write_config, capsys):
+    write_config({"p.yml": "pipeline:\n  p:\n    - { label: a, task: noop }\n"})
+    assert main(["validate", "-c", "config"]) == 0
+    assert capsys.readouterr() == ("valid: 1 pipeline, 1 stage in config\n", "")
+    write_config({"q.yml": "pipeline:\n  q:\n    - { label: a, task: noop }\n"})
+    assert main(["validate", "-c", "config"]) == 0
+    assert capsys.readouterr() == ("valid: 2 pipelines, 2 stages in config\n", "")
