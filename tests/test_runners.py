@@ -319,7 +319,13 @@ def test_a_pipeline_listed_twice_by_one_runner(write_config):
 
 
 def test_a_pipeline_listed_by_two_runners_is_a_warning(write_config):
-    runners = project(write_config, RUNNERS.replace("[players]", "[players, teams]", 1)).runners
+    validated = project(write_config, RUNNERS.replace("[players]", "[players, teams]", 1))
+    runners = validated.runners
+    assert [str(w) for w in validated.warnings if w.location.section == "runner"] == [
+        "warning: config/r.yml:4, runner 'weekly' (used by pipeline 'players'): pipeline"
+        " 'players' is also listed by runner 'nightly', which `capport run -p players` uses: pass"
+        " `-r weekly` to run it with this one (its schedule runs as written)"
+    ]
     config = Path("config").absolute()
     assert runner_problems(runners) == [
         Problem(

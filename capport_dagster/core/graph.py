@@ -23,7 +23,7 @@ from capport_dagster.core.loggers import LoggerSpec, parse_logger
 from capport_dagster.core.models import Model, parse_model
 from capport_dagster.core.names import dagster_name_problems
 from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry, TaskSpec
-from capport_dagster.core.runners import Runner, parse_runner
+from capport_dagster.core.runners import Runner, parse_runner, runner_problems
 from capport_dagster.core.secrets import SECRET_SECTIONS, Redactor, secret_values
 from capport_dagster.core.transforms import Transform, parse_transform
 from capport_dagster.core.variables import (
@@ -838,6 +838,7 @@ class Project:
                 runners[name] = parse_runner(entry, config.pipelines, config.loggers)
             except ConfigError as exc:
                 problems.extend(_problems_of(exc))
+        problems.extend(runner_problems(runners))
 
         selected = list(config.pipelines) if pipelines is None else list(pipelines)
         graphs: dict[str, PipelineGraph] = {}
