@@ -205,6 +205,10 @@ def _print_error(exc: CapportError) -> None:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(exc.message.split(":\n")[0], file=sys.stderr)
+    elif exc.__cause__ is not None and not isinstance(exc.__cause__, CapportError):
+        # Our words for someone else's exception (a task module failing to import): its
+        # traceback is one flag away.
+        print(f"error: {exc} (run with --debug for the traceback)", file=sys.stderr)
     else:
         print(f"error: {exc}", file=sys.stderr)
 

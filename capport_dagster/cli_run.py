@@ -27,19 +27,22 @@ from dagster import (
     build_reconstructable_job,
     execute_job,
 )
+from dagster._core.instance.ref import InstanceRef
 from dagster._utils.error import SerializableErrorInfo
 
 from capport_dagster.cli_common import DEFAULT_OUTPUT, EXIT_OK, EXIT_RUN_FAILED, print_warnings
 from capport_dagster.cli_resume import IN_PROGRESS, PROCESS_TAG, ResumeTarget, resume_settings
 from capport_dagster.core import interrupts
-from capport_dagster.core.graph import PipelineGraph
+from capport_dagster.core.graph import PipelineGraph, Project
+from capport_dagster.core.loader import NO_PIPELINES, NO_YAML_FILES
 from capport_dagster.core.secrets import Redactor
 from capport_dagster.core.sinks import HOST_TAG
-from capport_dagster.errors import ConfigError, Location
+from capport_dagster.errors import ConfigError, Location, ValidationError
 from capport_dagster.translate.build import project_for
+from capport_dagster.translate.resources import parse_reference
 from capport_dagster.translate.run_config import default_logger
 
-__all__ = ["run_pipeline"]
+__all__ = ["check_dagster_home", "run_pipeline"]
 
 _OUR_ERRORS = {
     "TaskError",
@@ -61,8 +64,12 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     config_dir = str(Path(args.config).absolute())
+    # What the environment and the command line get wrong is said before anything runs.
+    check_dagster_home()
+    output_dir = Path(args.output or DEFAULT_OUTPUT).absolute()
+    _check_output_dir(output_dir, given=args.output is not None)
     # The same cached project the job is built from when Dagster reconstructs it below.
-    project = project_for(config_dir, args.pipeline)
+    project = _project(config_dir, args.pipeline)
     print_warnings(project.warnings)
     graph = project.graphs[args.pipeline]
     runner = project.runner_for(args.pipeline, args.runner)
@@ -74,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
         "mode": mode,
         "executor": executor,
         "max_concurrent": runner.max_concurrent if runner else None,
-        "output_dir": str(Path(args.output or DEFAULT_OUTPUT).absolute()),
+        "output_dir": str(output_dir),
         "ref_datetime": _reference(args.date, timezone),
         "preview": not args.no_preview,
         "logger": default_logger(runner, project.loggers),
@@ -87,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
         "job_for",
         reconstructable_args=(config_dir, args.pipeline, tuple(args.module)),
     )
-    with _instance(executor) as instance:
+    with _instance(executor, args.debug) as instance:
         reexecution = None
         if args.resume:
             default = project.runner_for(args.pipeline)
@@ -172,24 +179,84 @@ def _reference(date: str | None, timezone: str) -> str:
     if date is None:
         return pendulum.now(timezone).isoformat()
     try:
-        return pendulum.parse(date, tz=timezone).isoformat()  # type: ignore[union-attr]
-    except Exception:
-        raise ConfigError(
-            f"-d {date!r} is not an ISO 8601 date or date-time (e.g. 2026-01-05 or "
-            "2026-01-05T15:00:00+08:00)",
-            Location(),
-        ) from None
+        return parse_reference(date, timezone).isoformat()
+    except ConfigError as exc:
+        raise ConfigError(f"-d {exc.message}", Location()) from None
+
+
+def _project(config_dir: str, pipeline: str) -> Project:
+    """The project, or "nothing to run" when the config defines no pipeline at all: the unknown
+    pipeline is then not the news."""
+    try:
+        return project_for(config_dir, pipeline)
+    except ValidationError as exc:
+        empty = [p for p in exc.problems if p.message in (NO_YAML_FILES, NO_PIPELINES)]
+        if empty:
+            raise ConfigError(empty[0].message, empty[0].location) from None
+        raise
+
+
+def check_dagster_home() -> None:
+    """Dagster wants `$DAGSTER_HOME` absolute and an existing directory, and says so with a
+    traceback once the run has started: said here first, with what to do."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return
+    expanded = os.path.expanduser(home)
+    if not os.path.isabs(expanded):
+        problem = "is relative: Dagster needs an absolute path"
+        fix = f"export DAGSTER_HOME={Path(expanded).absolute()}"
+    elif not os.path.exists(expanded):
+        problem = "does not exist: Dagster needs an existing directory"
+        fix = f"mkdir -p {expanded}"
+    elif not os.path.isdir(expanded):
+        problem = "is not a directory"
+        fix = "point it at a directory"
+    else:
+        return
+    raise ConfigError(
+        f"DAGSTER_HOME={home} {problem} (it stores the runs): {fix}, or unset it for a run"
+        " that keeps no history",
+        Location(),
+    )
+
+
+def _check_output_dir(output_dir: Path, *, given: bool) -> None:
+    """`-o` names a directory: a file there (or a file among its parents) fails every stage
+    that writes, after the stages before it ran; found here instead."""
+    option = "-o" if given else "the output directory"
+    for path in (output_dir, *output_dir.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "is a file" if path == output_dir else f"is inside {path}, a file"
+                raise ConfigError(
+                    f"{option} {output_dir} {what}: $OUTPUT_DIR must be a directory (it is"
+                    " created if missing)",
+                    Location(),
+                )
+            return
 
 
 @contextmanager
-def _instance(executor: str) -> Iterator[DagsterInstance]:
-    if os.environ.get("DAGSTER_HOME"):
-        with DagsterInstance.get() as instance:
+def _instance(executor: str, debug: bool = False) -> Iterator[DagsterInstance]:
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        # As `DagsterInstance.get()` builds it (check_dagster_home made sure the path is good)...
+        ref = InstanceRef.from_dir(os.path.expanduser(home))
+        python_logs = dict(ref.settings.get("python_logs") or {})  # type: ignore[call-overload]
+        if not debug and python_logs.get("python_log_level") is None:
+            # ... but for the worker processes of the multiprocess executor, which log "step
+            # started in subprocess" at the instance's python_log_level, DEBUG when dagster.yaml
+            # sets none: on the terminal, past our own progress lines. INFO for this run's
+            # instance (the rest of the user's dagster.yaml as it is).
+            python_logs["python_log_level"] = "INFO"
+            ref = ref._replace(settings={**ref.settings, "python_logs": python_logs})
+        with DagsterInstance.from_ref(ref) as instance:
             yield instance
     elif executor == "multiprocess":
         # Workers log "step started in subprocess" through the instance's own console logger
         # at DEBUG unless told otherwise; our progress lines already say it.
-        quiet = {"python_logs": {"python_log_level": "WARNING"}}
+        quiet = {"python_logs": {"python_log_level": "DEBUG" if debug else "WARNING"}}
         with DagsterInstance.local_temp(overrides=quiet) as instance:
             yield instance
     else:

@@ -15,7 +15,10 @@ import os
 from capport_dagster.core.registry import import_task_modules
 from capport_dagster.translate.build import load_definitions
 
-import_task_modules(m for m in os.environ.get("CAPPORT_TASK_MODULES", "").split(",") if m)
+import_task_modules(
+    (m.strip() for m in os.environ.get("CAPPORT_TASK_MODULES", "").split(",") if m.strip()),
+    given_as="$CAPPORT_TASK_MODULES module '{}'",
+)
 
 _SELECTED = [p.strip() for p in os.environ.get("CAPPORT_PIPELINES", "").split(",") if p.strip()]
 

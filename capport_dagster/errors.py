@@ -85,10 +85,12 @@ def _short_path(file: str) -> str:
 def _relative_to(file: str, cwd: str) -> str:
     # Cached: resolving costs system calls, and a config with many problems prints the same few
     # files over and over (every ValidationError formats all of its problems).
+    # The directory is resolved, not the file: a symbolic link (even a dangling or looping one)
+    # is named as the user named it, not as its target.
     path = Path(file)
     try:
-        return str(path.resolve().relative_to(Path(cwd).resolve()))
-    except ValueError:
+        return str((path.parent.resolve() / path.name).relative_to(Path(cwd).resolve()))
+    except (ValueError, OSError, RuntimeError):  # RuntimeError: a loop among the directories
         return str(path)
 
 

@@ -21,15 +21,24 @@ from tests.conftest import EXAMPLE_CONFIG, FIXTURES
 ORIGINAL = FIXTURES / "capport_original"
 
 
-def capport(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """The installed command, in a subprocess: real exit codes and real stderr."""
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+#: The console script pip installed: unlike `python -m capport_dagster.cli`, it does not put
+#: the working directory on sys.path (what a user's `capport` runs).
+SCRIPT = Path(sys.executable).parent / "capport"
+
+
+def capport(
+    *args: str, cwd: Path | None = None, script: bool = False, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The installed command, in a subprocess: real exit codes and real stderr. `env` adds
+    variables (DAGSTER_HOME is unset unless given)."""
+    environment = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | env
+    command = [str(SCRIPT)] if script else [sys.executable, "-m", "capport_dagster.cli"]
     return subprocess.run(
-        [sys.executable, "-m", "capport_dagster.cli", *args],
+        [*command, *args],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=env,
+        env=environment,
         timeout=120,
     )
 
@@ -44,22 +53,24 @@ def test_validate_reports_each_problem_of_an_original_capport_config(capsys, mon
     assert out == ""
     where = "pipeline.yml:{}, pipeline 'players', stage '{}' (#{})".format
     known = "(tasks: http_request, http_single_request, load_csv, noop, save_csv, transform)"
+    # Not a typo of a built-in task: perhaps the user's own, whose module was not given.
+    mine = (
+        f"{known} - if it is your own task, name the module that registers it: -m MODULE "
+        "(capport) or $CAPPORT_TASK_MODULES (Dagster)"
+    )
     assert err.splitlines() == [
-        f"error: {where(6, 'fetch_ids', 0)}: unknown task 'mongo' {known}",
-        f"error: {where(12, 'build_urls', 1)}: reads frame 'PLAYER_IDS' before any earlier "
-        "stage writes it",
+        f"error: {where(6, 'fetch_ids', 0)}: unknown task 'mongo' {mine}",
         f"error: {where(18, 'fetch_players', 2)}: unknown task 'http_request_json' - did you "
         f"mean 'http_request'? {known}",
         f"error: {where(24, 'enrich', 3)}: malformed args for task 'transform': save_df: "
         "field required",
-        f"error: {where(29, 'shape', 4)}: reads frame 'PLAYERS_CLEAN' before any earlier "
-        "stage writes it; it is written later by stage 'clean' - move that stage first",
-        f"error: {where(47, 'store', 7)}: unknown task 'postgres' {known}",
-        f"error: {where(53, 'reconcile', 8)}: unknown task 'recon' {known}",
-        f"error: {where(56, 'notify', 9)}: unknown task 'discord' {known}",
-        "error: transform.yml:13:7, transform 'shape_players': step 1 (select): column "
-        "'teams': unknown action 'to_list' (valid actions: concat, format)",
-        "the configuration has 9 errors",
+        f"error: {where(47, 'store', 7)}: unknown task 'postgres' {mine}",
+        f"error: {where(53, 'reconcile', 8)}: unknown task 'recon' {mine}",
+        f"error: {where(56, 'notify', 9)}: unknown task 'discord' {mine}",
+        "error: transform.yml:13:7, transform 'shape_players' (used by pipeline 'players', stage "
+        "'listify' (#6)): step 1 (select): column 'teams': unknown action 'to_list' (valid "
+        "actions: concat, format)",
+        "the configuration has 7 errors",
     ]
 
 
@@ -246,6 +257,248 @@ def test_bad_reference_date_exits_2(capsys, tmp_path):
     )
     assert code == 2
     assert "-d 'someday' is not an ISO 8601 date" in capsys.readouterr().err
+
+
+# --- ordinary mistakes: each a located line and exit 2, never "unexpected" ------------------
+
+TASKS_MODULE = """
+import polars as pl
+
+from capport_dagster import task
+
+
+@task("double", reads=lambda a: [a["input"]], writes=lambda a: [a["save_df"]])
+def double(args, frames, ctx):
+    return {args["save_df"]: frames[args["input"]].with_columns(pl.col("x") * 2)}
+"""
+
+
+def custom_config(write_config, task: str = "double") -> Path:
+    return write_config(
+        {
+            "data/a.csv": "x\n1\n2\n",
+            "p.yml": f"""
+                pipeline:
+                  p:
+                    - {{ label: load, task: load_csv, args: {{ filepath: $CONFIG_DIR/data/a.csv,
+                        df_name: A }} }}
+                    - {{ label: twice, task: {task}, args: {{ input: A, save_df: B }} }}
+                    - {{ label: save, task: save_csv, args: {{ filepath: $OUTPUT_DIR/b.csv,
+                        df_name: B }} }}
+            """,
+        }
+    )
+
+
+BUILTIN_TASKS = "http_request, http_single_request, load_csv, noop, save_csv, transform"
+
+
+@pytest.mark.parametrize("executor", ["in_process", "multiprocess"])
+def test_a_task_module_in_the_working_directory_is_found(write_config, tmp_path, executor):
+    """`capport -m my_tasks` with my_tasks.py beside the user, as `dagster -m` finds it: the
+    installed script, whose sys.path does not hold the working directory by itself."""
+    config = custom_config(write_config)
+    (tmp_path / "my_tasks.py").write_text(TASKS_MODULE)
+    valid = capport("validate", "-c", str(config), "-m", "my_tasks", cwd=tmp_path, script=True)
+    assert (valid.returncode, valid.stderr) == (0, "")
+    run = capport(
+        *("run", "-c", "config", "-p", "p", "-m", "my_tasks", "-o", "out"),
+        *("--executor", executor),
+        cwd=tmp_path,
+        script=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out" / "b.csv").read_text() == "x\n2\n4\n"
+
+
+def test_a_task_module_that_raises_is_named_with_its_error_in_one_line(write_config, tmp_path):
+    config = custom_config(write_config)
+    (tmp_path / "broken.py").write_text("import polars\n\nRATE = 1 / 0\n")
+    result = capport("validate", "-c", str(config), "-m", "broken", cwd=tmp_path, script=True)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "error: broken.py:3: -m broken: importing the module raised ZeroDivisionError: division "
+        "by zero (run with --debug for the traceback)\n"
+    )
+    debug = capport("--debug", "run", "-c", "config", "-p", "p", "-m", "broken", cwd=tmp_path)
+    assert debug.returncode != 0
+    assert 'File "' + str(tmp_path / "broken.py") + '", line 3' in debug.stderr
+    assert debug.stderr.rstrip().splitlines()[-1] == (
+        "capport_dagster.errors.ConfigError: broken.py:3: -m broken: importing the module raised "
+        "ZeroDivisionError: division by zero"
+    )
+
+
+def test_a_task_module_that_does_not_exist_is_a_usage_error(write_config, tmp_path, capsys):
+    config = custom_config(write_config)
+    (tmp_path / "my_tasks.py").write_text(TASKS_MODULE)
+    assert main(["run", "-c", str(config), "-p", "p", "-m", "my_taks"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: -m my_taks: no module named 'my_taks' in the working directory ({tmp_path}) or "
+        "on the Python path - did you mean 'my_tasks'?\n"
+    )
+
+
+def test_an_unknown_task_hints_at_the_module_when_none_was_given(write_config, tmp_path):
+    config = custom_config(write_config)
+    result = capport("validate", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: config/p.yml:5, pipeline 'p', stage 'twice' (#1): unknown task 'double' (tasks: "
+        f"{BUILTIN_TASKS}) - if it is your own task, name the module that registers it: "
+        "-m MODULE (capport) or $CAPPORT_TASK_MODULES (Dagster)",
+        "the configuration has 1 error",
+    ]
+
+
+def test_an_unknown_task_lists_the_custom_tasks_when_a_module_was_given(write_config, tmp_path):
+    config = custom_config(write_config, task="doubel")
+    (tmp_path / "my_tasks.py").write_text(TASKS_MODULE)
+    result = capport("validate", "-c", str(config), "-m", "my_tasks", cwd=tmp_path, script=True)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: config/p.yml:5, pipeline 'p', stage 'twice' (#1): unknown task 'doubel' - did you "
+        f"mean 'double'? (custom tasks: double; built-in tasks: {BUILTIN_TASKS})",
+        "the configuration has 1 error",
+    ]
+
+
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0,
+    reason="root reads a directory without permissions; the symlink-loop test covers the path",
+)
+def test_a_config_directory_without_permission_exits_2(write_config, capsys):
+    config = write_config({"p.yml": "pipeline: {}\n"})
+    config.chmod(0)
+    try:
+        assert main(["validate", "-c", "config"]) == 2
+    finally:
+        config.chmod(0o755)
+    assert capsys.readouterr().err == (
+        "error: config: cannot read the config directory: permission denied\n"
+    )
+
+
+def test_a_config_directory_that_cannot_be_listed_exits_2(tmp_path, capsys, monkeypatch):
+    """Root-proof: a symbolic link loop cannot be listed by anyone."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config").symlink_to("config")
+    assert main(["validate", "-c", "config"]) == 2
+    assert main(["run", "-c", "config", "-p", "p"]) == 2
+    assert (
+        capsys.readouterr().err
+        == ("error: config: cannot read the config directory: too many levels of symbolic links\n")
+        * 2
+    )
+
+
+def test_dangling_and_looping_config_files_are_errors_at_their_names(write_config, capsys):
+    config = write_config(
+        {"p.yml": "pipeline:\n  p:\n    - { label: a, task: noop }\n", "m.yml": "model: {}\n"}
+    )
+    (config / "b.yml").symlink_to("gone.yml")
+    (config / "c.yaml").symlink_to("c.yaml")
+    (config / "d.yml").symlink_to("m.yml")  # a link to a file is read (clashes with m.yml: none)
+    assert main(["validate", "-c", "config"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: config/b.yml: the symbolic link points to gone.yml, which does not exist: fix the "
+        "link or remove it",
+        "error: config/c.yaml: the symbolic link loops (c.yaml -> c.yaml -> ...): point it at a "
+        "YAML file or remove it",
+        "the configuration has 2 errors",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({}, "the config directory has no YAML file (*.yml, *.yaml): nothing to run"),
+        (
+            {"m.yml": "model: {}\n", "notes.txt": "pipeline: {}"},
+            "no file in the config directory has a `pipeline:` section: nothing to run",
+        ),
+    ],
+    ids=["no YAML file", "no pipeline"],
+)
+def test_a_config_with_nothing_to_run(write_config, capsys, files, message):
+    write_config(files)
+    assert main(["validate", "-c", "config"]) == 0
+    out, err = capsys.readouterr()
+    assert err == f"warning: config: {message}\n"
+    assert out.startswith("valid: 0 pipeline")
+    assert main(["run", "-c", "config", "-p", "p"]) == 2
+    assert capsys.readouterr() == ("", f"error: config: {message}\n")
+
+
+@pytest.mark.parametrize(
+    ("home", "message"),
+    [
+        (
+            "dagster_home",
+            "DAGSTER_HOME=dagster_home is relative: Dagster needs an absolute path (it stores the "
+            "runs): export DAGSTER_HOME={tmp}/dagster_home, or unset it for a run that keeps no "
+            "history",
+        ),
+        (
+            "{tmp}/nowhere",
+            "DAGSTER_HOME={tmp}/nowhere does not exist: Dagster needs an existing directory (it "
+            "stores the runs): mkdir -p {tmp}/nowhere, or unset it for a run that keeps no history",
+        ),
+        (
+            "{tmp}/config/p.yml",
+            "DAGSTER_HOME={tmp}/config/p.yml is not a directory (it stores the runs): point it at "
+            "a directory, or unset it for a run that keeps no history",
+        ),
+    ],
+    ids=["relative", "missing", "a file"],
+)
+def test_a_dagster_home_dagster_cannot_use_exits_2_before_anything_runs(
+    write_config, tmp_path, capsys, monkeypatch, home, message
+):
+    write_config({"p.yml": "pipeline:\n  p:\n    - { label: a, task: noop }\n"})
+    (tmp_path / "dagster_home").mkdir()  # exists, but relative is still refused
+    monkeypatch.setenv("DAGSTER_HOME", home.format(tmp=tmp_path))
+    assert main(["run", "-c", "config", "-p", "p", "-o", "out"]) == 2
+    assert capsys.readouterr() == ("", f"error: {message.format(tmp=tmp_path)}\n")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("out.csv", "-o {tmp}/out.csv is a file"),
+        ("out.csv/sub", "-o {tmp}/out.csv/sub is inside {tmp}/out.csv, a file"),
+    ],
+)
+def test_an_output_directory_that_is_a_file_exits_2_before_any_stage(
+    write_config, tmp_path, capsys, output, message
+):
+    config = write_config(FAILING)
+    (tmp_path / "out.csv").write_text("keep me\n")
+    assert main(["run", "-c", str(config), "-p", "people", "-o", output]) == 2
+    assert capsys.readouterr() == (
+        "",
+        f"error: {message.format(tmp=tmp_path)}: $OUTPUT_DIR must be a directory (it is created "
+        "if missing)\n",
+    )
+    assert (tmp_path / "out.csv").read_text() == "keep me\n"
+
+
+def test_dagster_debug_lines_show_only_with_debug(tmp_path):
+    """The multiprocess executor's stage processes log through the instance of DAGSTER_HOME,
+    at DEBUG unless its dagster.yaml says otherwise: none of it reaches the terminal."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    args = ("run", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "-o", str(tmp_path / "o"))
+    options = ("--executor", "multiprocess", "--no-preview")
+    quiet = capport(*args, *options, cwd=tmp_path, DAGSTER_HOME=str(home))
+    assert quiet.returncode == 0, quiet.stderr
+    lines = quiet.stderr.splitlines()
+    assert len(lines) == 9 and all(line.startswith("[capport] ") for line in lines), lines
+    loud = capport("--debug", *args, *options, cwd=tmp_path, DAGSTER_HOME=str(home))
+    assert loud.returncode == 0, loud.stderr
+    assert " - DEBUG - label_teams - " in loud.stderr
 
 
 # --- graph ----------------------------------------------------------------------------------

@@ -157,3 +157,45 @@ def test_capport_pipelines_loads_only_the_pipelines_named(tmp_path, write_config
     assert selected.stdout.strip() == str(
         ["also_good", "also_good__assets", "good", "good__assets"]
     )
+
+
+def test_capport_task_modules_finds_modules_beside_you_and_names_a_broken_one(
+    tmp_path, write_config
+):
+    """As `dagster -m` does, the working directory is searched; a module that fails says it
+    came from $CAPPORT_TASK_MODULES, with its own error in one line."""
+    config = write_config({"p.yml": "pipeline:\n  p: [{label: a, task: mine}]\n"})
+    (tmp_path / "my_tasks.py").write_text(
+        "from capport_dagster import task\n\n\n"
+        "@task('mine', reads=lambda a: [], writes=lambda a: [])\n"
+        "def mine(args, frames, ctx):\n"
+        "    return {}\n"
+    )
+    (tmp_path / "broken.py").write_text("raise RuntimeError('no database configured')\n")
+    # Run as a file (`python defs.py` puts its own directory, not the working one, on sys.path).
+    script = tmp_path / "scripts" / "defs.py"
+    script.parent.mkdir()
+    script.write_text(
+        "import capport_dagster.definitions as d\nprint(sorted(j.name for j in d.defs.jobs))\n"
+    )
+
+    def load(modules: str) -> subprocess.CompletedProcess:
+        environment = {**os.environ, "CAPPORT_CONFIG_DIR": str(config)}
+        environment["CAPPORT_TASK_MODULES"] = modules
+        return subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=environment,
+            timeout=120,
+        )
+
+    good = load(" my_tasks ,")
+    assert (good.returncode, good.stdout) == (0, "['p', 'p__assets']\n"), good.stderr
+    broken = load("my_tasks,broken")
+    assert broken.returncode != 0
+    assert broken.stderr.rstrip().splitlines()[-1] == (
+        "capport_dagster.errors.ConfigError: broken.py:1: $CAPPORT_TASK_MODULES module 'broken': "
+        "importing the module raised RuntimeError: no database configured"
+    )

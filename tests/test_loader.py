@@ -39,6 +39,8 @@ def problems(config: CapportConfig) -> list[tuple[Location, str]]:
 
 def test_public_api() -> None:
     assert set(loader.__all__) == {
+        "NO_PIPELINES",
+        "NO_YAML_FILES",
         "RUNNER_KEYS",
         "STAGE_KEYS",
         "config_files",
@@ -126,9 +128,51 @@ def test_only_yaml_files_directly_in_the_directory(tmp_path: Path) -> None:
     assert config.files == (tmp_path / "a.yml",)
 
 
+def test_entries_that_cannot_be_read_are_errors_at_their_name(tmp_path: Path) -> None:
+    """Not skipped: a config file that silently goes missing changes what runs. A FIFO is not
+    read either (reading it would block until some writer opens it)."""
+    make(tmp_path, a_yml=PIPELINE, real_yml="model: {}\n")
+    (tmp_path / "dangling.yml").symlink_to(tmp_path / "gone.yml")
+    (tmp_path / "loop.yaml").symlink_to(tmp_path / "loop.yaml")
+    (tmp_path / "ping.yml").symlink_to(tmp_path / "pong.yml")
+    (tmp_path / "pong.yml").symlink_to(tmp_path / "ping.yml")
+    os.mkfifo(tmp_path / "fifo.yml")
+    (tmp_path / "linked.yml").symlink_to(tmp_path / "real.yml")  # a link to a file is read
+    (tmp_path / "dir.yml").mkdir()  # directories are never read (the reading is not recursive)
+    config = load_config(tmp_path)
+    assert [str(p) for p in config.problems] == [
+        f"error: {tmp_path}/dangling.yml: the symbolic link points to {tmp_path}/gone.yml, which "
+        "does not exist: fix the link or remove it",
+        f"error: {tmp_path}/fifo.yml: the entry is a FIFO, not a YAML file: rename or remove it",
+        f"error: {tmp_path}/loop.yaml: the symbolic link loops (loop.yaml -> {tmp_path}/loop.yaml"
+        " -> ...): point it at a YAML file or remove it",
+        f"error: {tmp_path}/ping.yml: the symbolic link loops (ping.yml -> {tmp_path}/pong.yml ->"
+        " ...): point it at a YAML file or remove it",
+        f"error: {tmp_path}/pong.yml: the symbolic link loops (pong.yml -> {tmp_path}/ping.yml ->"
+        " ...): point it at a YAML file or remove it",
+    ]
+    assert [p.name for p in config.files] == [
+        "a.yml",
+        "dangling.yml",
+        "fifo.yml",
+        "linked.yml",
+        "loop.yaml",
+        "ping.yml",
+        "pong.yml",
+        "real.yml",
+    ]
+    stamp = loader.config_stamp(tmp_path)
+    assert [s for s in stamp if s[1] == -1] == [
+        ("dangling.yml", -1, -1),
+        ("loop.yaml", -1, -1),
+        ("ping.yml", -1, -1),
+        ("pong.yml", -1, -1),
+    ]
+
+
 def test_unnamed_runner_is_default(tmp_path: Path) -> None:
     config = load_config(make(tmp_path, a_yml="runner:\n  run_with: async_eager\n"))
-    assert config.problems == ()
+    assert [p.message for p in config.problems] == [loader.NO_PIPELINES]
     assert config.runners["default"] == Entry(
         section="runner",
         name="default",
@@ -149,15 +193,61 @@ def test_named_runners(tmp_path: Path) -> None:
     [
         (lambda d: d / "missing", "the config directory does not exist"),
         (lambda d: make(d, a_yml=PIPELINE) / "a.yml", "the config directory is not a directory"),
-        (lambda d: make(d, a_txt="x: 1"), "the config directory has no YAML file (*.yml, *.yaml)"),
+        (
+            lambda d: make(d, a_yml=PIPELINE) / "a.yml" / "config",
+            "the config directory does not exist ({d}/a.yml is a file)",
+        ),
+        (
+            lambda d: _symlink(d / "loop", d / "loop"),
+            "cannot read the config directory: too many levels of symbolic links",
+        ),
     ],
 )
-def test_nothing_to_read_raises(tmp_path: Path, setup, message: str) -> None:
+def test_a_directory_that_cannot_be_listed_raises(tmp_path: Path, setup, message: str) -> None:
     path = setup(tmp_path)
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert caught.value.message == message
+    assert caught.value.message == message.format(d=tmp_path)
     assert caught.value.location == Location(file=str(path))
+
+
+def _symlink(link: Path, target: Path) -> Path:
+    link.symlink_to(target)
+    return link
+
+
+def test_a_directory_without_permission_is_a_located_error(tmp_path, monkeypatch) -> None:
+    """What EACCES says (root reads any directory, so the error is raised by hand here; the CLI
+    test with a real unreadable directory runs when the tests do not run as root)."""
+
+    def denied(self: Path):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert str(caught.value) == f"{tmp_path}: cannot read the config directory: permission denied"
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"a_txt": "x: 1"}, loader.NO_YAML_FILES),
+        ({}, loader.NO_YAML_FILES),
+        ({"a_yml": "model: {}\n"}, loader.NO_PIPELINES),
+        ({"a_yml": ""}, loader.NO_PIPELINES),
+    ],
+)
+def test_nothing_to_run_is_a_warning(tmp_path: Path, files: dict, message: str) -> None:
+    config = load_config(make(tmp_path, **files))
+    assert [str(p) for p in config.problems] == [f"warning: {tmp_path}: {message}"]
+    assert config.pipelines == {}
+
+
+def test_no_pipeline_warning_is_not_given_beside_an_error(tmp_path: Path) -> None:
+    """The pipelines may be in what did not read: the error alone is reported."""
+    config = load_config(make(tmp_path, a_yml="pipeline: [\n"))
+    assert [p.severity for p in config.problems] == ["error"]
 
 
 # --- problems ------------------------------------------------------------------------------
@@ -358,7 +448,8 @@ def stage_problems(tmp_path: Path, stages: str) -> tuple[list[tuple[dict, str]],
                     "(labels must be unique within a pipeline)",
                 ),
             ],
-            ["a"],
+            # The duplicate is kept: its task and args are still checked (core/graph.py).
+            ["a", "a"],
             id="duplicate label and not a mapping",
         ),
     ],

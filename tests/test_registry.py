@@ -15,7 +15,13 @@ from pydantic import BaseModel, ConfigDict
 import capport_dagster
 from capport_dagster.core.graph import load_project
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import DEFAULT_REGISTRY, RunContext, TaskRegistry, TaskSpec
+from capport_dagster.core.registry import (
+    DEFAULT_REGISTRY,
+    RunContext,
+    TaskRegistry,
+    TaskSpec,
+    import_task_modules,
+)
 from capport_dagster.core.runtime import run_stage
 from capport_dagster.errors import ConfigError, ValidationError
 from tests.conftest import REPO
@@ -176,19 +182,134 @@ def test_registering_a_name_twice_needs_replace():
 # --- unknown tasks --------------------------------------------------------------------------
 
 
+BUILTIN_LIST = "http_request, http_single_request, load_csv, noop, save_csv, transform"
+HINT = (
+    " - if it is your own task, name the module that registers it: -m MODULE (capport) or "
+    "$CAPPORT_TASK_MODULES (Dagster)"
+)
+
+
 def test_an_unknown_task_suggests_the_closest_name(write_config):
     config = write_config({"p.yml": pipeline("{ label: s, task: scael, args: { input: V } }")})
     assert errors(config, register_scale(DEFAULT_REGISTRY.copy())) == [
         "error: config/p.yml:3, pipeline 'p', stage 's' (#0): unknown task 'scael' - did you "
-        "mean 'scale'? (tasks: http_request, http_single_request, load_csv, noop, save_csv, scale, "
-        "transform)"
+        f"mean 'scale'? (custom tasks: scale; built-in tasks: {BUILTIN_LIST})"
     ]
 
 
-def test_an_unknown_task_without_a_close_name():
+@pytest.mark.parametrize(
+    ("registry", "name", "message"),
+    [
+        # Custom tasks registered: listed apart from the built-in ones, so a user sees whether
+        # theirs arrived.
+        (
+            lambda: register_scale(TaskRegistry()),
+            "zzz",
+            "unknown task 'zzz' (custom tasks: scale; built-in tasks: none)",
+        ),
+        (
+            lambda: register_scale(DEFAULT_REGISTRY.copy()),
+            "mongo",
+            f"unknown task 'mongo' (custom tasks: scale; built-in tasks: {BUILTIN_LIST})",
+        ),
+        # Built-in tasks only: a close name is the likely fix; else the module may be missing.
+        (
+            lambda: DEFAULT_REGISTRY.copy(),
+            "load_cvs",
+            f"unknown task 'load_cvs' - did you mean 'load_csv'? (tasks: {BUILTIN_LIST})",
+        ),
+        (
+            lambda: DEFAULT_REGISTRY.copy(),
+            "mongo",
+            f"unknown task 'mongo' (tasks: {BUILTIN_LIST}){HINT}",
+        ),
+    ],
+    ids=["custom only", "custom and built-in", "built-in typo", "built-in, not a typo"],
+)
+def test_an_unknown_task_says_what_may_be_missing(registry, name: str, message: str):
     with pytest.raises(ConfigError) as info:
-        register_scale(TaskRegistry()).get("zzz")
-    assert str(info.value) == "unknown task 'zzz' (tasks: scale)"
+        registry().get(name)
+    assert str(info.value) == message
+
+
+# --- task modules ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def modules_dir(tmp_path, monkeypatch):
+    """The working directory, with no entry for it on sys.path (what the `capport` script's
+    interpreter starts with), and imports of this test forgotten afterwards."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    before = set(sys.modules)
+    yield tmp_path
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+
+
+def test_a_task_module_in_the_working_directory_is_found(modules_dir):
+    (modules_dir / "cwd_tasks_a.py").write_text("LOADED = True\n")
+    import_task_modules(["cwd_tasks_a"])
+    assert sys.modules["cwd_tasks_a"].LOADED is True
+    assert sys.path[0] == str(modules_dir)
+    import_task_modules(["cwd_tasks_a"])  # once on sys.path, not twice
+    assert sys.path.count(str(modules_dir)) == 1
+
+
+@pytest.mark.parametrize(
+    ("files", "module", "message"),
+    [
+        (
+            {"cwd_tasks_b.py": "import math\n\nX = math.sqrt(-1)\n"},
+            "cwd_tasks_b",
+            "cwd_tasks_b.py:3: -m cwd_tasks_b: importing the module raised ValueError: math "
+            "domain error",
+        ),
+        (
+            {"cwd_tasks_c.py": "def f(:\n    pass\n"},
+            "cwd_tasks_c",
+            "cwd_tasks_c.py:1: -m cwd_tasks_c: the module does not compile: invalid syntax",
+        ),
+        (
+            {"cwd_tasks_d.py": "import no_such_dependency_of_capport\n"},
+            "cwd_tasks_d",
+            "cwd_tasks_d.py:1: -m cwd_tasks_d: importing the module raised ModuleNotFoundError: "
+            "No module named 'no_such_dependency_of_capport'",
+        ),
+        (
+            {"cwd_tasks_e.py": ""},
+            "cwd_taks_e",
+            "-m cwd_taks_e: no module named 'cwd_taks_e' in the working directory ({cwd}) or on "
+            "the Python path - did you mean 'cwd_tasks_e'?",
+        ),
+        (
+            {"cwd_pkg_f/__init__.py": ""},
+            "cwd_pkg_f.tasks",
+            "-m cwd_pkg_f.tasks: no module named 'cwd_pkg_f.tasks' in the working directory "
+            "({cwd}) or on the Python path",
+        ),
+    ],
+    ids=["raises", "does not compile", "imports a missing module", "not found", "not in package"],
+)
+def test_a_task_module_that_cannot_be_imported_is_a_located_error(
+    modules_dir, files: dict, module: str, message: str
+):
+    for name, text in files.items():
+        (modules_dir / name).parent.mkdir(exist_ok=True)
+        (modules_dir / name).write_text(text)
+    with pytest.raises(ConfigError) as info:
+        import_task_modules([module])
+    assert str(info.value) == message.format(cwd=modules_dir)
+    # The module's own traceback is kept for --debug; a module not found has none worth showing.
+    assert (info.value.__cause__ is not None) is ("no module named" not in message)
+
+
+def test_a_task_module_error_names_how_it_was_given(modules_dir):
+    with pytest.raises(ConfigError) as info:
+        import_task_modules(["cwd_nowhere_g"], given_as="$CAPPORT_TASK_MODULES module '{}'")
+    assert str(info.value).startswith(
+        "$CAPPORT_TASK_MODULES module 'cwd_nowhere_g': no module named 'cwd_nowhere_g'"
+    )
 
 
 # --- public API -----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Read a config directory into a :class:`CapportConfig`, collecting every problem on the way.
 
-Only a missing directory, or one without YAML files, raises: anything else becomes a
+Only a directory that cannot be listed raises: anything else becomes a
 :class:`Problem` and reading goes on, so `capport validate` can list all problems at once. A
 broken entry is still recorded as far as it could be read (a pipeline keeps the stages that were
 well formed), so that references to it do not cause follow-up errors.
@@ -8,16 +8,26 @@ well formed), so that references to it do not cause follow-up errors.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from capport_dagster.core.config import SECTIONS, CapportConfig, Entry, Pipeline, Stage
 from capport_dagster.core.yaml_source import line_of, load_yaml_file
 from capport_dagster.errors import ConfigError, Location, Problem, did_you_mean
 
-__all__ = ["RUNNER_KEYS", "STAGE_KEYS", "config_files", "config_stamp", "load_config"]
+__all__ = [
+    "NO_PIPELINES",
+    "NO_YAML_FILES",
+    "RUNNER_KEYS",
+    "STAGE_KEYS",
+    "config_files",
+    "config_stamp",
+    "load_config",
+]
 
 #: Keys a stage may have.
 STAGE_KEYS: tuple[str, ...] = ("label", "task", "args")
@@ -34,43 +44,116 @@ RUNNER_KEYS: tuple[str, ...] = (
 )
 
 
+#: The warnings of a config that defines nothing to run (`capport run` makes them an error).
+NO_YAML_FILES = "the config directory has no YAML file (*.yml, *.yaml): nothing to run"
+NO_PIPELINES = "no file in the config directory has a `pipeline:` section: nothing to run"
+
+
 def config_files(directory: Path) -> tuple[Path, ...]:
-    """The files `load_config` reads, in reading order."""
-    if not directory.is_dir():
-        what = "is not a directory" if directory.exists() else "does not exist"
-        raise ConfigError(f"the config directory {what}", Location(file=str(directory)))
+    """The entries `load_config` reads, in reading order: every `*.yml` / `*.yaml` name directly
+    in the directory that is not hidden and not a directory. A dangling or looping symbolic link,
+    a FIFO or a device is listed too: `load_config` reports it at its name, rather than a config
+    file silently missing (or a read blocking on a FIFO)."""
+    _check_directory(directory)
+    try:
+        entries = sorted(directory.iterdir(), key=lambda p: p.name)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the config directory: {_reason(exc)}", Location(file=str(directory))
+        ) from None
     return tuple(
         path
-        for path in sorted(directory.iterdir(), key=lambda p: p.name)
-        if path.suffix in (".yml", ".yaml") and not path.name.startswith(".") and path.is_file()
+        for path in entries
+        if path.suffix in (".yml", ".yaml") and not path.name.startswith(".") and not path.is_dir()
     )
+
+
+def _check_directory(directory: Path) -> None:
+    where = Location(file=str(directory))
+    try:
+        status = directory.stat()
+    except FileNotFoundError:
+        raise ConfigError("the config directory does not exist", where) from None
+    except NotADirectoryError:
+        parent = next((p for p in directory.parents if p.is_file()), None)
+        raise ConfigError(
+            f"the config directory does not exist ({parent} is a file)", where
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config directory: {_reason(exc)}", where) from None
+    if not stat.S_ISDIR(status.st_mode):
+        raise ConfigError("the config directory is not a directory", where)
+
+
+def _reason(exc: OSError) -> str:
+    """'permission denied' from an OSError, as the rest of a message reads."""
+    text = exc.strerror or str(exc)
+    return text[:1].lower() + text[1:]
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why a listed config entry cannot be read as a YAML file, or None when it can."""
+    try:
+        status = path.stat()
+    except OSError as exc:
+        if not path.is_symlink():
+            return f"cannot read the file: {_reason(exc)}"
+        target = os.readlink(path)
+        if exc.errno == errno.ELOOP:
+            return (
+                f"the symbolic link loops ({path.name} -> {target} -> ...): point it at a YAML "
+                "file or remove it"
+            )
+        return (
+            f"the symbolic link points to {target}, which {_missing(exc)}: fix the link or "
+            "remove it"
+        )
+    if stat.S_ISREG(status.st_mode):
+        return None
+    kind = "a FIFO" if stat.S_ISFIFO(status.st_mode) else "not a regular file"
+    if stat.S_ISSOCK(status.st_mode):
+        kind = "a socket"
+    elif stat.S_ISCHR(status.st_mode) or stat.S_ISBLK(status.st_mode):
+        kind = "a device"
+    return f"the entry is {kind}, not a YAML file: rename or remove it"
+
+
+def _missing(exc: OSError) -> str:
+    return "does not exist" if exc.errno == errno.ENOENT else f"cannot be read ({_reason(exc)})"
 
 
 def config_stamp(config_dir: str | os.PathLike[str]) -> tuple[tuple[str, int, int], ...]:
     """Name, modification time and size of every file `load_config` would read: equal stamps
-    mean a config loaded earlier is still the config on disk (for caches of loaded projects)."""
+    mean a config loaded earlier is still the config on disk (for caches of loaded projects).
+    An entry that cannot be read stamps as (name, -1, -1): loading reports it."""
     stamp = []
     for path in config_files(Path(os.path.abspath(config_dir))):
-        status = path.stat()
-        stamp.append((path.name, status.st_mtime_ns, status.st_size))
+        try:
+            status = path.stat()
+        except OSError:
+            stamp.append((path.name, -1, -1))
+        else:
+            stamp.append((path.name, status.st_mtime_ns, status.st_size))
     return tuple(stamp)
 
 
 def load_config(config_dir: str | os.PathLike[str]) -> CapportConfig:
     """Read every ``*.yml`` / ``*.yaml`` file directly in ``config_dir``, in name order.
 
-    Raises :class:`ConfigError` only when there is nothing to read; every other problem is
-    returned in ``CapportConfig.problems``.
+    Raises :class:`ConfigError` only when the directory cannot be listed; every other problem
+    is returned in ``CapportConfig.problems``. A directory with no YAML file, or none with a
+    pipeline, is valid but has nothing to run: a warning says so.
     """
     directory = Path(os.path.abspath(config_dir))
     files = config_files(directory)
-    if not files:
-        raise ConfigError(
-            "the config directory has no YAML file (*.yml, *.yaml)", Location(file=str(directory))
-        )
     reader = _Reader()
     for path in files:
         reader.read_file(path)
+    if not files:
+        reader.problem(Location(file=str(directory)), NO_YAML_FILES, "warning")
+    elif not reader.pipelines and not reader.problems:
+        # With errors, a pipeline may be what did not read: no claim is made.
+        reader.problem(Location(file=str(directory)), NO_PIPELINES, "warning")
     return CapportConfig(
         config_dir=directory,
         files=files,
@@ -108,11 +191,17 @@ class _Reader:
         self.problems: list[Problem] = []
         self._defined: dict[tuple[str, str], Location] = {}
 
-    def problem(self, location: Location, message: str) -> None:
-        self.problems.append(Problem(location, message))
+    def problem(
+        self, location: Location, message: str, severity: Literal["error", "warning"] = "error"
+    ) -> None:
+        self.problems.append(Problem(location, message, severity))
 
     def read_file(self, path: Path) -> None:
         file = str(path)
+        unreadable = _unreadable(path)
+        if unreadable is not None:
+            self.problem(Location(file=file), unreadable)
+            return
         try:
             document = load_yaml_file(path)
         except ConfigError as exc:

@@ -18,8 +18,12 @@ runtime converts to the run's mode. It may be an `async def` (I/O-bound tasks).
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import logging
+import os
+import sys
+import traceback
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,11 +229,30 @@ class TaskRegistry:
         try:
             return self._specs[name]
         except KeyError:
-            raise ConfigError(
-                f"unknown task '{name}'{did_you_mean(name, self._specs)}"
-                f" (tasks: {', '.join(sorted(self._specs))})",
-                location,
-            ) from None
+            raise ConfigError(self._unknown(name), location) from None
+
+    def _unknown(self, name: str) -> str:
+        """What to say about a task name nobody registered.
+
+        Without custom tasks the likeliest causes are a typo (a close name is suggested) or a
+        task of the user's own whose module was not imported (the hint names `-m`); with custom
+        tasks, the two kinds are listed apart so that a user sees whether theirs arrived.
+        """
+        close = did_you_mean(name, self._specs)
+        custom = sorted(n for n, spec in self._specs.items() if not _is_builtin(spec))
+        if custom:
+            builtin = sorted(n for n in self._specs if n not in custom)
+            return (
+                f"unknown task '{name}'{close} (custom tasks: {', '.join(custom)}; "
+                f"built-in tasks: {', '.join(builtin) or 'none'})"
+            )
+        known = f"unknown task '{name}'{close} (tasks: {', '.join(sorted(self._specs))})"
+        if close:
+            return known
+        return (
+            f"{known} - if it is your own task, name the module that registers it: -m MODULE"
+            " (capport) or $CAPPORT_TASK_MODULES (Dagster)"
+        )
 
     def copy(self) -> TaskRegistry:
         return TaskRegistry(self._specs.values())
@@ -241,12 +264,93 @@ class TaskRegistry:
         return iter(sorted(self._specs))
 
 
-def import_task_modules(modules: Iterable[str]) -> None:
-    """Import the modules that register a user's own tasks (`capport run -m my_tasks`)."""
-    import importlib
+def import_task_modules(modules: Iterable[str], *, given_as: str = "-m {}") -> None:
+    """Import the modules that register a user's own tasks (`capport run -m my_tasks`).
 
+    The working directory is searched first, as `python -m` and `dagster -m` do: `my_tasks.py`
+    beside the config is found although the `capport` script's own directory is what Python put
+    on `sys.path`. A module that cannot be found or fails while importing is a `ConfigError`
+    naming it as the user gave it (`given_as`, e.g. "-m {}" or "$CAPPORT_TASK_MODULES={}") and
+    the module's own error in one line; the traceback stays on the exception's cause, for
+    `--debug`.
+    """
+    modules = list(modules)
+    if modules and not any(_is_cwd(entry) for entry in sys.path):
+        sys.path.insert(0, os.getcwd())
     for module in modules:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            error = _import_error(module, given_as.format(module), exc)
+            if _not_found(module, exc):
+                raise error from None  # its traceback would only show importlib
+            raise error from exc
+
+
+def _is_cwd(entry: str) -> bool:
+    try:
+        return entry in ("", ".") or os.path.samefile(entry, os.getcwd())
+    except OSError:
+        return False
+
+
+def _import_error(module: str, given: str, exc: Exception) -> ConfigError:
+    if _not_found(module, exc):
+        assert isinstance(exc, ModuleNotFoundError) and exc.name is not None
+        here = Path.cwd()
+        # Names beside the user, for a misspelt top-level module (a missing submodule of a
+        # package that exists gets no guess).
+        local = (
+            sorted(
+                p.stem if p.suffix == ".py" else p.name
+                for p in here.iterdir()
+                if (p.suffix == ".py" and p.is_file()) or (p / "__init__.py").is_file()
+            )
+            if "." not in exc.name
+            else []
+        )
+        return ConfigError(
+            f"{given}: no module named '{exc.name}' in the working directory ({here}) or on the "
+            f"Python path{did_you_mean(exc.name, local)}"
+        )
+    if isinstance(exc, SyntaxError):
+        where = Location(file=exc.filename, line=exc.lineno) if exc.filename else Location()
+        return ConfigError(f"{given}: the module does not compile: {exc.msg}", where)
+    frame = _origin_frame(module, exc)
+    where = Location(file=frame.filename, line=frame.lineno) if frame else Location()
+    return ConfigError(
+        f"{given}: importing the module raised {type(exc).__name__}: {_one_line(exc)}", where
+    )
+
+
+def _not_found(module: str, exc: Exception) -> bool:
+    """`-m pkg.tasks` itself is missing ('pkg' or 'pkg.tasks' not found), not something the
+    module imports ('requests')."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return False
+    return module == exc.name or module.startswith(f"{exc.name}.")
+
+
+def _origin_frame(module: str, exc: BaseException) -> traceback.FrameSummary | None:
+    """The line of the user's module that raised: its own file's deepest frame, else the
+    deepest frame outside Python's import machinery."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    origin = spec.origin if spec is not None else None
+    own = [f for f in frames if origin is not None and f.filename == origin]
+    return (own or frames or [None])[-1]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else f"{text[:297]}..."
+
+
+def _is_builtin(spec: TaskSpec) -> bool:
+    return getattr(spec.run, "__module__", "").startswith("capport_dagster.")
 
 
 #: The registry `load_definitions` uses unless given another; built-in tasks live here.

@@ -14,14 +14,27 @@ from pydantic import PrivateAttr
 
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.variables import run_variables
+from capport_dagster.errors import ConfigError
 
 __all__ = ["CapportRun", "parse_reference"]
 
 
 def parse_reference(text: str, timezone: str) -> datetime:
-    """An ISO 8601 date or date-time; without an offset it is wall time in `timezone`."""
-    parsed = pendulum.parse(text, tz=pendulum.timezone(timezone))
-    assert isinstance(parsed, pendulum.DateTime)
+    """An ISO 8601 date or date-time; without an offset it is wall time in `timezone`.
+
+    Anything else (a time alone, a duration, a typo) is a `ConfigError` quoting the text: the
+    run config mapping reports it as a config error before the run starts, and `capport run -d`
+    as a usage error.
+    """
+    try:
+        parsed = pendulum.parse(text, tz=pendulum.timezone(timezone))
+    except (ValueError, TypeError):  # pendulum.parsing.ParserError is a ValueError
+        parsed = None
+    if not isinstance(parsed, pendulum.DateTime):
+        raise ConfigError(
+            f"{text!r} is not an ISO 8601 date or date-time (e.g. 2026-01-05 or "
+            "2026-01-05T15:00:00+08:00)"
+        )
     return parsed
 
 

@@ -10,10 +10,16 @@ Users (and schedules, and `capport run`) write
     preview: false             # compute head and row count of final frames (lazy modes)
     logger: default            # a logger entry: its file, and its level on the console
     log_level: INFO            # console level (default: the logger's, else INFO)
+    progress: false            # a line per stage on stderr (what `capport run` shows)
 
 and a Dagster `ConfigMapping` turns it into executor, resource and logger config, so the mode
 chosen in the launchpad drives both the executor and the ops from one value. Defaults come from
 the pipeline's runner (SPEC 9), else `sync_lazy` in process.
+
+Values Dagster's types cannot check (a `ref_datetime` that does not parse, `max_concurrent: 0`,
+an unknown `logger` or `log_level`) are checked by the mapping, all at once, and raised as a
+`DagsterInvalidConfigError` before the run starts: in the launchpad, `execute_in_process` and
+`capport run` alike a config error, never a resource that fails inside the run.
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from dagster import ConfigMapping, Field, Noneable
+from dagster import ConfigMapping, DagsterInvalidConfigError, Field, Noneable
+from dagster._config import DagsterEvaluationErrorReason, EvaluationError
+from dagster._config.stack import EvaluationStackRoot
+from dagster._utils.error import SerializableErrorInfo
 
 from capport_dagster.core.loggers import LoggerSpec
 from capport_dagster.core.modes import DEFAULT_MODE
@@ -64,7 +73,7 @@ def run_config_mapping(
         "max_concurrent": Field(
             Noneable(int),
             default_value=runner.max_concurrent if runner else None,
-            description="stages running at once in async modes (default: CPU count)",
+            description="stages running at once in async modes, 1 or more (default: CPU count)",
         ),
         "output_dir": Field(str, default_value="output", description="$OUTPUT_DIR"),
         "ref_datetime": Field(
@@ -81,6 +90,7 @@ def run_config_mapping(
     }
 
     def to_dagster(values: Mapping[str, Any]) -> dict[str, Any]:
+        _check_values(values, loggers, timezone)
         spec = _logger_spec(values["logger"], loggers)
         console = values["log_level"] or (spec.console_level if spec else "INFO")
         loggers_config: dict[str, Any] = {"console": {"config": {"log_level": console.upper()}}}
@@ -118,6 +128,49 @@ def run_config_mapping(
         }
 
     return ConfigMapping(config_fn=to_dagster, config_schema=schema)
+
+
+def _check_values(
+    values: Mapping[str, Any], loggers: Mapping[str, LoggerSpec], timezone: str
+) -> None:
+    """Every value of the run config that its Dagster type lets through but the run cannot use,
+    as one `DagsterInvalidConfigError` (Dagster lets it pass the mapping's error boundary)."""
+    problems: dict[str, str] = {}
+    if values["ref_datetime"] is not None:
+        try:
+            parse_reference(values["ref_datetime"], timezone)
+        except ConfigError as exc:
+            problems["ref_datetime"] = exc.message
+    if values["max_concurrent"] is not None and values["max_concurrent"] < 1:
+        problems["max_concurrent"] = (
+            f"must be 1 or more, or null for the CPU count (got {values['max_concurrent']})"
+        )
+    try:
+        _logger_spec(values["logger"], loggers)
+    except ConfigError as exc:
+        problems["logger"] = exc.message
+    level = values["log_level"]
+    if level is not None and level.upper() not in LOG_LEVELS:
+        problems["log_level"] = (
+            f"unknown level {level!r}{did_you_mean(level.upper(), LOG_LEVELS)}"
+            f" (levels: {', '.join(LOG_LEVELS)})"
+        )
+    if problems:
+        raise DagsterInvalidConfigError(
+            "Error in capport run config",
+            [_evaluation_error(key, message) for key, message in problems.items()],
+            dict(values),
+        )
+
+
+def _evaluation_error(key: str, message: str) -> EvaluationError:
+    text = f"Invalid value at path root:{key}: {message}"
+    return EvaluationError(
+        stack=EvaluationStackRoot().for_field(key),
+        reason=DagsterEvaluationErrorReason.FAILED_POST_PROCESSING,
+        message=text,
+        error_data=SerializableErrorInfo(message=text, stack=[], cls_name="ConfigError"),
+    )
 
 
 def _logger_spec(name: str | None, loggers: Mapping[str, LoggerSpec]) -> LoggerSpec | None:

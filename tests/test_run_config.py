@@ -1,0 +1,123 @@
+"""The run config of a capport job through Dagster's own API: checked like the YAML, before the
+run starts, every bad value at once."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import DagsterInstance, DagsterInvalidConfigError
+
+from capport_dagster.core.graph import load_project
+from capport_dagster.errors import ConfigError
+from capport_dagster.translate.build import build_definitions
+from capport_dagster.translate.resources import parse_reference
+
+CONFIG = {
+    "a.csv": "x\n1\n",
+    "p.yml": """
+        pipeline:
+          p:
+            - { label: load, task: load_csv, args: { filepath: $CONFIG_DIR/a.csv, df_name: A } }
+            - { label: save, task: save_csv, args: { filepath: $OUTPUT_DIR/$REF_DATE.csv,
+                df_name: A } }
+    """,
+    "l.yml": "logger:\n  default: { level: info, output: $OUTPUT_DIR/logs }\n",
+}
+
+NOT_ISO = "is not an ISO 8601 date or date-time (e.g. 2026-01-05 or 2026-01-05T15:00:00+08:00)"
+
+
+@pytest.fixture
+def job(write_config):
+    write_config(CONFIG)
+    return build_definitions(project=load_project("config")).resolve_job_def("p")
+
+
+def config_errors(job, run_config: dict) -> list[str]:
+    """What `execute_in_process` raises, before any op runs (no instance is even needed)."""
+    with pytest.raises(DagsterInvalidConfigError) as info:
+        job.execute_in_process(run_config=run_config)
+    assert info.value.message.startswith("Error in capport run config\n")
+    return list(info.value.error_messages)
+
+
+@pytest.mark.parametrize(
+    ("run_config", "messages"),
+    [
+        (
+            {"ref_datetime": "someday"},
+            [f"Invalid value at path root:ref_datetime: 'someday' {NOT_ISO}"],
+        ),
+        ({"ref_datetime": "P1D"}, [f"Invalid value at path root:ref_datetime: 'P1D' {NOT_ISO}"]),
+        (
+            {"ref_datetime": "2026-02-30"},
+            [f"Invalid value at path root:ref_datetime: '2026-02-30' {NOT_ISO}"],
+        ),
+        (
+            {"max_concurrent": 0, "mode": "async_eager"},
+            [
+                "Invalid value at path root:max_concurrent: must be 1 or more, or null for the "
+                "CPU count (got 0)"
+            ],
+        ),
+        (
+            {"logger": "defualt"},
+            [
+                "Invalid value at path root:logger: unknown logger 'defualt' - did you mean "
+                "'default'? (loggers: default)"
+            ],
+        ),
+        (
+            # Every bad value at once, in the order of the schema.
+            {"ref_datetime": "", "max_concurrent": -2, "log_level": "loud"},
+            [
+                f"Invalid value at path root:ref_datetime: '' {NOT_ISO}",
+                "Invalid value at path root:max_concurrent: must be 1 or more, or null for the "
+                "CPU count (got -2)",
+                "Invalid value at path root:log_level: unknown level 'loud' (levels: DEBUG, INFO, "
+                "WARNING, ERROR, CRITICAL)",
+            ],
+        ),
+    ],
+    ids=["not a date", "a duration", "no such day", "max_concurrent 0", "logger", "all at once"],
+)
+def test_bad_values_are_config_errors_before_the_run(job, tmp_path, run_config, messages):
+    assert config_errors(job, {"output_dir": "out", **run_config}) == messages
+    assert not (tmp_path / "out").exists()  # nothing ran, not even the logger's file
+
+
+def test_good_values_run(job, tmp_path):
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            run_config={
+                "output_dir": "out",
+                "ref_datetime": "2026-01-05",
+                "max_concurrent": 1,
+                "mode": "async_eager",
+                "log_level": "warning",  # any case
+                "logger": None,
+                "progress": False,
+            },
+            instance=instance,
+        )
+    assert result.success
+    assert (tmp_path / "out" / "2026-01-05.csv").read_text() == "x\n1\n"
+    assert not (tmp_path / "out" / "logs").exists()  # logger: null writes no file
+
+
+@pytest.mark.parametrize(
+    ("text", "timezone", "expected"),
+    [
+        ("2026-01-05", "UTC", "2026-01-05T00:00:00+00:00"),
+        ("2026-01-05T15:00:00", "Asia/Singapore", "2026-01-05T15:00:00+08:00"),
+        ("2026-01-05T15:00:00+01:00", "Asia/Singapore", "2026-01-05T15:00:00+01:00"),
+    ],
+)
+def test_a_reference_is_an_iso_date_or_date_time(text, timezone, expected):
+    assert parse_reference(text, timezone).isoformat() == expected
+
+
+@pytest.mark.parametrize("text", ["someday", "P1D", "2026-13-01", "", "2026-01-05T25:00"])
+def test_anything_else_is_a_config_error_quoting_it(text):
+    with pytest.raises(ConfigError) as info:
+        parse_reference(text, "UTC")
+    assert str(info.value) == f"{text!r} {NOT_ISO}"
