@@ -957,3 +957,34 @@ def test_save_csv_of_a_nested_column_names_it(write_config, variables, mode, col
         f"{out / 'n.csv'}: {said}"
     )
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", [RunMode.SYNC_LAZY, RunMode.ASYNC_LAZY])
+def test_a_file_removed_before_a_lazy_sink_reads_it_is_blamed_on_its_load(
+    write_config, tmp_path, variables, mode
+):
+    registry = DEFAULT_REGISTRY.copy()
+
+    @registry.task("remove", reads=lambda a: ["P"], writes=lambda a: ["Q"])
+    def remove(args, frames, ctx):
+        (tmp_path / "p.csv").unlink()
+        return {"Q": frames["P"]}
+
+    (tmp_path / "p.csv").write_text("id\n1\n")
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: load, task: load_csv, args: { filepath: p.csv, df_name: P } }",
+                "{ label: rm, task: remove }",
+                "{ label: save, task: save_csv, args: { filepath: out.csv, df_name: Q } }",
+            )
+        }
+    )
+    graph = Project.from_config(load_config(config), registry).graphs["p"]
+    with pytest.raises(TaskError) as info:
+        run_in_order(graph, variables, mode)
+    assert str(info.value) == (
+        f"config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: {tmp_path / 'p.csv'}: the "
+        "file is gone: it was removed after this stage, and lazy modes read a file only when a "
+        "later stage needs its data (keep it until the run ends)"
+    )

@@ -181,7 +181,7 @@ def frame_failure(exc: Exception, frame: object) -> TaskError | None:
     location = getattr(frame, _LOCATION_ATTR, None)
     if location is None:
         return None
-    blamed = blame_source(sources_of([frame])) if _is_polars(exc) else None
+    blamed = blame_source(sources_of([frame])) if _may_be_data(exc) else None
     explained = blamed or explain_cast_failure(exc, getattr(frame, _MODELS_ATTR, ()), location)
     error = explained or TaskError(f"persisting the frame failed: {_detail(exc)}", location)
     error.__cause__ = exc
@@ -210,14 +210,16 @@ async def _call(node: StageNode, inputs: dict[str, Frame], ctx: RunContext) -> d
 
 
 async def _blame(ctx: RunContext, exc: Exception, suspects: tuple[Source, ...]) -> TaskError | None:
-    """The source to blame for a Polars failure, if one fails on its own (failures only)."""
-    if not suspects or not _is_polars(exc):
+    """The source to blame for a failure executing a plan, if one fails on its own (called
+    on failures only)."""
+    if not suspects or not _may_be_data(exc):
         return None
     return await _off_loop(ctx, blame_source, suspects)
 
 
-def _is_polars(exc: BaseException) -> bool:
-    return isinstance(exc, pl.exceptions.PolarsError)
+def _may_be_data(exc: BaseException) -> bool:
+    """A failure a source's data may have caused: Polars refusing it, or its file unreadable."""
+    return isinstance(exc, pl.exceptions.PolarsError | OSError)
 
 
 def _shown(value: object) -> str:

@@ -189,10 +189,12 @@ def blame_source(sources: Iterable[Source]) -> TaskError | None:
         try:
             # Every column computed, nothing kept: a bad field anywhere in the file fails.
             source.frame.select(pl.all().null_count()).collect(engine="streaming")
-        except pl.exceptions.PolarsError as exc:
+        except (pl.exceptions.PolarsError, OSError) as exc:  # unreadable data, or file gone
             error = _source_error(source, exc)
             error.__cause__ = exc
             return error
+        except Exception:  # not a reading failure: not this source's fault
+            continue
     return None
 
 
@@ -204,6 +206,8 @@ def _source_error(source: Source, exc: Exception) -> TaskError:
         reason = source.reason(exc) if source.reason is not None else None
     except Exception:  # e.g. the file went away: Polars' own words still say what failed
         reason = None
+    if reason is None and isinstance(exc, OSError) and exc.strerror:
+        reason = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     if reason is None:
         reason = str(exc).split("\n\n")[0].strip()
     return TaskError(f"{source.what}: {reason}", source.location)

@@ -189,6 +189,11 @@ def _csv_failure(path: Path) -> Callable[[Exception], str | None]:
     parsing, not of the row, so the line is found by reading the file again (failures only)."""
 
     def reason(exc: Exception) -> str | None:
+        if isinstance(exc, FileNotFoundError):
+            return (
+                "the file is gone: it was removed after this stage, and lazy modes read a file "
+                "only when a later stage needs its data (keep it until the run ends)"
+            )
         text = str(exc)
         if _RAGGED in text:
             found = _first_long_row(path)
