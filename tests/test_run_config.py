@@ -121,3 +121,17 @@ def test_anything_else_is_a_config_error_quoting_it(text):
     with pytest.raises(ConfigError) as info:
         parse_reference(text, "UTC")
     assert str(info.value) == f"{text!r} {NOT_ISO}"
+
+
+def test_a_log_file_path_that_no_longer_expands_is_a_config_error(write_config, monkeypatch):
+    """The logger's `output` was checked when the config loaded; the environment of the run
+    may have lost the variable since (a daemon started elsewhere)."""
+    monkeypatch.setenv("CAPPORT_TEST_LOG_ROOT", "logs")
+    write_config({**CONFIG, "l.yml": "logger:\n  default: { output: $CAPPORT_TEST_LOG_ROOT }\n"})
+    job = build_definitions(project=load_project("config")).resolve_job_def("p")
+    monkeypatch.delenv("CAPPORT_TEST_LOG_ROOT")
+    assert config_errors(job, {"output_dir": "out"}) == [
+        "Invalid value at path root:logger: config/l.yml:2, logger 'default': undefined variable "
+        "$CAPPORT_TEST_LOG_ROOT in '$CAPPORT_TEST_LOG_ROOT' (define it in the environment; "
+        "built-ins: CONFIG_DIR, OUTPUT_DIR, REF_DATE, REF_DATETIME)"
+    ]

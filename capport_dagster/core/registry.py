@@ -268,11 +268,11 @@ def import_task_modules(modules: Iterable[str], *, given_as: str = "-m {}") -> N
     """Import the modules that register a user's own tasks (`capport run -m my_tasks`).
 
     The working directory is searched first, as `python -m` and `dagster -m` do: `my_tasks.py`
-    beside the config is found although the `capport` script's own directory is what Python put
-    on `sys.path`. A module that cannot be found or fails while importing is a `ConfigError`
-    naming it as the user gave it (`given_as`, e.g. "-m {}" or "$CAPPORT_TASK_MODULES={}") and
-    the module's own error in one line; the traceback stays on the exception's cause, for
-    `--debug`.
+    in it is found although the `capport` script's own directory is what Python put on
+    `sys.path`. A module that cannot be found or fails while importing is a `ConfigError` naming
+    it as the user gave it (`given_as`, e.g. "-m {}" or "$CAPPORT_TASK_MODULES module '{}'") and
+    the module's own error in one line, at its file and line; the traceback stays on the
+    exception's cause, for `--debug`.
     """
     modules = list(modules)
     if modules and not any(_is_cwd(entry) for entry in sys.path):
@@ -282,7 +282,7 @@ def import_task_modules(modules: Iterable[str], *, given_as: str = "-m {}") -> N
             importlib.import_module(module)
         except Exception as exc:
             error = _import_error(module, given_as.format(module), exc)
-            if _not_found(module, exc):
+            if _not_found(module, exc) or _is_path(module):
                 raise error from None  # its traceback would only show importlib
             raise error from exc
 
@@ -295,6 +295,12 @@ def _is_cwd(entry: str) -> bool:
 
 
 def _import_error(module: str, given: str, exc: Exception) -> ConfigError:
+    if _is_path(module):
+        name = module.removesuffix(".py").replace("/", ".").strip(".")
+        return ConfigError(
+            f"{given}: a module name is expected, not a file path ('{name}' for the file "
+            f"{module.removesuffix('.py').lstrip('./')}.py in the working directory)"
+        )
     if _not_found(module, exc):
         assert isinstance(exc, ModuleNotFoundError) and exc.name is not None
         here = Path.cwd()
@@ -321,6 +327,11 @@ def _import_error(module: str, given: str, exc: Exception) -> ConfigError:
     return ConfigError(
         f"{given}: importing the module raised {type(exc).__name__}: {_one_line(exc)}", where
     )
+
+
+def _is_path(module: str) -> bool:
+    """`-m my_tasks.py`, `-m ./tasks`: a file where a module name belongs."""
+    return module.endswith(".py") or "/" in module or module.startswith(".")
 
 
 def _not_found(module: str, exc: Exception) -> bool:

@@ -95,7 +95,10 @@ def run_config_mapping(
         console = values["log_level"] or (spec.console_level if spec else "INFO")
         loggers_config: dict[str, Any] = {"console": {"config": {"log_level": console.upper()}}}
         if spec is not None and spec.level != "off":
-            path = _log_path(spec, config_dir, values, timezone)
+            try:
+                path = _log_path(spec, config_dir, values, timezone)
+            except ConfigError as exc:  # e.g. its `output` names a variable no longer set
+                raise _invalid(values, {"logger": str(exc)}) from None
             loggers_config["capport_file"] = {
                 "config": {"path": str(path), "level": spec.python_level}
             }
@@ -156,11 +159,15 @@ def _check_values(
             f" (levels: {', '.join(LOG_LEVELS)})"
         )
     if problems:
-        raise DagsterInvalidConfigError(
-            "Error in capport run config",
-            [_evaluation_error(key, message) for key, message in problems.items()],
-            dict(values),
-        )
+        raise _invalid(values, problems)
+
+
+def _invalid(values: Mapping[str, Any], problems: Mapping[str, str]) -> DagsterInvalidConfigError:
+    return DagsterInvalidConfigError(
+        "Error in capport run config",
+        [_evaluation_error(key, message) for key, message in problems.items()],
+        dict(values),
+    )
 
 
 def _evaluation_error(key: str, message: str) -> EvaluationError:
