@@ -718,6 +718,7 @@ LATE_VALUE = b"a,b\n" + b"".join(b"%d,x\n" % i for i in range(150)) + b"1.5,y\n2
             "fix the row)",
         ),
         (b"a,b\n1,x\n2,\xff\xfe\n", "line 3 is not valid UTF-8 (save the file as UTF-8)"),
+        (b"", "the file is empty (a CSV file needs at least its header line)"),
         (
             LATE_VALUE,
             "line 152: column 'a' holds '1.5', which does not parse as i64, the type inferred "
@@ -729,7 +730,7 @@ LATE_VALUE = b"a,b\n" + b"".join(b"%d,x\n" % i for i in range(150)) + b"1.5,y\n2
             "from the first 100 rows (give the file a model that says the column's type)",
         ),
     ],
-    ids=["ragged", "utf8", "late-value", "late-quoted-value"],
+    ids=["ragged", "utf8", "empty", "late-value", "late-quoted-value"],
 )
 @ALL_MODES
 def test_a_bad_csv_is_blamed_on_its_load_and_file(

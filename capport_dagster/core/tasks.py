@@ -175,6 +175,7 @@ def _run_load_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
 INFER_ROWS = 100
 
 #: Polars' CSV errors we say more about (Polars 1.x wording; anything else is shown as it is).
+_EMPTY = "empty CSV"
 _RAGGED = "found more fields than defined in 'Schema'"
 _INVALID_UTF8 = "invalid utf-8 sequence"
 _UNPARSED = re.compile(
@@ -195,6 +196,8 @@ def _csv_failure(path: Path) -> Callable[[Exception], str | None]:
                 "only when a later stage needs its data (keep it until the run ends)"
             )
         text = str(exc)
+        if text.startswith(_EMPTY):
+            return "the file is empty (a CSV file needs at least its header line)"
         if _RAGGED in text:
             found = _first_long_row(path)
             where = f"line {found[0]} has {found[1]} fields" if found else "a row has more fields"
