@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import pendulum
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, ReexecutionOptions
+from dagster import (
+    DagsterInstance,
+    DagsterInvalidConfigError,
+    DagsterRun,
+    DagsterRunStatus,
+    ReexecutionOptions,
+)
 from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster._core.execution.api import create_execution_plan
 from dagster._core.snap import snapshot_from_execution_plan
@@ -232,6 +239,11 @@ def _reason(exc: BaseException) -> str:
     while current is not None:
         if isinstance(current, CapportError):
             return str(current)
+        if isinstance(current, DagsterInvalidConfigError):  # the run config mapping's checks
+            return "; ".join(
+                re.sub(r"^Invalid value at path root:(\S+): ", r"\1: ", message)
+                for message in current.error_messages
+            )
         current = current.__cause__ or current.__context__
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 

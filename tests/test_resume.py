@@ -274,9 +274,9 @@ def test_a_run_whose_settings_the_config_no_longer_has(stored, monkeypatch, caps
     (changed / "l.yml").unlink()
     err = resume(stored, monkeypatch, capsys, stored.failed, config="no-logger")
     assert err == (
-        f"error: --resume: run {stored.failed} cannot run with the config as it is now: logger"
-        " 'default': unknown logger 'default' (loggers: none defined). Undo the change to resume,"
-        " or start a new run without --resume\n"
+        f"error: --resume: run {stored.failed} cannot run with the config as it is now: logger:"
+        " unknown logger 'default' (loggers: none defined). Undo the change to resume, or start a"
+        " new run without --resume\n"
     )
 
 
