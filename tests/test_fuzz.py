@@ -1172,7 +1172,8 @@ def test_billion_laughs_fails_fast(tmp_path: Path) -> None:
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs and symlinks")
 def test_special_files_are_not_read(tmp_path: Path) -> None:
     """A FIFO, a symlink to a device and a symlink loop named *.yml would block or fail a read:
-    they are not regular files, so they are skipped like any other non-config file."""
+    they are not read, and each is an error at its name (a config file silently missing would
+    change what runs), as is a dangling symlink."""
     config_dir = tmp_path / "config"
     config_dir.mkdir()
     os.mkfifo(config_dir / "fifo.yml")
@@ -1180,7 +1181,18 @@ def test_special_files_are_not_read(tmp_path: Path) -> None:
     (config_dir / "loop.yml").symlink_to(config_dir / "loop.yml")
     (config_dir / "dangling.yml").symlink_to(config_dir / "missing")
     (config_dir / "ok.yml").write_text("pipeline:\n  p:\n    - {label: l, task: noop}\n")
-    assert check_directory(config_dir) == "outcome: Project"
+    with time_limit(HANG_SECONDS):
+        assert check_directory(config_dir) == "outcome: ConfigError (validation)"
+    with pytest.raises(ValidationError) as caught:
+        load_project(config_dir)
+    assert [
+        (Path(p.location.file).name, p.message.split(":")[0]) for p in caught.value.problems
+    ] == [
+        ("dangling.yml", f"the symbolic link points to {config_dir}/missing, which does not exist"),
+        ("fifo.yml", "the entry is a FIFO, not a YAML file"),
+        ("loop.yml", f"the symbolic link loops (loop.yml -> {config_dir}/loop.yml -> ...)"),
+        ("zero.yml", "the entry is a device, not a YAML file"),
+    ]
 
 
 def test_loading_retains_no_memory(tmp_path: Path) -> None:
