@@ -59,16 +59,16 @@ def test_validate_reports_each_problem_of_an_original_capport_config(capsys, mon
         "(capport) or $CAPPORT_TASK_MODULES (Dagster)"
     )
     assert err.splitlines() == [
-        f"error: {where(6, 'fetch_ids', 0)}: unknown task 'mongo' {mine}",
-        f"error: {where(18, 'fetch_players', 2)}: unknown task 'http_request_json' - did you "
+        f"error: {where(6, 'fetch_ids', 1)}: unknown task 'mongo' {mine}",
+        f"error: {where(18, 'fetch_players', 3)}: unknown task 'http_request_json' - did you "
         f"mean 'http_request'? {known}",
-        f"error: {where(24, 'enrich', 3)}: malformed args for task 'transform': save_df: "
+        f"error: {where(24, 'enrich', 4)}: malformed args for task 'transform': save_df: "
         "field required",
-        f"error: {where(47, 'store', 7)}: unknown task 'postgres' {mine}",
-        f"error: {where(53, 'reconcile', 8)}: unknown task 'recon' {mine}",
-        f"error: {where(56, 'notify', 9)}: unknown task 'discord' {mine}",
+        f"error: {where(47, 'store', 8)}: unknown task 'postgres' {mine}",
+        f"error: {where(53, 'reconcile', 9)}: unknown task 'recon' {mine}",
+        f"error: {where(56, 'notify', 10)}: unknown task 'discord' {mine}",
         "error: transform.yml:13:7, transform 'shape_players' (used by pipeline 'players', stage "
-        "'listify' (#6)): step 1 (select): column 'teams': unknown action 'to_list' (valid "
+        "'listify' (#7)): step 1 (select): column 'teams': unknown action 'to_list' (valid "
         "actions: concat, format)",
         "the configuration has 7 errors",
     ]
@@ -90,7 +90,7 @@ def test_validate_prints_warnings_and_still_passes(write_config, capsys):
     assert main(["validate", "-c", "config"]) == 0
     _, err = capsys.readouterr()
     assert err == (
-        "warning: config/p.yml:3, pipeline 'p', stage 'a' (#0): frame 'A' is written but no "
+        "warning: config/p.yml:3, pipeline 'p', stage 'a' (#1): frame 'A' is written but no "
         "later stage reads it\n"
     )
 
@@ -168,12 +168,12 @@ FAILING = {
     [
         # Lazy: the cast runs when the sink collects, yet the load that applied the model is
         # named with its file, with or without the preview (it comes from the sink's pass).
-        ("sync_lazy", ["--no-preview"], "load' (#0)"),
-        ("sync_lazy", [], "load' (#0)"),
-        ("sync_eager", [], "load' (#0)"),
-        ("async_eager", ["--no-preview"], "load' (#0)"),
+        ("sync_lazy", ["--no-preview"], "load' (#1)"),
+        ("sync_lazy", [], "load' (#1)"),
+        ("sync_eager", [], "load' (#1)"),
+        ("async_eager", ["--no-preview"], "load' (#1)"),
         # Multiprocess: the lazy frame is sunk to Parquet after its stage, still named.
-        ("async_lazy", ["--no-preview", "--executor", "multiprocess"], "load' (#0)"),
+        ("async_lazy", ["--no-preview", "--executor", "multiprocess"], "load' (#1)"),
     ],
 )
 def test_failed_cast_exits_1_names_model_column_and_value_and_writes_nothing(
@@ -217,7 +217,7 @@ def test_missing_input_file_is_a_located_run_failure(write_config, tmp_path):
     result = capport("run", "-c", str(config), "-p", "p", cwd=tmp_path)
     assert result.returncode == 1
     assert (
-        f"error: config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: no such file "
+        f"error: config/p.yml:3, pipeline 'p', stage 'load' (#1): load_csv: no such file "
         f"{tmp_path / 'nowhere.csv'}\n" in result.stderr
     )
 
@@ -344,7 +344,7 @@ def test_an_unknown_task_hints_at_the_module_when_none_was_given(write_config, t
     result = capport("validate", "-c", str(config), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: config/p.yml:5, pipeline 'p', stage 'twice' (#1): unknown task 'double' (tasks: "
+        "error: config/p.yml:5, pipeline 'p', stage 'twice' (#2): unknown task 'double' (tasks: "
         f"{BUILTIN_TASKS}) - if it is your own task, name the module that registers it: "
         "-m MODULE (capport) or $CAPPORT_TASK_MODULES (Dagster)",
         "the configuration has 1 error",
@@ -357,26 +357,10 @@ def test_an_unknown_task_lists_the_custom_tasks_when_a_module_was_given(write_co
     result = capport("validate", "-c", str(config), "-m", "my_tasks", cwd=tmp_path, script=True)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: config/p.yml:5, pipeline 'p', stage 'twice' (#1): unknown task 'doubel' - did you "
+        "error: config/p.yml:5, pipeline 'p', stage 'twice' (#2): unknown task 'doubel' - did you "
         f"mean 'double'? (custom tasks: double; built-in tasks: {BUILTIN_TASKS})",
         "the configuration has 1 error",
     ]
-
-
-@pytest.mark.skipif(
-    hasattr(os, "geteuid") and os.geteuid() == 0,
-    reason="root reads a directory without permissions; the symlink-loop test covers the path",
-)
-def test_a_config_directory_without_permission_exits_2(write_config, capsys):
-    config = write_config({"p.yml": "pipeline: {}\n"})
-    config.chmod(0)
-    try:
-        assert main(["validate", "-c", "config"]) == 2
-    finally:
-        config.chmod(0o755)
-    assert capsys.readouterr().err == (
-        "error: config: cannot read the config directory: permission denied\n"
-    )
 
 
 def test_a_config_directory_that_cannot_be_listed_exits_2(tmp_path, capsys, monkeypatch):
@@ -520,7 +504,7 @@ def test_graph_formats(capsys):
     )
     assert main(["graph", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams"]) == 0
     text = capsys.readouterr().out
-    assert "  [2] drop_ids (transform)\n      reads  TEAMS <- label_teams\n" in text
+    assert "  [3] drop_ids (transform)\n      reads  TEAMS <- label_teams\n" in text
     assert main(["graph", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "--format", "dot"]) == 0
     assert '  s1 -> s2 [label="TEAMS"];\n' in capsys.readouterr().out
 
@@ -706,20 +690,20 @@ def test_pipelines_with_names_dagster_refuses_validate_draw_and_run(write_config
         f"valid: 2 pipelines, 5 stages in {config}",
         "names in Dagster, where they differ:",
         "  pipeline 'meta' is Dagster job 'meta_'",
-        "    stage 'load data' (#0) is op 'load_data'",
-        "    stage 'fetch-players' (#1) is op 'fetch_players'",
-        "    stage 'données' (#2) is op 'donnees'",
+        "    stage 'load data' (#1) is op 'load_data'",
+        "    stage 'fetch-players' (#2) is op 'fetch_players'",
+        "    stage 'données' (#3) is op 'donnees'",
         "    frame 'input' is op input/output 'input_'",
         "    frame 'class' is op input/output 'class_'",
         "  pipeline 'nhl-daily' is Dagster job 'nhl_daily'",
-        "    stage 'load.data' (#0) is op 'load_data'",
-        "    stage 'context' (#1) is op 'context_'",
+        "    stage 'load.data' (#1) is op 'load_data'",
+        "    stage 'context' (#2) is op 'context_'",
         "    frame '日本' is op input/output 'u65e5u672c'",
     ]
     graph = capport("graph", "-c", str(config), "-p", "nhl-daily", cwd=tmp_path)
     assert graph.stdout.splitlines()[:2] == [
         "pipeline nhl-daily (2 stages, Dagster job nhl_daily)",
-        "  [0] load.data (load_csv) [op load_data]",
+        "  [1] load.data (load_csv) [op load_data]",
     ]
     for mode in ("sync_lazy", "async_eager"):
         run = capport("run", "-c", str(config), "-p", "nhl-daily", "--mode", mode, cwd=tmp_path)

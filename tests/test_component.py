@@ -208,7 +208,7 @@ def test_an_invalid_config_fails_dg_check_defs_with_capport_locations(tmp_path):
     assert out.returncode == 1, output
     # capport's own message, located: file and line, pipeline, stage label and index.
     assert (
-        "broken/pipeline.yml:6, pipeline 'copy_rows', stage 'x' (#1): "
+        "broken/pipeline.yml:6, pipeline 'copy_rows', stage 'x' (#2): "
         "unknown task 'no_such_task'" in output
     ), output
     assert "the capport config is invalid (component src/demo/defs/pipelines)" in output
@@ -293,5 +293,5 @@ def test_an_invalid_config_raises_the_capport_message_in_process():
         error = error.__cause__
     assert isinstance(error, CapportComponentError), info.value
     assert isinstance(error.error, ValidationError)
-    assert "pipeline 'copy_rows', stage 'x' (#1): unknown task 'no_such_task'" in str(error)
+    assert "pipeline 'copy_rows', stage 'x' (#2): unknown task 'no_such_task'" in str(error)
     assert "pipeline.yml:6" in str(error)

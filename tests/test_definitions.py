@@ -151,7 +151,7 @@ def test_capport_pipelines_loads_only_the_pipelines_named(tmp_path, write_config
 
     everything = load()
     assert everything.returncode != 0
-    assert "pipeline 'broken', stage 'a' (#0): unknown task 'nope'" in everything.stderr
+    assert "pipeline 'broken', stage 'a' (#1): unknown task 'nope'" in everything.stderr
     selected = load(CAPPORT_PIPELINES="good, also_good")
     assert selected.returncode == 0, selected.stderr
     assert selected.stdout.strip() == str(

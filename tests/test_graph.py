@@ -52,10 +52,10 @@ def test_reader_depends_on_nearest_earlier_writer(write_config):
     )
     graph = load_project(config).graphs["p"]
     by = graph.by_label
-    assert by["rewrite"].inputs["X"] == FrameVersion("X", "load", 0, 0)
-    assert by["use"].inputs["X"] == FrameVersion("X", "rewrite", 1, 1)
-    assert by["again"].inputs["X"] == FrameVersion("X", "rewrite", 1, 1)
-    assert by["again"].outputs == (FrameVersion("X", "again", 3, 2),)
+    assert by["rewrite"].inputs["X"] == FrameVersion("X", "load", 1, 0)
+    assert by["use"].inputs["X"] == FrameVersion("X", "rewrite", 2, 1)
+    assert by["again"].inputs["X"] == FrameVersion("X", "rewrite", 2, 1)
+    assert by["again"].outputs == (FrameVersion("X", "again", 4, 2),)
     assert graph.final_versions["X"].writer == "again"
     assert by["use"].upstream == ("rewrite",)
 
@@ -83,7 +83,7 @@ def test_frame_written_and_never_read_is_a_warning(write_config):
     )
     project = load_project(config)
     assert [str(w) for w in project.warnings] == [
-        f"warning: {config.name}/p.yml:3, pipeline 'p', stage 'a' (#0): "
+        f"warning: {config.name}/p.yml:3, pipeline 'p', stage 'a' (#1): "
         "frame 'A' is written but no later stage reads it"
     ]
 
@@ -107,17 +107,17 @@ def test_every_problem_is_reported_at_once(write_config):
         load_project(config)
     where = f"{config.name}/p.yml"
     assert [str(p) for p in info.value.errors] == [
-        f"error: {where}:3, pipeline 'p', stage 'early' (#0): reads frame 'LATER' before any "
+        f"error: {where}:3, pipeline 'p', stage 'early' (#1): reads frame 'LATER' before any "
         "earlier stage writes it; it is written later by stage 'late' - move that stage first",
-        f"error: {where}:4, pipeline 'p', stage 'typo' (#1): unknown task 'load_cvs' - did you "
+        f"error: {where}:4, pipeline 'p', stage 'typo' (#2): unknown task 'load_cvs' - did you "
         "mean 'load_csv'? (tasks: http_request, http_single_request, load_csv, noop, save_csv, "
         "transform)",
-        f"error: {where}:5, pipeline 'p', stage 'bad_args' (#2): malformed args for task "
+        f"error: {where}:5, pipeline 'p', stage 'bad_args' (#3): malformed args for task "
         "'load_csv': filepath: field required; df_name: field required; unknown key 'path' - "
         "did you mean 'filepath'? (keys: df_name, filepath, model, save_df)",
-        f"error: {where}:6, pipeline 'p', stage 'no_transform' (#3): unknown transform 'missing'",
-        f"error: {where}:7, pipeline 'p', stage 'no_model' (#4): unknown model 'nope'",
-        f"error: {where}:8, pipeline 'p', stage 'noop_args' (#5): task 'noop' takes no args, "
+        f"error: {where}:6, pipeline 'p', stage 'no_transform' (#4): unknown transform 'missing'",
+        f"error: {where}:7, pipeline 'p', stage 'no_model' (#5): unknown model 'nope'",
+        f"error: {where}:8, pipeline 'p', stage 'noop_args' (#6): task 'noop' takes no args, "
         "got {'x': 1}",
     ]
 
@@ -137,7 +137,7 @@ def test_custom_task_gets_the_same_wiring(write_config):
         {"p.yml": pipeline(stage("m", "make", "{ out: F }"), stage("u", "use", "{ in: F }"))}
     )
     graph = load_project(config, registry).graphs["p"]
-    assert graph.by_label["u"].inputs == {"F": FrameVersion("F", "m", 0, 0)}
+    assert graph.by_label["u"].inputs == {"F": FrameVersion("F", "m", 1, 0)}
     assert isinstance(graph.by_label["m"].spec, TaskSpec)
 
 
@@ -216,7 +216,7 @@ def test_a_frame_written_twice_by_one_stage_is_one_problem_and_not_a_cascade(wri
     with pytest.raises(ValidationError) as info:
         load_project(config, registry)
     assert [str(p) for p in info.value.problems] == [
-        "error: config/p.yml:3, pipeline 'p', stage 'make' (#0): writes frame 'F1' twice"
+        "error: config/p.yml:3, pipeline 'p', stage 'make' (#1): writes frame 'F1' twice"
     ]
 
 
@@ -246,9 +246,9 @@ def test_a_broken_template_lists_its_problems_once(write_config):
         load_project(config)
     p, t = f"{config.name}/p.yml", f"{config.name}/t.yml"
     flag = "is not a drop flag (true or null drops the column, false keeps it)"
-    users = "; ".join(f"pipeline 'p', stage 't{i}' (#{i})" for i in (1, 2, 3))
+    users = "; ".join(f"pipeline 'p', stage 't{i}' (#{i + 1})" for i in (1, 2, 3))
     assert [str(problem) for problem in info.value.errors] == [
-        f"error: {p}:5, pipeline 'p', stage 't2' (#2): transform 't' is also invalid with these "
+        f"error: {p}:5, pipeline 'p', stage 't2' (#3): transform 't' is also invalid with these "
         f"kwargs: step 1 (drop): column 'a': 6 {flag} (and 1 more)",
         f"error: {t}:3:7, transform 't' (used by {users}): step 1 (drop): column 'a': 5 {flag}",
         f"error: {t}:3:7, transform 't' (used by {users}): step 1 (drop): column 'b': 5 {flag}",
@@ -304,12 +304,12 @@ def test_files_order_stages_like_frames(write_config, tmp_path):
     out_a, out_c = "\0${OUTPUT_DIR}\0/a.csv", "\0${OUTPUT_DIR}\0/c.csv"
     edge = graph_module.FileEdge
     assert by["load_a"].after == () and by["save_a"].after == ()
-    assert by["reload"].after == (edge("save_a", 1, (out_a,)),)  # read after write
+    assert by["reload"].after == (edge("save_a", 2, (out_a,)),)  # read after write
     assert by["other"].after == ()  # nobody wrote c.csv before: it is an input
     # write after write (save_a) and write after read (reload, which also gives the frame)
-    assert by["save_b"].after == (edge("save_a", 1, (out_a,)), edge("reload", 2, (out_a,)))
+    assert by["save_b"].after == (edge("save_a", 2, (out_a,)), edge("reload", 3, (out_a,)))
     assert by["save_b"].upstream == ("save_a", "reload")
-    assert by["save_c"].after == (edge("other", 3, (out_c,)),)  # write after read
+    assert by["save_c"].after == (edge("other", 4, (out_c,)),)  # write after read
     assert [n.label for n in by.values() if n.signals_files] == ["save_a", "reload", "other"]
     # A lazy scan reads its file when executed: a frame read from a file that a later stage
     # overwrites is collected at once.
@@ -331,7 +331,7 @@ def test_file_edges_are_drawn(write_config):
 
     graph = load_project(config).graphs["p"]
     assert render_graph(graph, "text").splitlines()[5:8] == [
-        "  [2] reload (load_csv)",
+        "  [3] reload (load_csv)",
         "      after  save_a (file ${OUTPUT_DIR}/a.csv)",
         "      writes B",
     ]
@@ -366,7 +366,7 @@ def test_custom_tasks_declare_their_files(write_config):
         }
     )
     by = load_project(config, registry).graphs["p"].by_label
-    assert by["back"].after == (graph_module.FileEdge("out", 1, ("/tmp/x.bin",)),)
+    assert by["back"].after == (graph_module.FileEdge("out", 2, ("/tmp/x.bin",)),)
 
 
 def test_a_draft_of_a_broken_pipeline_knows_what_each_stage_reads_and_writes(write_config):
@@ -429,13 +429,13 @@ def test_a_custom_tasks_mistakes_are_located_and_the_rest_is_still_checked(write
         " that returned the string 'CUST': it must return a list of frame names, e.g. ['CUST']"
     )
     assert [str(p) for p in info.value.problems[:3]] == [
-        f"error: {where(4, 'dedupe', 1)}: args for task 'dedupe' have no key 'input' (its reads"
+        f"error: {where(4, 'dedupe', 2)}: args for task 'dedupe' have no key 'input' (its reads"
         f" function ({_line_of(needs_input)}) needs it)",
-        f"error: {where(4, 'dedupe', 1)}: {returned}",
-        f"error: {where(5, 'again', 2)}: {returned}",
+        f"error: {where(4, 'dedupe', 2)}: {returned}",
+        f"error: {where(5, 'again', 3)}: {returned}",
     ]
     assert str(info.value.problems[3]).startswith(
-        f"error: {where(6, 'broken', 3)}: unknown task 'mkae' - did you mean 'make'?"
+        f"error: {where(6, 'broken', 4)}: unknown task 'mkae' - did you mean 'make'?"
     )
 
 

@@ -377,7 +377,7 @@ def test_a_select_of_a_column_no_response_has_fails_naming_it(write_config, vari
         load_urls(httpserver.url_for("/p/1")),
         fetch(", select: { id: playerId, born: birthDate }"),
     ) == (
-        "config/p.yml:4, pipeline 'p', stage 'fetch' (#1): http_request: select on the response"
+        "config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request: select on the response"
         " rows: column 'birthDate' not found (columns: playerId)"
     )
 
@@ -385,7 +385,7 @@ def test_a_select_of_a_column_no_response_has_fails_naming_it(write_config, vari
 def test_a_model_and_a_select_are_checked_by_validate(write_config):
     stage = fetch(", model: playr, select: { id: { action: frmat } }")
     config = write_config({"p.yml": pipeline(LOAD, stage), "m.yml": PLAYER_MODEL})
-    where = "error: config/p.yml:4, pipeline 'p', stage 'fetch' (#1)"
+    where = "error: config/p.yml:4, pipeline 'p', stage 'fetch' (#2)"
     assert errors(config) == [
         f"{where}: task 'http_request': select: column 'id': unknown action 'frmat' - did you"
         " mean 'format'? (valid actions: concat, format)",
@@ -418,11 +418,11 @@ def test_a_bad_column_path_fails_at_run_time(write_config, variables, httpserver
         "{ label: fetch, task: http_request, args: { df_from: URLS, url_column: %s, df_to: B } }"
     )
     assert failure(write_config, variables, urls, stage % "link") == (
-        "config/p.yml:4, pipeline 'p', stage 'fetch' (#1): http_request: url_column 'link' of "
+        "config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request: url_column 'link' of "
         "frame 'URLS': column 'link' not found (columns: url)"
     )
     assert failure(write_config, variables, urls, stage % "url.player") == (
-        "config/p.yml:4, pipeline 'p', stage 'fetch' (#1): http_request: url_column "
+        "config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request: url_column "
         "'url.player' of frame 'URLS': struct field 'player' not found"
     )
 
@@ -431,7 +431,7 @@ def test_urls_must_be_strings(write_config, variables):
     Path("urls.csv").write_text("url\n1\n")
     load = "{ label: load, task: load_csv, args: { filepath: urls.csv, df_name: URLS } }"
     assert failure(write_config, variables, load, fetch()) == (
-        "config/p.yml:4, pipeline 'p', stage 'fetch' (#1): http_request: url_column 'url' of "
+        "config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request: url_column 'url' of "
         "frame 'URLS' must hold URLs as strings, got Int64"
     )
 
@@ -441,7 +441,7 @@ def test_404_fails_at_once_naming_url_and_status(write_config, variables, httpse
     httpserver.expect_request("/missing").respond_with_handler(missing)
     url = httpserver.url_for("/missing")
     assert failure(write_config, variables, load_urls(url), fetch()) == (
-        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#1): http_request: GET {url} failed: "
+        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request: GET {url} failed: "
         "404 Not Found"
     )
     assert missing.calls == 1
@@ -465,7 +465,7 @@ def test_5xx_fails_when_retries_run_out(write_config, variables, httpserver):
     assert failure(
         write_config, variables, load_urls(url), fetch(", retries: 2, backoff: 0.01")
     ) == (
-        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#1): http_request: GET {url} failed: "
+        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request: GET {url} failed: "
         "500 Internal Server Error (gave up after 3 attempts)"
     )
     assert broken.calls == 3
@@ -514,7 +514,7 @@ def test_a_slow_response_times_out(write_config, variables, httpserver):
     finally:
         release.set()
     assert message == (
-        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#1): http_request: GET {url} failed: "
+        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request: GET {url} failed: "
         "timed out after 0.2 s (gave up after 2 attempts)"
     )
     assert slow.calls == 2
@@ -523,7 +523,7 @@ def test_a_slow_response_times_out(write_config, variables, httpserver):
 def test_connection_refused(write_config, variables):
     url = f"http://127.0.0.1:{free_port()}/x"
     assert failure(write_config, variables, load_urls(url), fetch(", backoff: 0.01")) == (
-        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#1): http_request: GET {url} failed: "
+        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request: GET {url} failed: "
         "connection error (ConnectError: All connection attempts failed) "
         "(gave up after 4 attempts)"
     )
@@ -534,7 +534,7 @@ def test_a_body_that_is_not_json(write_config, variables, httpserver):
     httpserver.expect_request("/html").respond_with_data(page, content_type="text/html")
     url = httpserver.url_for("/html")
     assert failure(write_config, variables, load_urls(url), fetch()) == (
-        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#1): http_request: GET {url} returned a "
+        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request: GET {url} returned a "
         f"body that is not JSON (content type text/html): {page[:100]!r}..."
     )
 
@@ -553,7 +553,7 @@ def test_a_json_body_must_be_objects(write_config, variables, httpserver, body, 
     httpserver.expect_request("/odd").respond_with_json(body)
     url = httpserver.url_for("/odd")
     assert failure(write_config, variables, load_urls(url), fetch()) == (
-        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#1): http_request: GET {url} returned "
+        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request: GET {url} returned "
         f"{got}; a body must be a JSON object (one row) or an array of objects (one row each)"
     )
 
@@ -571,7 +571,7 @@ def test_only_http_urls_are_fetched(write_config, variables, httpserver, url, wh
     httpserver.expect_request("/good").respond_with_handler(good)
     urls = load_urls(httpserver.url_for("/good"), url)
     assert failure(write_config, variables, urls, fetch()) == (
-        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#1): http_request: URL {url!r} {why}"
+        f"config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request: URL {url!r} {why}"
     )
     assert good.calls == 0  # every URL is checked before any request
 
@@ -666,7 +666,7 @@ def test_single_request_failure_names_the_url(write_config, variables, httpserve
         f"{{ label: get, task: http_single_request, args: {{ template: '{url}', "
         "url_params: [{ df_from: IDS, param_column: id }], df_to: T } }",
     ) == (
-        f"config/p.yml:4, pipeline 'p', stage 'get' (#1): http_single_request: GET {url}?id=7 "
+        f"config/p.yml:4, pipeline 'p', stage 'get' (#2): http_single_request: GET {url}?id=7 "
         "failed: 400 Bad Request"
     )
 
@@ -712,7 +712,7 @@ def test_http_request_args_are_checked(write_config, args, cause):
         + " } }"
     )
     config = write_config({"p.yml": pipeline(LOAD, stage)})
-    assert errors(config) == [f"error: config/p.yml:4, pipeline 'p', stage 'fetch' (#1): {cause}"]
+    assert errors(config) == [f"error: config/p.yml:4, pipeline 'p', stage 'fetch' (#2): {cause}"]
 
 
 def test_method_and_format_are_not_case_sensitive(write_config):
@@ -755,7 +755,7 @@ def test_http_single_request_args_are_checked(write_config, args, cause):
     template = "" if "template: 'http" in args else "template: 'http://h/x', "
     stage = f"{{ label: get, task: http_single_request, args: {{ {template}df_to: B, {args} }} }}"
     config = write_config({"p.yml": pipeline(LOAD, stage)})
-    assert errors(config) == [f"error: config/p.yml:4, pipeline 'p', stage 'get' (#1): {cause}"]
+    assert errors(config) == [f"error: config/p.yml:4, pipeline 'p', stage 'get' (#2): {cause}"]
 
 
 def test_the_log_line_counts_in_the_singular_and_plural(

@@ -80,11 +80,11 @@ def test_pipeline_and_stages(tmp_path: Path) -> None:
         task="load_csv",
         args={"filepath": "ids.csv", "df_name": "PLAYER_IDS"},
         location=Location(
-            file=file, line=3, section="pipeline", name="players", stage="load_ids", index=0
+            file=file, line=3, section="pipeline", name="players", stage="load_ids", index=1
         ),
     )
     assert isinstance(load_ids.args, LocatedDict) and line_of(load_ids.args, "filepath") == 5
-    assert (done.args, done.index, done.location.line) == (None, 1, 6)
+    assert (done.args, done.index, done.location.line) == (None, 2, 6)
 
 
 def test_sections_merge_across_files_in_name_order(tmp_path: Path) -> None:
@@ -392,28 +392,28 @@ def stage_problems(tmp_path: Path, stages: str) -> tuple[list[tuple[dict, str]],
     [
         pytest.param(
             "    - task: noop\n    - label: b\n      task: noop\n",
-            [({"line": 3, "stage": None, "index": 0}, "the stage has no 'label'")],
+            [({"line": 3, "stage": None, "index": 1}, "the stage has no 'label'")],
             ["b"],
             id="missing label",
         ),
         pytest.param(
             "    - label: a\n",
-            [({"line": 3, "stage": "a", "index": 0}, "the stage has no 'task'")],
+            [({"line": 3, "stage": "a", "index": 1}, "the stage has no 'task'")],
             [],
             id="missing task",
         ),
         pytest.param(
             "    - label: [a]\n      task: 3\n",
             [
-                ({"line": 3, "stage": None, "index": 0}, "'label' must be a string, not a list"),
-                ({"line": 4, "stage": None, "index": 0}, "'task' must be a string, not a number"),
+                ({"line": 3, "stage": None, "index": 1}, "'label' must be a string, not a list"),
+                ({"line": 4, "stage": None, "index": 1}, "'task' must be a string, not a number"),
             ],
             [],
             id="not strings",
         ),
         pytest.param(
             "    - label: ''\n      task: noop\n",
-            [({"line": 3, "stage": "", "index": 0}, "'label' must not be empty")],
+            [({"line": 3, "stage": "", "index": 1}, "'label' must not be empty")],
             [],
             id="empty label",
         ),
@@ -427,7 +427,7 @@ def stage_problems(tmp_path: Path, stages: str) -> tuple[list[tuple[dict, str]],
             "    - label: a\n      task: noop\n      arg: {x: 1}\n",
             [
                 (
-                    {"line": 5, "stage": "a", "index": 0},
+                    {"line": 5, "stage": "a", "index": 1},
                     "unknown stage key 'arg' - did you mean 'args'? "
                     "(stage keys: label, task, args)",
                 )
@@ -439,12 +439,12 @@ def stage_problems(tmp_path: Path, stages: str) -> tuple[list[tuple[dict, str]],
             "    - label: a\n      task: noop\n    - noop\n    - label: a\n      task: noop\n",
             [
                 (
-                    {"line": 5, "stage": None, "index": 1},
+                    {"line": 5, "stage": None, "index": 2},
                     "a stage must be a mapping with 'label' and 'task', not a string",
                 ),
                 (
-                    {"line": 6, "stage": "a", "index": 2},
-                    "duplicate label 'a': stages #0 and #2 share it "
+                    {"line": 6, "stage": "a", "index": 3},
+                    "duplicate label 'a': stages #1 and #3 share it "
                     "(labels must be unique within a pipeline)",
                 ),
             ],
@@ -463,4 +463,4 @@ def test_stage_problems(
 def test_problem_prints_with_its_location(tmp_path: Path) -> None:
     config = load_config(make(tmp_path, a_yml="pipeline:\n  p:\n    - label: a\n"))
     (problem,) = config.problems
-    assert str(problem).endswith("a.yml:3, pipeline 'p', stage 'a' (#0): the stage has no 'task'")
+    assert str(problem).endswith("a.yml:3, pipeline 'p', stage 'a' (#1): the stage has no 'task'")

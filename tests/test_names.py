@@ -134,9 +134,9 @@ def test_stages_and_frames_becoming_the_same_name_are_reported(write_config) -> 
         }
     )
     assert problems(config) == [
-        "error: config/p.yml:3, pipeline 'p', stage 'both' (#0): frame 'f_1' and frame 'f-1'"
+        "error: config/p.yml:3, pipeline 'p', stage 'both' (#1): frame 'f_1' and frame 'f-1'"
         f" both become Dagster output 'f_1' of op 'both' {RULE}: rename one",
-        "error: config/p.yml:9, pipeline 'p', stage 'save_it' (#2): stage 'save_it' and stage"
+        "error: config/p.yml:9, pipeline 'p', stage 'save_it' (#3): stage 'save_it' and stage"
         f" 'save-it' both become Dagster op 'save_it' of job 'p' {RULE}: rename one",
     ]
 
@@ -153,9 +153,9 @@ def test_op_definitions_of_two_pipelines_must_differ(write_config) -> None:
         }
     )
     assert problems(config) == [
-        "error: config/p.yml:3, pipeline 'a', stage 'b__c' (#0): pipeline 'a' stage 'b__c' and"
+        "error: config/p.yml:3, pipeline 'a', stage 'b__c' (#1): pipeline 'a' stage 'b__c' and"
         " pipeline 'a__b' stage 'c' both become Dagster op definition 'a__b__c': rename one",
-        "error: config/p.yml:3, pipeline 'a', stage 'b__c' (#0): the asset op of pipeline 'a'"
+        "error: config/p.yml:3, pipeline 'a', stage 'b__c' (#1): the asset op of pipeline 'a'"
         " stage 'b__c' and the asset op of pipeline 'a__b' stage 'c' both become Dagster op"
         " definition 'a__b__c__assets': rename one",
     ]
@@ -179,10 +179,10 @@ def test_asset_keys_and_checks_must_differ(write_config) -> None:
         }
     )
     assert problems(config) == [
-        "error: config/p.yml:4, pipeline 'p', stage 'report' (#1): the asset key p/report of its"
-        " output is also the asset key of frame 'report' of stage 'load' (#0): rename the stage"
+        "error: config/p.yml:4, pipeline 'p', stage 'report' (#2): the asset key p/report of its"
+        " output is also the asset key of frame 'report' of stage 'load' (#1): rename the stage"
         " or the frame",
-        "error: config/p.yml:4, pipeline 'p', stage 'report' (#1): the unique check of model 'm'"
+        "error: config/p.yml:4, pipeline 'p', stage 'report' (#2): the unique check of model 'm'"
         " column 'a_b' and the unique check of model 'm' column 'a-b' both become Dagster asset"
         f" check 'm__a_b__unique' {RULE}: rename one",
     ]
@@ -202,9 +202,9 @@ def test_schedules_must_differ(write_config) -> None:
         }
     )
     assert problems(config) == [
-        "error: config/p.yml:6, runner 'r__r': the schedule of runner 'r__r' for pipeline 'a'"
-        " and the schedule of runner 'r' for pipeline 'a__r' both become Dagster schedule"
-        " 'a__r__r': rename one",
+        "error: config/p.yml:6, runner 'r__r' (used by pipeline 'a'): the schedule of runner"
+        " 'r__r' for pipeline 'a' and the schedule of runner 'r' for pipeline 'a__r' both"
+        " become Dagster schedule 'a__r__r': rename one",
     ]
 
 
@@ -289,7 +289,7 @@ def test_checks_of_two_frames_must_not_clash_in_their_op(write_config) -> None:
         }
     )
     assert problems(config) == [
-        "error: config/p.yml:3, pipeline 'p', stage 'load' (#0): frame 'a.b' and frame 'a-b'"
+        "error: config/p.yml:3, pipeline 'p', stage 'load' (#1): frame 'a.b' and frame 'a-b'"
         f" both become Dagster output 'a_b' of op 'load' {RULE}: rename one",
     ]
 
@@ -328,6 +328,6 @@ def test_a_translator_subclasss_names_are_checked_when_definitions_are_built(wri
     with pytest.raises(ValidationError) as caught:
         load_definitions(config, translator=OneName())
     assert [str(p) for p in caught.value.problems] == [
-        "error: config/p.yml:2, pipeline 'p', stage 'b' (#1): stage 'b' and stage 'a' both become"
+        "error: config/p.yml:2, pipeline 'p', stage 'b' (#2): stage 'b' and stage 'a' both become"
         f" Dagster op 'step' of job 'p' {RULE}: rename one",
     ]

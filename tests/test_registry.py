@@ -130,7 +130,7 @@ def test_a_user_task_runs_with_its_validated_args(write_config, tmp_path, mode):
 def test_malformed_args_of_a_user_task(write_config, args, causes):
     config = write_config({"p.yml": pipeline(f"{{ label: s, task: scale, args: {args} }}")})
     assert errors(config, register_scale(DEFAULT_REGISTRY.copy())) == [
-        f"error: config/p.yml:3, pipeline 'p', stage 's' (#0): malformed args for task "
+        f"error: config/p.yml:3, pipeline 'p', stage 's' (#1): malformed args for task "
         f"'scale': {causes}"
     ]
 
@@ -192,7 +192,7 @@ HINT = (
 def test_an_unknown_task_suggests_the_closest_name(write_config):
     config = write_config({"p.yml": pipeline("{ label: s, task: scael, args: { input: V } }")})
     assert errors(config, register_scale(DEFAULT_REGISTRY.copy())) == [
-        "error: config/p.yml:3, pipeline 'p', stage 's' (#0): unknown task 'scael' - did you "
+        "error: config/p.yml:3, pipeline 'p', stage 's' (#1): unknown task 'scael' - did you "
         f"mean 'scale'? (custom tasks: scale; built-in tasks: {BUILTIN_LIST})"
     ]
 

@@ -63,12 +63,12 @@ def test_text_names_as_written(write_config):
     )
     assert render_graph(odd_graph(write_config), "text") == (
         f'pipeline q"p\\ (3 stages, Dagster job {job})\n'
-        f'  [0] load "a" (load_csv) [op {load}]\n'
+        f'  [1] load "a" (load_csv) [op {load}]\n'
         "      writes A|B\n"
-        f"  [1] größe [x] <b>#quot; (transform) [op {size}]\n"
+        f"  [2] größe [x] <b>#quot; (transform) [op {size}]\n"
         '      reads  A|B <- load "a"\n'
         "      writes C\\D\n"
-        f"  [2] back\\slash (save_csv) [op {back}]\n"
+        f"  [3] back\\slash (save_csv) [op {back}]\n"
         "      reads  C\\D <- größe [x] <b>#quot;"
     )
 
@@ -76,7 +76,7 @@ def test_text_names_as_written(write_config):
 def test_one_stage_is_singular(write_config):
     config = write_config({"p.yml": "pipeline:\n  p:\n    - { label: a, task: noop }\n"})
     assert render_graph(load_project(config).graphs["p"], "text") == (
-        "pipeline p (1 stage)\n  [0] a (noop)"
+        "pipeline p (1 stage)\n  [1] a (noop)"
     )
 
 
@@ -100,7 +100,7 @@ pipeline:
 """
 
 BROKEN_ERRORS = (
-    "error: config/p.yml:4, pipeline 'p', stage 'join' (#1): unknown transform 'bogus'\n"
+    "error: config/p.yml:4, pipeline 'p', stage 'join' (#2): unknown transform 'bogus'\n"
     "the configuration has 1 error\n"
 )
 
@@ -112,13 +112,13 @@ def test_graph_of_a_broken_pipeline_draws_its_draft_and_exits_2(write_config, ca
     assert err == BROKEN_ERRORS
     assert out == (
         "pipeline p (3 stages, 1 with errors, marked !)\n"
-        "  [0] load (load_csv)\n"
+        "  [1] load (load_csv)\n"
         "      writes A\n"
-        "! [1] join (transform)\n"
+        "! [2] join (transform)\n"
         "      ! unknown transform 'bogus'\n"
         "      reads  A <- load\n"
         "      writes B\n"
-        "  [2] save (save_csv)\n"
+        "  [3] save (save_csv)\n"
         "      reads  B <- join\n"
     )
 
@@ -158,7 +158,7 @@ def test_graph_of_a_broken_pipeline_in_mermaid_and_dot(write_config, capsys):
 def test_graph_of_a_valid_pipeline_beside_a_broken_one_draws_it(write_config, capsys):
     write_config({"p.yml": BROKEN})
     assert main(["graph", "-c", "config", "-p", "other"]) == 0
-    assert capsys.readouterr() == ("pipeline other (1 stage)\n  [0] a (noop)\n", "")
+    assert capsys.readouterr() == ("pipeline other (1 stage)\n  [1] a (noop)\n", "")
 
 
 def test_graph_of_an_unknown_pipeline_draws_nothing(write_config, capsys):
@@ -183,27 +183,27 @@ def draft(label: str, index: int, writes=(), inputs=None, errors=()) -> DraftSta
 
 def test_a_draft_with_two_stages_of_one_label_reads_from_the_nearest_earlier():
     stages = [
-        draft("a", 0, writes=["X"]),
-        draft("a", 1, writes=["X"], errors=["duplicate label 'a'"]),
-        draft("b", 2, inputs={"X": "a"}),
+        draft("a", 1, writes=["X"]),
+        draft("a", 2, writes=["X"], errors=["duplicate label 'a'"]),
+        draft("b", 3, inputs={"X": "a"}),
     ]
     lines = render_draft("p", stages, "dot").splitlines()
     # From the second 'a' (s1), not the first (s0).
     assert [line for line in lines if "->" in line] == ['  s1 -> s2 [label="X"];']
     assert render_draft("p", stages, "text") == (
         "pipeline p (3 stages, 1 with errors, marked !)\n"
-        "  [0] a (noop)\n"
+        "  [1] a (noop)\n"
         "      writes X\n"
-        "! [1] a (noop)\n"
+        "! [2] a (noop)\n"
         "      ! duplicate label 'a'\n"
         "      writes X\n"
-        "  [2] b (noop)\n"
+        "  [3] b (noop)\n"
         "      reads  X <- a"
     )
 
 
 def test_a_draft_shows_each_error_once_and_no_warning():
-    location = Location(stage="a", index=0)
+    location = Location(stage="a", index=1)
     stage = DraftStage(
         stage=Stage("a", "noop", None, location),
         reads=(),
@@ -216,7 +216,7 @@ def test_a_draft_shows_each_error_once_and_no_warning():
         ),
     )
     assert render_draft("p", [stage], "text") == (
-        "pipeline p (1 stage, 1 with errors, marked !)\n! [0] a (noop)\n      ! first"
+        "pipeline p (1 stage, 1 with errors, marked !)\n! [1] a (noop)\n      ! first"
     )
 
 

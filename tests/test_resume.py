@@ -74,7 +74,7 @@ def test_a_failed_run_resumes_from_its_failure_without_redoing_finished_stages(
 
     failed = capport(*run, "-o", "out", "-d", "2026-01-04", home=tmp_path / "home", cwd=tmp_path)
     assert failed.returncode == 1
-    assert "stage 'load_b' (#2): load_csv: no such file" in failed.stderr
+    assert "stage 'load_b' (#3): load_csv: no such file" in failed.stderr
     run_id = re.search(r"resume with: --resume (\S+)", failed.stderr).group(1)
     assert started_steps(run_id) == ["load_a", "load_b", "shape"]
 

@@ -73,7 +73,7 @@ def test_a_bad_csv_fails_the_run_at_its_load_naming_file_and_line(
     assert (code, errors) == (
         1,
         [
-            f"error: config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: "
+            f"error: config/p.yml:3, pipeline 'p', stage 'load' (#1): load_csv: "
             f"{config / 'b.csv'}: line 3 has 3 fields but the header has 2 (quote a field that "
             "holds a comma, or fix the row)"
         ],
@@ -97,7 +97,7 @@ def test_a_filepath_ending_in_a_slash_is_a_config_error(write_config, capsys, co
     assert main([command, "-c", str(config), *args]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert errors == [
-        "error: config/p.yml:4, pipeline 'p', stage 'save' (#1): task 'save_csv': filepath "
+        "error: config/p.yml:4, pipeline 'p', stage 'save' (#2): task 'save_csv': filepath "
         "'$OUTPUT_DIR/sub/' names a directory, not a file (add the file's name: "
         "'$OUTPUT_DIR/sub/name.csv')"
     ]
@@ -111,7 +111,7 @@ def test_a_save_to_a_directory_fails_the_run_naming_it(write_config, tmp_path):
     assert (code, errors) == (
         1,
         [
-            "error: config/p.yml:4, pipeline 'p', stage 'save' (#1): save_csv: cannot write "
+            "error: config/p.yml:4, pipeline 'p', stage 'save' (#2): save_csv: cannot write "
             f"{tmp_path / 'out' / 'sub'}: it is a directory (give filepath the file's name too)"
         ],
     )
@@ -138,14 +138,14 @@ TASKS = """
         (
             "listed",
             3,
-            "make' (#0)",
+            "make' (#1)",
             "task 'listed' returned a list of 1 item (dict) for frame 'X', not a polars "
             "DataFrame or LazyFrame (return {'X': a frame})",
         ),
         (
             "nested",
             4,
-            "save' (#1)",
+            "save' (#2)",
             "save_csv: cannot write frame 'X' to {out}: column 'team' is a struct (fields: name, "
             "size), and a CSV file holds no nested values: select its fields as columns of their "
             "own (team.name, team.size), or join them into one text column with a select's "

@@ -64,7 +64,7 @@ def test_lazy_plan_spans_stages_down_to_the_csv_scan(write_config, tmp_path):
     wide.write_csv(tmp_path / "wide.csv")
     graph = load_project(config).graphs["p"]
     store = run_in_order(graph, RunMode.SYNC_LAZY, tmp_path)
-    picked = store[FrameVersion("T", "pick", 1, 0)]
+    picked = store[FrameVersion("T", "pick", 2, 0)]
     assert isinstance(picked, pl.LazyFrame)
     assert "PROJECT 2/20 COLUMNS" in picked.explain()
     assert_frame_equal(picked.collect(), pl.DataFrame({"a": [3, 4], "b": [17, 18]}))
@@ -103,7 +103,7 @@ def test_async_custom_task_is_awaited(write_config, tmp_path):
     )
     for mode in RunMode:
         store = run_in_order(graph, mode, tmp_path)
-        frame = store[FrameVersion("X", "m", 0, 0)]
+        frame = store[FrameVersion("X", "m", 1, 0)]
         assert isinstance(frame, pl.LazyFrame if mode.is_lazy else pl.DataFrame)
         assert_frame_equal(frame.lazy().collect(), pl.DataFrame({"v": [7]}))
 
@@ -119,7 +119,7 @@ def test_a_crashing_custom_task_becomes_a_located_task_error(write_config, tmp_p
     with pytest.raises(TaskError) as info:
         run_in_order(graph, RunMode.SYNC_LAZY, tmp_path)
     assert str(info.value) == (
-        "config/p.yml:3, pipeline 'p', stage 'b' (#0): task 'boom' failed: "
+        "config/p.yml:3, pipeline 'p', stage 'b' (#1): task 'boom' failed: "
         "ValueError: the API said no"
     )
 
@@ -201,7 +201,7 @@ def test_a_task_returning_something_else_than_a_frame_says_what(
     with pytest.raises(TaskError) as info:
         run_in_order(graph, mode, tmp_path)
     assert str(info.value) == (
-        f"config/p.yml:3, pipeline 'p', stage 'm' (#0): task 'make' {shown} "
+        f"config/p.yml:3, pipeline 'p', stage 'm' (#1): task 'make' {shown} "
         "(return {'X': a frame})"
     )
 
@@ -223,6 +223,6 @@ def test_a_task_returning_no_mapping_says_what_it_returned(write_config, tmp_pat
     with pytest.raises(TaskError) as info:
         run_in_order(graph, RunMode.SYNC_LAZY, tmp_path)
     assert str(info.value) == (
-        f"config/p.yml:3, pipeline 'p', stage 'm' (#0): task 'make' returned {shown}, not a "
+        f"config/p.yml:3, pipeline 'p', stage 'm' (#1): task 'make' returned {shown}, not a "
         "mapping of frame name to frame (return {'X': a frame, 'Y': a frame})"
     )

@@ -159,7 +159,7 @@ def test_a_lazy_save_whose_model_cast_fails_in_the_sink_keeps_the_good_file(
         save_lazily(config)
 
     assert str(info.value) == (
-        "config/p.yml:4, pipeline 'p', stage 'save' (#1): model 'person', column 'day': "
+        "config/p.yml:4, pipeline 'p', stage 'save' (#2): model 'person', column 'day': "
         "cannot cast value '2024-02-30' to date (at least 1 value failed)"
     )
     [temporary] = spy.targets  # the cast failed while sinking, into a temporary file
@@ -186,7 +186,7 @@ def test_a_lazy_save_that_fails_half_way_removes_its_partial_file(
 
     # The streaming engine counts failures per batch, so the total is not pinned here.
     assert re.fullmatch(
-        r"config/p\.yml:4, pipeline 'p', stage 'save' \(#1\): model 'person', column 'day': "
+        r"config/p\.yml:4, pipeline 'p', stage 'save' \(#2\): model 'person', column 'day': "
         r"cannot cast value '2024-13-45' to date \(at least 1 value failed\)",
         str(info.value),
     )

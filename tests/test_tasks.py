@@ -124,7 +124,7 @@ def test_df_name_and_its_alias_together_are_refused(write_config, task, alias):
         }
     )
     assert errors(config) == [
-        f"error: config/p.yml:4, pipeline 'p', stage 'both' (#1): task '{task}': give df_name "
+        f"error: config/p.yml:4, pipeline 'p', stage 'both' (#2): task '{task}': give df_name "
         f"or {alias}, not both"
     ]
 
@@ -157,7 +157,7 @@ def test_file_task_args_must_be_a_mapping_or_a_non_empty_list_of_them(
         }
     )
     assert errors(config) == [
-        f"error: config/p.yml:4, pipeline 'p', stage 'io' (#1): task '{task}' takes a mapping "
+        f"error: config/p.yml:4, pipeline 'p', stage 'io' (#2): task '{task}' takes a mapping "
         f"or a non-empty list of {{filepath, df_name, model?}} ({alias} is an alias of "
         f"df_name), got {shown}"
     ]
@@ -168,7 +168,7 @@ def test_load_csv_entry_keys_are_checked(write_config):
         {"p.yml": pipeline("{ label: io, task: load_csv, args: { file: a.csv, from_df: A } }")}
     )
     assert errors(config) == [
-        "error: config/p.yml:3, pipeline 'p', stage 'io' (#0): malformed args for task "
+        "error: config/p.yml:3, pipeline 'p', stage 'io' (#1): malformed args for task "
         "'load_csv': filepath: field required; df_name: field required; unknown key 'file' - did "
         "you mean 'filepath'? (keys: df_name, filepath, model, save_df); unknown key 'from_df' "
         "(keys: df_name, filepath, model, save_df)"
@@ -248,7 +248,7 @@ def test_load_csv_with_a_model_fails_on_a_bad_value(write_config, tmp_path, vari
     with pytest.raises(ModelCastError) as info:
         run_in_order(graph, variables, mode)
     assert str(info.value) == (
-        f"config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: {tmp_path / 'raw.csv'}: "
+        f"config/p.yml:3, pipeline 'p', stage 'load' (#1): load_csv: {tmp_path / 'raw.csv'}: "
         "model 'ids', column 'id': cannot cast value 'two' to uint64 (at least 1 value failed)"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config", "raw.csv"]
@@ -366,7 +366,7 @@ def test_load_csv_refuses_a_value_its_model_cannot_hold(
     with pytest.raises(ModelCastError) as info:
         run_in_order(graph, variables, mode)
     assert str(info.value) == (
-        f"config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: {tmp_path / 'raw.csv'}: "
+        f"config/p.yml:3, pipeline 'p', stage 'load' (#1): load_csv: {tmp_path / 'raw.csv'}: "
         f"model 'm', column 'v': cannot cast value {shown} to {dtype} (at least 1 value failed)"
     )
     assert not (tmp_path / "out.csv").exists()
@@ -384,7 +384,7 @@ def test_load_csv_of_a_missing_file_is_a_task_error(write_config, variables):
     with pytest.raises(TaskError) as info:
         run_in_order(graph, variables)
     assert str(info.value) == (
-        "config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: no such file "
+        "config/p.yml:3, pipeline 'p', stage 'load' (#1): load_csv: no such file "
         f"{Path.cwd() / 'nope' / 'gone.csv'}"
     )
 
@@ -408,7 +408,7 @@ def test_save_csv_from_df_alias_creates_parent_directories(
     node = graph.by_label["save"]
     assert (node.reads, node.writes, node.upstream) == (("P",), (), ("load",))
     frames = run_in_order(graph, variables, mode)
-    assert_frame_equal(frames[FrameVersion("P", "load", 0, 0)], PEOPLE)
+    assert_frame_equal(frames[FrameVersion("P", "load", 1, 0)], PEOPLE)
     written = tmp_path / "deep" / "er" / "out.csv"
     assert written.read_text() == "id,name\n1,ann\n2,bob\n"
     assert sorted(p.name for p in written.parent.iterdir()) == ["out.csv"]
@@ -482,7 +482,7 @@ def test_an_undefined_variable_in_a_path_is_a_validation_error(write_config, mon
         }
     )
     assert errors(config) == [
-        "error: config/p.yml:4, pipeline 'p', stage 'save' (#1): undefined variable "
+        "error: config/p.yml:4, pipeline 'p', stage 'save' (#2): undefined variable "
         "$CAPPORT_TEST_NOT_SET in '$OUTPUT_DIR/$CAPPORT_TEST_NOT_SET/x.csv' (define it in the "
         "environment; built-ins: CONFIG_DIR, OUTPUT_DIR, REF_DATE, REF_DATETIME)"
     ]
@@ -569,8 +569,8 @@ def test_transform_reads_its_input_and_every_joined_frame(write_config, tmp_path
     node = graph.by_label["t"]
     assert node.reads == ("A", "B", "C")
     assert node.upstream == ("c", "a", "b")
-    assert node.inputs["A"] == FrameVersion("A", "a", 1, 0)
-    assert node.outputs == (FrameVersion("A", "t", 3, 1),)
+    assert node.inputs["A"] == FrameVersion("A", "a", 2, 0)
+    assert node.outputs == (FrameVersion("A", "t", 4, 1),)
     assert_frame_equal(
         final(graph, run_in_order(graph, variables), "A"),
         pl.DataFrame(
@@ -597,11 +597,11 @@ def test_transform_args_are_checked(write_config):
         }
     )
     assert errors(config) == [
-        "error: config/p.yml:3, pipeline 'p', stage 't' (#0): malformed args for task "
+        "error: config/p.yml:3, pipeline 'p', stage 't' (#1): malformed args for task "
         "'transform': save_df: field required; kwargs: input should be a valid dictionary; "
         "unknown key 'save' - did you mean 'save_df'? (keys: input, kwargs, name, save_df)",
         # What the malformed args evidently read is still checked (section 7).
-        "error: config/p.yml:3, pipeline 'p', stage 't' (#0): reads frame 'A' before any "
+        "error: config/p.yml:3, pipeline 'p', stage 't' (#1): reads frame 'A' before any "
         "earlier stage writes it",
     ]
 
@@ -633,7 +633,7 @@ def test_noop_takes_no_args(write_config, variables, args):
 def test_noop_refuses_anything_else(write_config, args, shown):
     config = write_config({"p.yml": pipeline(f"{{ label: n, task: noop, args: {args} }}")})
     assert errors(config) == [
-        f"error: config/p.yml:3, pipeline 'p', stage 'n' (#0): task 'noop' takes no args, "
+        f"error: config/p.yml:3, pipeline 'p', stage 'n' (#1): task 'noop' takes no args, "
         f"got {shown}"
     ]
 
@@ -667,7 +667,7 @@ def test_a_load_checks_its_models_constraints(write_config, variables, mode):
     with pytest.raises(TaskError) as caught:
         run_in_order(graph, variables, mode)
     assert str(caught.value) == (
-        "config/p.yml:3, pipeline 'p', stage 'load' (#0): model 'person': frame 'P' breaks its"
+        "config/p.yml:3, pipeline 'p', stage 'load' (#1): model 'person': frame 'P' breaks its"
         " constraints: column 'id' breaks 'primary' in 2 rows (e.g. id=1); column 'name' breaks"
         " 'not_null' in 1 row (e.g. id=2)"
     )
@@ -695,7 +695,7 @@ def test_a_save_checks_its_models_constraints_before_the_file_lands(write_config
     with pytest.raises(TaskError) as caught:
         run_in_order(graph, variables, mode)
     assert str(caught.value) == (
-        "config/p.yml:4, pipeline 'p', stage 'save' (#1): model 'person': frame 'P' breaks its"
+        "config/p.yml:4, pipeline 'p', stage 'save' (#2): model 'person': frame 'P' breaks its"
         " constraints: column 'id' breaks 'primary' in 2 rows (e.g. id=2)"
     )
     # The check ran before the rename: the previous file is intact, no temporary file is left.
@@ -758,7 +758,7 @@ def test_a_bad_csv_is_blamed_on_its_load_and_file(
     with pytest.raises(TaskError) as info:
         run_in_order(graph, variables, mode)
     assert str(info.value) == (
-        f"config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: {tmp_path / 'b.csv'}: {reason}"
+        f"config/p.yml:3, pipeline 'p', stage 'load' (#1): load_csv: {tmp_path / 'b.csv'}: {reason}"
     )
     assert not (tmp_path / "out" / "k.csv").exists()
 
@@ -783,7 +783,7 @@ def test_a_failure_of_the_stage_itself_is_not_blamed_on_its_files(write_config, 
         run_in_order(graph, variables, mode)
     failed = "1 of 2 values" if not mode.is_lazy else "at least 1 value"  # eager: all counted
     assert str(info.value) == (
-        "config/p.yml:4, pipeline 'p', stage 'save' (#1): model 'm', column 'v': cannot cast "
+        "config/p.yml:4, pipeline 'p', stage 'save' (#2): model 'm', column 'v': cannot cast "
         f"value 'soon' to date ({failed} failed)"
     )
 
@@ -804,7 +804,7 @@ def test_save_csv_to_a_directory_names_it_and_writes_nothing(write_config, varia
     with pytest.raises(TaskError) as info:
         run_in_order(load_project(config).graphs["p"], variables, mode)
     assert str(info.value) == (
-        f"config/p.yml:4, pipeline 'p', stage 'save' (#1): save_csv: cannot write {sub}: it is "
+        f"config/p.yml:4, pipeline 'p', stage 'save' (#2): save_csv: cannot write {sub}: it is "
         "a directory (give filepath the file's name too)"
     )
     assert sorted(p.name for p in sub.parent.iterdir()) == ["sub"]
@@ -821,7 +821,7 @@ def test_save_csv_under_a_file_names_that_file(write_config, variables, mode):
     with pytest.raises(TaskError) as info:
         run_in_order(load_project(config).graphs["p"], variables, mode)
     assert str(info.value) == (
-        f"config/p.yml:4, pipeline 'p', stage 'save' (#1): save_csv: cannot write "
+        f"config/p.yml:4, pipeline 'p', stage 'save' (#2): save_csv: cannot write "
         f"{out / 'sub' / 'x' / 'out.csv'}: {out / 'sub'} is a file, not a directory (give a "
         "filepath in a directory)"
     )
@@ -841,7 +841,7 @@ def test_save_csv_to_a_directory_it_may_not_write_names_that_directory(
     with pytest.raises(TaskError) as info:
         run_in_order(load_project(config).graphs["p"], variables)
     assert str(info.value) == (
-        f"config/p.yml:4, pipeline 'p', stage 'save' (#1): save_csv: cannot write "
+        f"config/p.yml:4, pipeline 'p', stage 'save' (#2): save_csv: cannot write "
         f"{out / 'out.csv'}: directory {out} is not writable (choose another directory, or let "
         "capport's user write there)"
     )
@@ -861,7 +861,7 @@ def test_a_filepath_naming_a_directory_is_a_config_error(write_config, path, tas
     )
     config = write_config({"p.yml": pipeline(*stages)})
     assert errors(config) == [
-        f"error: config/p.yml:{line}, pipeline 'p', stage '{label}' (#{line - 3}): task "
+        f"error: config/p.yml:{line}, pipeline 'p', stage '{label}' (#{line - 2}): task "
         f"'{task}': filepath '{path}' names a directory, not a file (add the file's name: "
         f"'{path.rstrip('/')}/name.csv')"
     ]
@@ -890,7 +890,7 @@ def test_a_variable_that_makes_a_filepath_a_directory_fails_the_stage(
         run_in_order(graph, {**variables, "DEST": "out/sub/"})
     line = 3 if task == "load_csv" else 4
     assert str(info.value) == (
-        f"config/p.yml:{line}, pipeline 'p', stage '{label}' (#{line - 3}): {task}: filepath "
+        f"config/p.yml:{line}, pipeline 'p', stage '{label}' (#{line - 2}): {task}: filepath "
         "'$DEST' ('out/sub/') names a directory, not a file (add the file's name: "
         "'$DEST/name.csv')"
     )
@@ -908,7 +908,7 @@ def test_load_csv_of_a_directory_says_so(write_config, tmp_path, variables):
     with pytest.raises(TaskError) as info:
         run_in_order(load_project(config).graphs["p"], variables)
     assert str(info.value) == (
-        f"config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: {tmp_path / 'data.csv'} is "
+        f"config/p.yml:3, pipeline 'p', stage 'load' (#1): load_csv: {tmp_path / 'data.csv'} is "
         "a directory, not a CSV file (give the file's path)"
     )
 
@@ -954,7 +954,7 @@ def test_save_csv_of_a_nested_column_names_it(write_config, variables, mode, col
         run_in_order(graph, variables, mode)
     out = Path(variables["OUTPUT_DIR"])
     assert str(info.value) == (
-        f"config/p.yml:4, pipeline 'p', stage 'save' (#1): save_csv: cannot write frame 'N' to "
+        f"config/p.yml:4, pipeline 'p', stage 'save' (#2): save_csv: cannot write frame 'N' to "
         f"{out / 'n.csv'}: {said}"
     )
     assert list(out.iterdir()) == []
@@ -985,7 +985,7 @@ def test_a_file_removed_before_a_lazy_sink_reads_it_is_blamed_on_its_load(
     with pytest.raises(TaskError) as info:
         run_in_order(graph, variables, mode)
     assert str(info.value) == (
-        f"config/p.yml:3, pipeline 'p', stage 'load' (#0): load_csv: {tmp_path / 'p.csv'}: the "
+        f"config/p.yml:3, pipeline 'p', stage 'load' (#1): load_csv: {tmp_path / 'p.csv'}: the "
         "file is gone: it was removed after this stage, and lazy modes read a file only when a "
         "later stage needs its data (keep it until the run ends)"
     )

@@ -35,7 +35,7 @@ from capport_dagster.errors import ConfigError, Location, TaskError, ValidationE
 from tests.conftest import run_stages
 
 LOC = Location(file="transforms.yml", section="transform", name="enrich")
-STAGE = Location(stage="enrich", index=2)
+STAGE = Location(stage="enrich", index=3)
 
 PLAYERS = pl.LazyFrame(
     {
@@ -949,7 +949,7 @@ def test_a_second_join_bringing_a_clashing_column_suggests_right_select() -> Non
     with pytest.raises(TaskError) as info:
         transform.apply(PLAYERS, {"TEAMS": teams}, location=STAGE)
     assert str(info.value) == (
-        "stage 'enrich' (#2): transform 'enrich', step 2 (join): frame 'TEAMS' has a column 'id'"
+        "stage 'enrich' (#3): transform 'enrich', step 2 (join): frame 'TEAMS' has a column 'id'"
         " that the left frame has too, and 'id_right' is taken (by an earlier join): keep and"
         " rename the right columns with right_select, e.g. right_select: {code: null, id_2: id}"
     )
@@ -1028,7 +1028,7 @@ def test_run_time_mistakes_are_located_task_errors(body: list, message: str) -> 
     transform = parse_transform("enrich", body, LOC)
     with pytest.raises(TaskError) as info:
         transform.apply(PLAYERS, {"TEAMS": TEAMS}, location=STAGE)
-    assert str(info.value) == f"stage 'enrich' (#2): transform 'enrich', {message}"
+    assert str(info.value) == f"stage 'enrich' (#3): transform 'enrich', {message}"
 
 
 def test_an_input_whose_schema_fails_is_named_as_the_input(tmp_path: Path) -> None:
@@ -1254,7 +1254,7 @@ CLI_PIPELINE = """
             "- join: { join: T, left_on: team, right_on: code, how: left }\n"
             "- join: { join: T, left_on: team, right_on: code, how: left }",
             1,
-            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#1): transform 'enrich',"
+            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#2): transform 'enrich',"
             " step 3 (join): frame 'T' has a column 'goals' that the left frame has too, and"
             " 'goals_right' is taken (by an earlier join): keep and rename the right columns"
             " with right_select, e.g. right_select: {code: null, goals_2: goals}",
@@ -1262,7 +1262,7 @@ CLI_PIPELINE = """
         (
             "- select: { g: stats.goals }",
             1,
-            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#1): transform 'enrich',"
+            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#2): transform 'enrich',"
             " step 1 (select): column 'stats' not found (columns: player, stats\\.goals, team);"
             " to read the column 'stats.goals', escape its dot: stats\\.goals (a dot goes into a"
             " struct field)",
@@ -1270,14 +1270,14 @@ CLI_PIPELINE = """
         (
             "- select: { g: team.name }",
             1,
-            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#1): transform 'enrich',"
+            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#2): transform 'enrich',"
             " step 1 (select): column path 'team.name': 'team' is String, not a struct, so it"
             " has no field 'name'",
         ),
         (
             "- drop: { stats: true }",
             1,
-            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#1): transform 'enrich',"
+            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#2): transform 'enrich',"
             " step 1 (drop): column 'stats' not found - did you mean 'stats.goals'? (columns:"
             " player, stats.goals, team)",
         ),
@@ -1285,7 +1285,7 @@ CLI_PIPELINE = """
             "- select: { player: null }\n- drop: { team: true }",
             2,
             "error: config/t.yml:4:7, transform 'enrich' (used by pipeline 'p', stage 'enrich'"
-            " (#1)): step 2 (drop): column 'team' not found (columns: player)",
+            " (#2)): step 2 (drop): column 'team' not found (columns: player)",
         ),
     ],
 )

@@ -22,7 +22,7 @@ PLANTED = {
             - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
         """,
         [
-            "config/unknown_task.yml:3, pipeline 'p_task', stage 'load' (#0): unknown task"
+            "config/unknown_task.yml:3, pipeline 'p_task', stage 'load' (#1): unknown task"
             " 'lod_csv' - did you mean 'load_csv'? (tasks: http_request, http_single_request,"
             " load_csv, noop, save_csv, transform)"
         ],
@@ -36,7 +36,7 @@ PLANTED = {
             - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
         """,
         [
-            "config/unknown_transform.yml:4, pipeline 'p_transform', stage 'use' (#1): unknown"
+            "config/unknown_transform.yml:4, pipeline 'p_transform', stage 'use' (#2): unknown"
             " transform 'idnet' - did you mean 'ident'?"
         ],
     ),
@@ -49,9 +49,9 @@ PLANTED = {
             - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
         """,
         [
-            "config/duplicate_label.yml:4, pipeline 'p_dup', stage 'load' (#1): duplicate label"
-            " 'load': stages #0 and #1 share it (labels must be unique within a pipeline)",
-            "config/duplicate_label.yml:4, pipeline 'p_dup', stage 'load' (#1): unknown"
+            "config/duplicate_label.yml:4, pipeline 'p_dup', stage 'load' (#2): duplicate label"
+            " 'load': stages #1 and #2 share it (labels must be unique within a pipeline)",
+            "config/duplicate_label.yml:4, pipeline 'p_dup', stage 'load' (#2): unknown"
             " transform 'nope'",
         ],
     ),
@@ -65,7 +65,7 @@ PLANTED = {
             - { label: save, task: save_csv, args: { filepath: b.csv, df_name: A } }
         """,
         [
-            "config/written_twice.yml:3, pipeline 'p_twice', stage 'load' (#0): writes frame"
+            "config/written_twice.yml:3, pipeline 'p_twice', stage 'load' (#1): writes frame"
             " 'A' twice"
         ],
     ),
@@ -78,9 +78,9 @@ PLANTED = {
             - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
         """,
         [
-            "config/malformed_args.yml:4, pipeline 'p_args', stage 'use' (#1): malformed args"
+            "config/malformed_args.yml:4, pipeline 'p_args', stage 'use' (#2): malformed args"
             " for task 'transform': save_df: field required",
-            "config/malformed_args.yml:4, pipeline 'p_args', stage 'use' (#1): reads frame 'X'"
+            "config/malformed_args.yml:4, pipeline 'p_args', stage 'use' (#2): reads frame 'X'"
             " before any earlier stage writes it",
         ],
     ),
@@ -93,7 +93,7 @@ PLANTED = {
             - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
         """,
         [
-            "config/read_before_write.yml:3, pipeline 'p_order', stage 'use' (#0): reads frame"
+            "config/read_before_write.yml:3, pipeline 'p_order', stage 'use' (#1): reads frame"
             " 'A' before any earlier stage writes it; it is written later by stage 'load' - move"
             " that stage first"
         ],
@@ -109,7 +109,7 @@ PLANTED = {
             - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
         """,
         [
-            "config/unused_kwargs.yml:4, pipeline 'p_kwargs', stage 'use' (#1): kwargs 'colour'"
+            "config/unused_kwargs.yml:4, pipeline 'p_kwargs', stage 'use' (#2): kwargs 'colour'"
             " not used by transform 'pick' (its placeholders: $$col): remove it or correct the"
             " name"
         ],
@@ -122,7 +122,7 @@ PLANTED = {
             - { label: save, task: save_csv, args: { filepath: b.csv, df_name: A } }
         """,
         [
-            "config/bad_model_use.yml:3, pipeline 'p_model', stage 'load' (#0): unknown model"
+            "config/bad_model_use.yml:3, pipeline 'p_model', stage 'load' (#1): unknown model"
             " 'shape' - did you mean 'shaped'?"
         ],
     ),
@@ -140,7 +140,7 @@ PLANTED = {
         """,
         [
             "config/transforms.yml:7:7, transform 'broken_used' (used by pipeline 'p_broken',"
-            " stage 'use' (#1)): step 1: unknown step 'selct' - did you mean 'select'?"
+            " stage 'use' (#2)): step 1: unknown step 'selct' - did you mean 'select'?"
             " (valid steps: select, join, drop)",
             "config/transforms.yml:9:7, transform 'broken_unused' (used by no stage): step 1:"
             " unknown step 'bogus' (valid steps: select, join, drop)",
@@ -211,14 +211,14 @@ pipeline:
 
 def test_warnings_only_for_the_selected_pipelines_without_errors(write_config, capsys):
     config = write_config({"p.yml": WARNED})
-    unread = "stage 'load' (#0): frame 'A' is written but no later stage reads it"
+    unread = "stage 'load' (#1): frame 'A' is written but no later stage reads it"
     assert main(["validate", "-c", str(config), "-p", "p"]) == 0
     assert capsys.readouterr().err.splitlines() == [
         f"warning: config/p.yml:3, pipeline 'p', {unread}"
     ]
     assert main(["validate", "-c", str(config)]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: config/p.yml:8, pipeline 'broken', stage 'use' (#1): unknown transform 'nope'",
+        "error: config/p.yml:8, pipeline 'broken', stage 'use' (#2): unknown transform 'nope'",
         f"warning: config/p.yml:3, pipeline 'p', {unread}",
         f"warning: config/p.yml:5, pipeline 'q', {unread}",
         "the configuration has 1 error",
@@ -243,7 +243,7 @@ def test_a_transforms_warning_is_shown_once_naming_its_users(write_config, capsy
         }
     )
     assert main(["validate", "-c", str(config)]) == 0
-    users = "pipeline 'p', stage 't1' (#1); pipeline 'p', stage 't2' (#2)"
+    users = "pipeline 'p', stage 't1' (#2); pipeline 'p', stage 't2' (#3)"
     assert capsys.readouterr().err.splitlines() == [
         f"warning: config/p.yml:9:7, transform 'label' (used by {users}): step 1 (select):"
         " column 'out' (format): template '$OUTPUT_DIR/{}' contains $OUTPUT_DIR, which a format"

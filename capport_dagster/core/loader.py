@@ -267,8 +267,10 @@ class _Reader:
             self.problem(where, "a pipeline must have at least one stage")
         stages: list[Stage] = []
         first_index: dict[str, int] = {}
-        for index, raw in enumerate(body):
-            stage = self.read_stage(raw, where.with_(line=line_of(body, index), index=index))
+        # Stages are numbered from 1 in every message, as transform steps are.
+        for index, raw in enumerate(body, 1):
+            where_stage = where.with_(line=line_of(body, index - 1), index=index)
+            stage = self.read_stage(raw, where_stage)
             if stage is None:
                 continue
             if stage.label in first_index:
