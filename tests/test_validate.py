@@ -6,12 +6,15 @@ hides another (in the same stage, runner or entry), and never makes another stag
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from capport_dagster.cli import main
 
-#: Independent mistakes, one per pipeline or entry, with the exact line `validate` must print for
-#: each. Together in one config directory, `validate` prints exactly these lines and its summary.
+#: Independent mistakes, by file (several in one stage or runner where the point is that one does
+#: not hide the other), with the exact problem `validate` must print for each. Together in one
+#: config directory, `validate` prints exactly these problems and its summary.
 PLANTED = {
     "unknown_task.yml": (
         """
@@ -171,6 +174,57 @@ PLANTED = {
             " datetime_utc, datetime_nyt, list[str], list[int], list[double])"
         ],
     ),
+    "runners.yml": (
+        """
+        runner:
+          nightly:
+            pipelines: [p_task]
+            max_concurrent: 0
+            logger: nolog
+            schedule: { every: 10S }
+        """,
+        [
+            "config/runners.yml:2, runner 'nightly' (used by pipeline 'p_task'): cannot read every:"
+            " unknown unit 'S': expected s, m (minute), h, d, w, M (month) or Y (year) - units are"
+            " case-sensitive: did you mean 's'?\n  '10S'\n     ^\nvalid examples: 10s, 1d, 10m30s,"
+            " 2M, Monday at 15:00, at 09:30, weekday at 09:30, Monday at 15:00 repeating every 30m"
+            " times 6",
+            "config/runners.yml:2, runner 'nightly' (used by pipeline 'p_task'): malformed runner:"
+            " max_concurrent: input should be greater than or equal to 1",
+            "config/runners.yml:2, runner 'nightly' (used by pipeline 'p_task'): unknown logger"
+            " 'nolog' (loggers: none defined)",
+        ],
+    ),
+    "paths.yml": (
+        """
+        pipeline:
+          p_path:
+            - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+            - { label: save, task: save_csv, args: { filepath: $OUTPUT_DIR/sub/, df_name: A } }
+        """,
+        [
+            "config/paths.yml:4, pipeline 'p_path', stage 'save' (#2): task 'save_csv': filepath"
+            " '$OUTPUT_DIR/sub/' names a directory, not a file (add the file's name:"
+            " '$OUTPUT_DIR/sub/name.csv')"
+        ],
+    ),
+    "drops.yml": (
+        """
+        pipeline:
+          p_drop:
+            - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+            - { label: use, task: transform, args: { name: drop_b, input: A, save_df: B } }
+            - { label: save, task: save_csv, args: { filepath: b.csv, df_name: B } }
+        transform:
+          drop_b:
+            - select: { a: null }
+            - drop: { b: true }
+        """,
+        [
+            "config/drops.yml:9:7, transform 'drop_b' (used by pipeline 'p_drop', stage 'use'"
+            " (#2)): step 2 (drop): column 'b' not found (columns: a)"
+        ],
+    ),
 }
 
 
@@ -184,7 +238,8 @@ def test_validate_reports_each_planted_error_once_and_nothing_else(planted, caps
     assert main(["validate", "-c", str(planted)]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    *problems, summary = err.splitlines()
+    # One problem per entry; the `every` error's caret lines belong to it.
+    *problems, summary = re.split(r"\n(?=error: |warning: |the configuration)", err.rstrip("\n"))
     assert sorted(problems) == sorted(expected)
     assert summary == f"the configuration has {len(expected)} errors"
 
