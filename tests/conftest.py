@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -24,6 +27,28 @@ pytest_plugins = ["tests.services"]
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "config"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+#: The console script pip installed: unlike `python -m capport_dagster.cli`, it does not put
+#: the working directory on sys.path (what a user's `capport` runs).
+SCRIPT = Path(sys.executable).parent / "capport"
+
+
+def capport(
+    *args: str, cwd: Path | None = None, script: bool = False, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`capport` in a subprocess, as a user runs it: real exit codes and real stderr. `env` adds
+    variables (DAGSTER_HOME is unset unless given)."""
+    environment = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | env
+    command = [str(SCRIPT)] if script else [sys.executable, "-m", "capport_dagster.cli"]
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

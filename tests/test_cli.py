@@ -16,31 +16,9 @@ from polars.testing import assert_frame_equal
 
 from capport_dagster.cli import main
 from capport_dagster.translate.progress import _ProgressHandler
-from tests.conftest import EXAMPLE_CONFIG, FIXTURES
+from tests.conftest import EXAMPLE_CONFIG, FIXTURES, capport
 
 ORIGINAL = FIXTURES / "capport_original"
-
-
-#: The console script pip installed: unlike `python -m capport_dagster.cli`, it does not put
-#: the working directory on sys.path (what a user's `capport` runs).
-SCRIPT = Path(sys.executable).parent / "capport"
-
-
-def capport(
-    *args: str, cwd: Path | None = None, script: bool = False, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """The installed command, in a subprocess: real exit codes and real stderr. `env` adds
-    variables (DAGSTER_HOME is unset unless given)."""
-    environment = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | env
-    command = [str(SCRIPT)] if script else [sys.executable, "-m", "capport_dagster.cli"]
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environment,
-        timeout=120,
-    )
 
 
 # --- validate -------------------------------------------------------------------------------

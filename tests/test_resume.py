@@ -20,6 +20,7 @@ from dagster._core.instance.ref import InstanceRef
 from polars.testing import assert_frame_equal
 
 from capport_dagster.cli import main
+from tests.conftest import capport
 
 CONFIG = {
     "a.csv": "id,x\n1,10\n2,20\n",
@@ -42,16 +43,9 @@ CONFIG = {
 }
 
 
-def capport(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DAGSTER_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "capport_dagster.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=180,
-    )
+def capport_in(*args: str, home: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`capport` keeping its runs in the instance at `home` (what `--resume` reads)."""
+    return capport(*args, cwd=cwd, timeout=180, DAGSTER_HOME=str(home))
 
 
 def started_steps(run_id: str) -> list[str]:
@@ -72,7 +66,7 @@ def test_a_failed_run_resumes_from_its_failure_without_redoing_finished_stages(
     config = write_config(CONFIG)
     run = ("run", "-c", str(config), "-p", "p", "--executor", "multiprocess", "--no-preview")
 
-    failed = capport(*run, "-o", "out", "-d", "2026-01-04", home=tmp_path / "home", cwd=tmp_path)
+    failed = capport_in(*run, "-o", "out", "-d", "2026-01-04", home=tmp_path / "home", cwd=tmp_path)
     assert failed.returncode == 1
     assert "stage 'load_b' (#3): load_csv: no such file" in failed.stderr
     run_id = re.search(r"resume with: --resume (\S+)", failed.stderr).group(1)
@@ -81,7 +75,7 @@ def test_a_failed_run_resumes_from_its_failure_without_redoing_finished_stages(
     (config / "b.csv").write_text("id,y\n1,a\n2,b\n")
     # The failed command with --resume added: options that repeat the run's settings are fine.
     again = (*run, "-o", "out", "-d", "2026-01-04T00:00:00Z", "--mode", "sync_lazy")
-    resumed = capport(*again, "--resume", run_id, home=tmp_path / "home", cwd=tmp_path)
+    resumed = capport_in(*again, "--resume", run_id, home=tmp_path / "home", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming run {run_id} of pipeline 'p'" in resumed.stderr
     with DagsterInstance.get() as instance:
@@ -90,7 +84,9 @@ def test_a_failed_run_resumes_from_its_failure_without_redoing_finished_stages(
     # Only the failed stage and those after it ran again; load_a and shape were reused.
     assert started_steps(latest.run_id) == ["join", "load_b", "save"]
 
-    whole = capport(*run, "-o", "whole", "-d", "2026-01-04", home=tmp_path / "home", cwd=tmp_path)
+    whole = capport_in(
+        *run, "-o", "whole", "-d", "2026-01-04", home=tmp_path / "home", cwd=tmp_path
+    )
     assert whole.returncode == 0, whole.stderr
     assert_frame_equal(
         pl.read_csv(tmp_path / "out" / "j.csv"), pl.read_csv(tmp_path / "whole" / "j.csv")
@@ -148,15 +144,15 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Stored:
     logger = "logger:\n  default: { level: info, output: logs }\n"
     config = write(root / "config", {**CONFIG, "q.yml": Q, "r.yml": RUNNERS, "l.yml": logger})
     base = ("run", "-c", str(config), "--no-preview", "-o", "out")
-    failed = capport(
+    failed = capport_in(
         *base, "-p", "p", "-d", "2026-01-04", "--executor", "multiprocess", home=home, cwd=root
     )
     assert failed.returncode == 1, failed.stderr
     failed_id = latest_run(home)
-    in_memory = capport(*base, "-p", "p", home=home, cwd=root)
+    in_memory = capport_in(*base, "-p", "p", home=home, cwd=root)
     assert in_memory.returncode == 1, in_memory.stderr
     in_memory_id = latest_run(home)
-    succeeded = capport(*base, "-p", "q", home=home, cwd=root)
+    succeeded = capport_in(*base, "-p", "q", home=home, cwd=root)
     assert succeeded.returncode == 0, succeeded.stderr
     return Stored(root, home, failed_id, in_memory_id, latest_run(home))
 

@@ -3,10 +3,7 @@ lazy Polars plan."""
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Callable
 from functools import cache
@@ -32,7 +29,7 @@ from capport_dagster.core.transforms import (
 )
 from capport_dagster.core.yaml_source import parse_yaml
 from capport_dagster.errors import ConfigError, Location, TaskError, ValidationError
-from tests.conftest import run_stages
+from tests.conftest import capport, run_stages
 
 LOC = Location(file="transforms.yml", section="transform", name="enrich")
 STAGE = Location(stage="enrich", index=3)
@@ -1221,19 +1218,6 @@ def test_variables_default_to_the_built_ins_and_the_environment(
 
 
 # -- through the CLI -----------------------------------------------------------------------------
-
-
-def capport(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`capport` in a subprocess, as a user runs it: the real exit code and stderr."""
-    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    return subprocess.run(
-        [sys.executable, "-m", "capport_dagster.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-    )
 
 
 CLI_PIPELINE = """
