@@ -7,15 +7,13 @@ tests/test_runtime.py); here they go through Dagster and the CLI, in-process and
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from capport_dagster.cli import main
+from tests.conftest import capport
 
 BAD_CSV = {
     "a.csv": "a,b\n1,x\n",
@@ -44,15 +42,7 @@ BAD_CSV = {
 def run_errors(config: Path, *args: str, cwd: Path, **env: str) -> tuple[int, list[str], str]:
     """`capport run` in a subprocess (real exit code and stderr, no DAGSTER_HOME): its exit
     code, its `error:` lines and its stderr."""
-    environ = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
-    result = subprocess.run(
-        [sys.executable, "-m", "capport_dagster.cli", "run", "-c", str(config), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**environ, **env},
-        timeout=120,
-    )
+    result = capport("run", "-c", str(config), *args, cwd=cwd, **env)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert "Traceback" not in result.stderr
     return result.returncode, errors, result.stderr
