@@ -29,7 +29,7 @@ from capport_dagster.cli_common import (
 )
 from capport_dagster.core import interrupts
 from capport_dagster.core.modes import RunMode
-from capport_dagster.errors import CapportError, ConfigError, ValidationError
+from capport_dagster.errors import CapportError, ConfigError, ValidationError, count
 
 __all__ = ["main"]
 
@@ -215,7 +215,7 @@ def _print_error(exc: CapportError) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from capport_dagster.core.graph import load_project
-    from capport_dagster.core.render import count, dagster_names
+    from capport_dagster.core.render import dagster_names
 
     project = load_project(args.config, pipelines=[args.pipeline] if args.pipeline else None)
     print_warnings(project.warnings)
@@ -255,7 +255,6 @@ def _schedules(args: argparse.Namespace) -> int:
 
     from capport_dagster.core.every import describe
     from capport_dagster.core.graph import load_project
-    from capport_dagster.core.render import count
     from capport_dagster.translate.ticks import next_ticks
     from capport_dagster.translate.translator import CapportTranslator
 

@@ -27,6 +27,7 @@ __all__ = [
     "ScheduleParseError",
     "TaskError",
     "ValidationError",
+    "count",
     "did_you_mean",
 ]
 
@@ -100,6 +101,11 @@ def _relative_to(file: str, cwd: str) -> str:
 #: long, or that many, are not typed by hand; they get no suggestion.
 SUGGEST_MAX_LENGTH = 100
 SUGGEST_MAX_CHOICES = 200
+
+
+def count(number: int, noun: str) -> str:
+    """`1 stage`, `3 stages`, `0 pipelines`: English plurals of the regular nouns messages count."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def did_you_mean(value: object, choices: Iterable[str]) -> str:

@@ -1,10 +1,10 @@
-"""errors.py: the did-you-mean suffix every 'unknown ...' message shares."""
+"""errors.py: the wording helpers every message shares (did-you-mean, counts)."""
 
 from __future__ import annotations
 
 import pytest
 
-from capport_dagster.errors import did_you_mean
+from capport_dagster.errors import count, did_you_mean
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,10 @@ def test_did_you_mean_never_suggests_the_text_typed(
     typed: str, choices: list[str], suffix: str
 ) -> None:
     assert did_you_mean(typed, choices) == suffix
+
+
+@pytest.mark.parametrize(
+    ("number", "text"), [(0, "0 stages"), (1, "1 stage"), (2, "2 stages"), (11, "11 stages")]
+)
+def test_count(number, text):
+    assert count(number, "stage") == text

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 from capport_dagster.cli import main
 from capport_dagster.core.config import Stage
 from capport_dagster.core.graph import DraftStage, load_project
 from capport_dagster.core.names import dagster_name
-from capport_dagster.core.render import count, render_draft, render_graph
+from capport_dagster.core.render import render_draft, render_graph
 from capport_dagster.errors import Location, Problem
 
 #: Names holding every character the formats give a meaning: quotes, `|`, brackets, a
@@ -78,13 +76,6 @@ def test_one_stage_is_singular(write_config):
     assert render_graph(load_project(config).graphs["p"], "text") == (
         "pipeline p (1 stage)\n  [1] a (noop)"
     )
-
-
-@pytest.mark.parametrize(
-    ("number", "text"), [(0, "0 stages"), (1, "1 stage"), (2, "2 stages"), (11, "11 stages")]
-)
-def test_count(number, text):
-    assert count(number, "stage") == text
 
 
 # --- drafts of broken pipelines -------------------------------------------------------------

@@ -88,11 +88,18 @@ from capport_dagster.core.registry import (
     TaskSpec,
     validate_model,
 )
-from capport_dagster.core.selects import SelectItem, check_items, count, select_exprs
+from capport_dagster.core.selects import SelectItem, check_items, select_exprs
 from capport_dagster.core.tasks import raw_names
 from capport_dagster.core.transforms import parse_select, path_expr, valid_path
 from capport_dagster.core.variables import expand
-from capport_dagster.errors import ConfigError, Location, Problem, TaskError, ValidationError
+from capport_dagster.errors import (
+    ConfigError,
+    Location,
+    Problem,
+    TaskError,
+    ValidationError,
+    count,
+)
 
 if TYPE_CHECKING:
     import httpx

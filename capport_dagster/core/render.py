@@ -20,19 +20,15 @@ from typing import TYPE_CHECKING, Protocol
 
 from capport_dagster.core.graph import PipelineGraph
 from capport_dagster.core.names import DagsterNaming, dagster_name
+from capport_dagster.errors import count
 
 if TYPE_CHECKING:
     from capport_dagster.core.config import Stage
     from capport_dagster.errors import Problem
 
-__all__ = ["FORMATS", "count", "dagster_names", "render_draft", "render_graph"]
+__all__ = ["FORMATS", "dagster_names", "render_draft", "render_graph"]
 
 _NAMING = DagsterNaming()
-
-
-def count(number: int, noun: str) -> str:
-    """`1 stage`, `3 stages`, `0 pipelines`: English plurals of the regular nouns we count."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def dagster_names(graph: PipelineGraph) -> list[str]:

@@ -22,7 +22,7 @@ import polars as pl
 
 from capport_dagster.core.paths import check_path, path_error, path_expr
 from capport_dagster.core.yaml_source import describe
-from capport_dagster.errors import did_you_mean
+from capport_dagster.errors import count, did_you_mean
 
 __all__ = ["ACTIONS", "Findings", "SelectItem", "check_items", "parse_items", "select_exprs"]
 
@@ -240,8 +240,3 @@ def unknown_keys(
             f" ({what} takes {', '.join(allowed)})"
         )
     return bool(unknown)
-
-
-def count(n: int, noun: str) -> str:
-    """`1 column`, `2 columns`."""
-    return f"{n} {noun}{'s' if n != 1 else ''}"
