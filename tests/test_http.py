@@ -142,8 +142,9 @@ def test_the_public_api():
         "RowShape",
         "UrlParam",
         "register_http_tasks",
+        "send_with_retries",
     ]
-    assert {"http_request", "http_single_request"} <= set(DEFAULT_REGISTRY)
+    assert {"http_request", "http_single_request", "http_request_json"} <= set(DEFAULT_REGISTRY)
     assert DEFAULT_REGISTRY.get("http_request").waits_on_io
 
 
@@ -765,3 +766,89 @@ def test_the_log_line_counts_in_the_singular_and_plural(
     with caplog.at_level("INFO", logger="capport"):
         run_config(write_config, variables, load_urls(httpserver.url_for("/one"), None), fetch())
     assert "http_request: 1 request -> 1 row in BODIES (1 null URL skipped)" in caplog.messages
+
+
+# --- http_request_json: http_request under the original capport's arg names -----------------
+
+
+def fetch_json(args: str = "") -> str:
+    return (
+        "{ label: fetch, task: http_request_json, args: { df: URLS, select: url, "
+        f"save_df: BODIES{args} }} }}"
+    )
+
+
+@pytest.mark.parametrize("mode", list(RunMode))
+def test_http_request_json_is_http_request_with_the_original_names(
+    write_config, variables, httpserver, mode
+):
+    httpserver.expect_request("/j/1").respond_with_json({"id": 1, "name": {"default": "ann"}})
+    httpserver.expect_request("/j/2").respond_with_json([{"id": 2, "name": {"default": "bob"}}])
+    urls = load_urls(httpserver.url_for("/j/1"), None, httpserver.url_for("/j/2"))
+    stage = fetch_json(", fields: { id: id, name: name.default }, timeout: 5, max_concurrent: 2")
+    graph = load_project(write_config({"p.yml": pipeline(urls, stage)})).graphs["p"]
+    node = graph.by_label["fetch"]
+    assert (node.reads, node.writes) == (("URLS",), ("BODIES",))
+    assert node.spec.run is DEFAULT_REGISTRY.get("http_request").run
+    args = node.args
+    assert (args.df_from, args.url_column, args.df_to) == ("URLS", "url", "BODIES")
+    assert (args.task, args.column_arg) == ("http_request_json", "select")
+    assert args.options == http.HttpOptions(timeout=5, max_concurrent=2)
+    assert [item.name for item in args.shape.select] == ["id", "name"]
+    assert_frame_equal(
+        run(graph, variables, mode)["BODIES"],
+        pl.DataFrame({"id": [1, 2], "name": ["ann", "bob"]}),
+    )
+
+
+def test_http_request_json_without_fields_keeps_every_field(write_config, variables, httpserver):
+    httpserver.expect_request("/k/1").respond_with_json({"id": 1, "ok": True})
+    result = run_config(
+        write_config, variables, load_urls(httpserver.url_for("/k/1")), fetch_json()
+    )
+    assert_frame_equal(result["BODIES"], pl.DataFrame({"id": [1], "ok": [True]}))
+
+
+def test_http_request_json_failures_name_its_own_args(write_config, variables, httpserver):
+    httpserver.expect_request("/gone").respond_with_data("no", status=404)
+    urls = load_urls(httpserver.url_for("/gone"))
+    assert failure(write_config, variables, urls, fetch_json()) == (
+        "config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request_json: GET "
+        f"{httpserver.url_for('/gone')} failed: 404 Not Found"
+    )
+    stage = fetch_json().replace("select: url", "select: link")
+    assert failure(write_config, variables, urls, stage) == (
+        "config/p.yml:4, pipeline 'p', stage 'fetch' (#2): http_request_json: select 'link' of"
+        " frame 'URLS': column 'link' not found (columns: url)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "cause"),
+    [
+        (
+            "df: URLS, url_column: url, save_df: B",
+            "malformed args for task 'http_request_json': select: field required; unknown key "
+            "'url_column' (keys: backoff, df, fields, format, max_concurrent, method, model, "
+            "retries, save_df, select, timeout)",
+        ),
+        (
+            "df: URLS, select: 'a..b', save_df: B",
+            "task 'http_request_json': select 'a..b' is not a column path (a name, or a.b.c "
+            "into struct fields, with no empty part)",
+        ),
+        (
+            "df: URLS, select: url, save_df: B, fields: { id: { action: frmat } }",
+            "task 'http_request_json': fields: column 'id': unknown action 'frmat' - did you "
+            "mean 'format'? (valid actions: concat, format)",
+        ),
+        (
+            "df: URLS, select: url, save_df: B, method: POST",
+            "task 'http_request_json': method 'POST' is not supported yet (supported: GET)",
+        ),
+    ],
+)
+def test_http_request_json_args_are_checked(write_config, args, cause):
+    stage = f"{{ label: fetch, task: http_request_json, args: {{ {args} }} }}"
+    config = write_config({"p.yml": pipeline(LOAD, stage)})
+    assert errors(config) == [f"error: config/p.yml:4, pipeline 'p', stage 'fetch' (#2): {cause}"]

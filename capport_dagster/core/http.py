@@ -15,6 +15,17 @@ string lists a column's values::
           - { df_from: FILTERS, param_column: team }      # team={}
         df_to: TEAMS                                       # GET ...?season=2024&id=1,6&team=NJD
 
+`http_request_json` is `http_request` under the original capport example's arg names: `df` (the
+frame of URLs), `select` (the URL column path), `save_df`, and `fields` for the select of the
+response rows (`select` in `http_request`); the other args are the same::
+
+    - label: nhl_player
+      task: http_request_json
+      args: { df: NHL_PLAYER_URLS, select: nhl_url, save_df: NHL_PLAYER }
+
+`send_with_retries` is the retrying request the HTTP tasks share (the webhook tasks of
+`core/notify.py` post through it too).
+
 Args (both tasks, all optional but the frame names, the column and the template):
 
 - `method`: only `GET` (any case) for now; anything else is a config error.
@@ -117,6 +128,7 @@ __all__ = [
     "RowShape",
     "UrlParam",
     "register_http_tasks",
+    "send_with_retries",
 ]
 
 DEFAULT_TIMEOUT = 30.0
@@ -226,6 +238,10 @@ class HttpRequestArgs:
     df_to: str
     options: HttpOptions
     shape: RowShape = RowShape()
+    #: The task and arg names the messages use: `http_request_json` runs this task under the
+    #: original capport's names (`select` for the URL column).
+    task: str = "http_request"
+    column_arg: str = "url_column"
 
 
 @dataclass(frozen=True)
@@ -268,13 +284,14 @@ def _options(entry: _Options, task: str, ctx: BindContext, max_concurrent: int =
     return HttpOptions(method, entry.timeout, entry.retries, entry.backoff, max_concurrent)
 
 
-def _shape(entry: _Options, task: str, ctx: BindContext) -> RowShape:
-    """The args' `select` and `model`, both checked: a problem in one does not hide the other."""
+def _shape(entry: _Options, task: str, ctx: BindContext, select_arg: str = "select") -> RowShape:
+    """The args' `select` and `model`, both checked: a problem in one does not hide the other.
+    `select_arg` names the select in messages (`fields` in `http_request_json`)."""
     problems: list[Problem] = []
     select = model = None
     if entry.select is not None:
         try:
-            select = parse_select(entry.select, ctx.location, f"task '{task}': select")
+            select = parse_select(entry.select, ctx.location, f"task '{task}': {select_arg}")
         except ValidationError as exc:
             problems.extend(exc.problems)
         except ConfigError as exc:
@@ -341,7 +358,7 @@ def _parse_http_single_request(raw: Any, ctx: BindContext) -> HttpSingleRequestA
 async def _run_http_request(
     args: HttpRequestArgs, frames: Mapping[str, Frame], ctx: RunContext
 ) -> dict[str, Frame]:
-    task = "http_request"
+    task = args.task
     urls = await asyncio.to_thread(_url_values, frames[args.df_from], args, ctx.location)
     wanted = [url for url in urls if url is not None]
     skipped = len(urls) - len(wanted)
@@ -405,7 +422,7 @@ def _column(frame: Frame, path: str, what: str, location: Location) -> pl.Series
 
 def _url_values(frame: Frame, args: HttpRequestArgs, location: Location) -> list[str | None]:
     """The URL column (nulls kept), every URL checked, before any request is sent."""
-    what = f"http_request: url_column {args.url_column!r} of frame '{args.df_from}'"
+    what = f"{args.task}: {args.column_arg} {args.url_column!r} of frame '{args.df_from}'"
     series = _column(frame, args.url_column, what, location)
     if isinstance(series.dtype, pl.Categorical | pl.Enum):
         series = series.cast(pl.String)
@@ -414,7 +431,7 @@ def _url_values(frame: Frame, args: HttpRequestArgs, location: Location) -> list
     urls = series.cast(pl.String).to_list()
     for url in urls:
         if url is not None:
-            _check_url(url, "http_request", location)
+            _check_url(url, args.task, location)
     return urls
 
 
@@ -498,16 +515,38 @@ async def _fetch(
     client: httpx.AsyncClient, url: str, options: HttpOptions, task: str, ctx: RunContext
 ) -> Any:
     """One URL's parsed JSON body, retrying what may pass (see the module docstring)."""
+    response = await send_with_retries(client, url, options, task, ctx)
+    request = f"{options.method} {url}"
+    return await asyncio.to_thread(_parse_json, response, request, task, ctx.location)
+
+
+async def send_with_retries(
+    client: httpx.AsyncClient,
+    url: str,
+    options: HttpOptions,
+    task: str,
+    ctx: RunContext,
+    *,
+    shown: str | None = None,
+    json_body: Any = None,
+) -> httpx.Response:
+    """The first successful response to `options.method url`, retrying what may pass: a
+    connection error, a timeout, a 429 or a 5xx, with the doubling backoff or the server's
+    `Retry-After` (see the module docstring). Any other answer, or the last failure once the
+    retries run out, is a TaskError. `shown` stands for the URL in messages and logs when the
+    URL itself is a secret (a webhook); `json_body` is sent as the request's JSON body.
+    """
     import httpx
 
-    request = f"{options.method} {url}"
+    request = f"{options.method} {url if shown is None else shown}"
+    extra: dict[str, Any] = {} if json_body is None else {"json": json_body}
     attempt = 0
     while True:
         attempt += 1
         retry_after: float | None = None
         try:
             async with asyncio.timeout(options.timeout):
-                response = await client.request(options.method, url)
+                response = await client.request(options.method, url, **extra)
         except (TimeoutError, httpx.TimeoutException):
             cause = f"timed out after {options.timeout:g} s"
         except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
@@ -519,7 +558,7 @@ async def _fetch(
         else:
             status = _status(response)
             if response.is_success:
-                return await asyncio.to_thread(_parse_json, response, request, task, ctx.location)
+                return response
             if response.status_code != 429 and response.status_code < 500:
                 raise TaskError(f"{task}: {request} failed: {status}", ctx.location)
             cause = status
@@ -628,8 +667,8 @@ def _json_kind(body: Any, *, top: bool = True) -> str:
 
 
 def register_http_tasks(registry: TaskRegistry) -> TaskRegistry:
-    """Register `http_request` and `http_single_request` in `registry` (the default one already
-    has them)."""
+    """Register `http_request`, `http_single_request` and `http_request_json` (the former under
+    the original capport's arg names) in `registry` (the default one already has them)."""
     registry.register(
         TaskSpec(
             "http_request",
@@ -656,7 +695,62 @@ def register_http_tasks(registry: TaskRegistry) -> TaskRegistry:
             description="GET one URL whose query lists columns' values; JSON bodies become rows.",
         )
     )
+    registry.register(
+        TaskSpec(
+            "http_request_json",
+            _run_http_request,
+            reads=lambda a: (a.df_from,),
+            writes=lambda a: (a.df_to,),
+            parse=_parse_http_request_json,
+            model_frames=_model_frames,
+            salvage_reads=lambda raw: raw_names(raw, "df"),
+            description="http_request under the original capport's arg names (df, select).",
+        )
+    )
     return registry
+
+
+# `http_request_json` is `http_request` under the original capport example's arg names: `df`
+# (the frame of URLs), `select` (the URL column path), `save_df`. Its `select` names the URL
+# column, so the select of the response rows, `select` in `http_request`, is `fields` here.
+
+
+class _RequestJsonEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    df: str
+    select: str
+    save_df: str
+    fields: Any = None
+    model: str | None = None
+    method: str = "GET"
+    format: str = "json"
+    timeout: float = Field(DEFAULT_TIMEOUT, gt=0)
+    retries: int = Field(DEFAULT_RETRIES, ge=0)
+    backoff: float = Field(DEFAULT_BACKOFF, ge=0)
+    max_concurrent: int = Field(DEFAULT_MAX_CONCURRENT, ge=1)
+
+
+def _parse_http_request_json(raw: Any, ctx: BindContext) -> HttpRequestArgs:
+    task = "http_request_json"
+    entry = validate_model(_RequestJsonEntry, raw, ctx.location, f"args for task '{task}'")
+    assert isinstance(entry, _RequestJsonEntry)
+    same = _RequestEntry(
+        df_from=entry.df,
+        url_column=entry.select,
+        df_to=entry.save_df,
+        select=entry.fields,
+        model=entry.model,
+        method=entry.method,
+        format=entry.format,
+        timeout=entry.timeout,
+        retries=entry.retries,
+        backoff=entry.backoff,
+        max_concurrent=entry.max_concurrent,
+    )
+    options = _options(same, task, ctx, entry.max_concurrent)
+    path = _check_column_path(entry.select, "select", task, ctx)
+    shape = _shape(same, task, ctx, select_arg="fields")
+    return HttpRequestArgs(entry.df, path, entry.save_df, options, shape, task, "select")
 
 
 register_http_tasks(DEFAULT_REGISTRY)
