@@ -18,7 +18,7 @@ import pytest
 
 from capport_dagster.core.graph import FrameVersion, PipelineGraph
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import Frame, RunContext
+from capport_dagster.core.registry import DEFAULT_REGISTRY, Frame, RunContext
 from capport_dagster.core.runtime import run_stage
 
 #: Skips for a missing service, and their failure where CAPPORT_REQUIRE_SERVICES=1.
@@ -143,6 +143,16 @@ class PolarsExecutions:
 
         monkeypatch.setattr(pl.LazyFrame, "collect", counted_collect)
         monkeypatch.setattr(pl, "collect_all", counted_collect_all)
+
+
+def builtin_tasks() -> str:
+    """The built-in task names as the unknown-task messages list them: derived from the default
+    registry, so that each new task module does not rewrite every test quoting the list."""
+    return ", ".join(
+        name
+        for name in DEFAULT_REGISTRY
+        if getattr(DEFAULT_REGISTRY.get(name).run, "__module__", "").startswith("capport_dagster.")
+    )
 
 
 #: Lines a test module wants printed in the run's summary (tests/test_fuzz.py: its memory figures).

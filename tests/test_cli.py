@@ -16,7 +16,7 @@ from polars.testing import assert_frame_equal
 
 from capport_dagster.cli import main
 from capport_dagster.translate.progress import _ProgressHandler
-from tests.conftest import EXAMPLE_CONFIG, FIXTURES, capport
+from tests.conftest import EXAMPLE_CONFIG, FIXTURES, builtin_tasks, capport
 
 ORIGINAL = FIXTURES / "capport_original"
 
@@ -30,7 +30,7 @@ def test_validate_reports_each_problem_of_an_original_capport_config(capsys, mon
     out, err = capsys.readouterr()
     assert out == ""
     where = "pipeline.yml:{}, pipeline 'players', stage '{}' (#{})".format
-    known = "(tasks: http_request, http_single_request, load_csv, noop, save_csv, transform)"
+    known = f"(tasks: {builtin_tasks()})"
     # Not a typo of a built-in task: perhaps the user's own, whose module was not given.
     mine = (
         f"{known} - if it is your own task, name the module that registers it: -m MODULE "
@@ -38,8 +38,13 @@ def test_validate_reports_each_problem_of_an_original_capport_config(capsys, mon
     )
     assert err.splitlines() == [
         f"error: {where(6, 'fetch_ids', 1)}: unknown task 'mongo' {mine}",
-        f"error: {where(18, 'fetch_players', 3)}: unknown task 'http_request_json' - did you "
-        f"mean 'http_request'? {known}",
+        f"error: {where(18, 'fetch_players', 3)}: malformed args for task 'http_request_json': "
+        "df: field required; select: field required; save_df: field required; unknown key "
+        "'df_from' (keys: backoff, df, fields, format, max_concurrent, "
+        "method, model, retries, save_df, select, timeout); unknown key 'url_column' (keys: "
+        "backoff, df, fields, format, max_concurrent, method, model, retries, save_df, select, "
+        "timeout); unknown key 'df_to' (keys: backoff, df, fields, format, max_concurrent, "
+        "method, model, retries, save_df, select, timeout)",
         f"error: {where(24, 'enrich', 4)}: malformed args for task 'transform': save_df: "
         "field required",
         f"error: {where(47, 'store', 8)}: unknown task 'postgres' {mine}",
@@ -268,7 +273,7 @@ def custom_config(write_config, task: str = "double") -> Path:
     )
 
 
-BUILTIN_TASKS = "http_request, http_single_request, load_csv, noop, save_csv, transform"
+BUILTIN_TASKS = builtin_tasks()
 
 
 @pytest.mark.parametrize("executor", ["in_process", "multiprocess"])

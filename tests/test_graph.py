@@ -12,6 +12,7 @@ from capport_dagster.core.graph import FrameVersion, load_project
 from capport_dagster.core.loader import load_config
 from capport_dagster.core.registry import TaskRegistry, TaskSpec
 from capport_dagster.errors import ValidationError
+from tests.conftest import builtin_tasks
 
 LOAD = "{ task: load_csv, args: { filepath: x.csv, df_name: %s } }"
 
@@ -110,8 +111,7 @@ def test_every_problem_is_reported_at_once(write_config):
         f"error: {where}:3, pipeline 'p', stage 'early' (#1): reads frame 'LATER' before any "
         "earlier stage writes it; it is written later by stage 'late' - move that stage first",
         f"error: {where}:4, pipeline 'p', stage 'typo' (#2): unknown task 'load_cvs' - did you "
-        "mean 'load_csv'? (tasks: http_request, http_single_request, load_csv, noop, save_csv, "
-        "transform)",
+        f"mean 'load_csv'? (tasks: {builtin_tasks()})",
         f"error: {where}:5, pipeline 'p', stage 'bad_args' (#3): malformed args for task "
         "'load_csv': filepath: field required; df_name: field required; unknown key 'path' - "
         "did you mean 'filepath'? (keys: df_name, filepath, model, save_df)",

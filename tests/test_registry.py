@@ -24,7 +24,7 @@ from capport_dagster.core.registry import (
 )
 from capport_dagster.core.runtime import run_stage
 from capport_dagster.errors import ConfigError, ValidationError
-from tests.conftest import REPO
+from tests.conftest import REPO, builtin_tasks
 
 BUILTIN = ["load_csv", "noop", "save_csv", "transform"]
 
@@ -182,7 +182,7 @@ def test_registering_a_name_twice_needs_replace():
 # --- unknown tasks --------------------------------------------------------------------------
 
 
-BUILTIN_LIST = "http_request, http_single_request, load_csv, noop, save_csv, transform"
+BUILTIN_LIST = builtin_tasks()
 HINT = (
     " - if it is your own task, name the module that registers it: -m MODULE (capport) or "
     "$CAPPORT_TASK_MODULES (Dagster)"
@@ -209,8 +209,8 @@ def test_an_unknown_task_suggests_the_closest_name(write_config):
         ),
         (
             lambda: register_scale(DEFAULT_REGISTRY.copy()),
-            "mongo",
-            f"unknown task 'mongo' (custom tasks: scale; built-in tasks: {BUILTIN_LIST})",
+            "kafka",
+            f"unknown task 'kafka' (custom tasks: scale; built-in tasks: {BUILTIN_LIST})",
         ),
         # Built-in tasks only: a close name is the likely fix; else the module may be missing.
         (
@@ -220,8 +220,8 @@ def test_an_unknown_task_suggests_the_closest_name(write_config):
         ),
         (
             lambda: DEFAULT_REGISTRY.copy(),
-            "mongo",
-            f"unknown task 'mongo' (tasks: {BUILTIN_LIST}){HINT}",
+            "kafka",
+            f"unknown task 'kafka' (tasks: {BUILTIN_LIST}){HINT}",
         ),
     ],
     ids=["custom only", "custom and built-in", "built-in typo", "built-in, not a typo"],
