@@ -48,7 +48,9 @@ def test_validate_reports_each_problem_of_an_original_capport_config(capsys, mon
         f"error: {where(24, 'enrich', 4)}: malformed args for task 'transform': save_df: "
         "field required",
         f"error: {where(47, 'store', 8)}: unknown task 'postgres' {mine}",
-        f"error: {where(53, 'reconcile', 9)}: unknown task 'recon' {mine}",
+        f"error: {where(53, 'reconcile', 9)}: malformed args for task 'recon': left_df: field "
+        "required; right_df: field required; save_neq_rows: field required; unknown key 'df' "
+        "(keys: left_df, on, right_df, save_neq_rows)",
         f"error: {where(56, 'notify', 10)}: unknown task 'discord' {mine}",
         "error: transform.yml:13:7, transform 'shape_players' (used by pipeline 'players', stage "
         "'listify' (#7)): step 1 (select): column 'teams': unknown action 'to_list' (valid "

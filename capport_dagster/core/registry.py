@@ -374,3 +374,4 @@ task = DEFAULT_REGISTRY.task
 # see the default registry without them.
 from capport_dagster.core import http as _http_tasks  # noqa: E402, F401
 from capport_dagster.core import tasks as _builtin_tasks  # noqa: E402, F401
+from capport_dagster.core import recon as _recon_task  # noqa: E402, F401
