@@ -114,7 +114,8 @@ def test_every_problem_is_reported_at_once(write_config):
         f"mean 'load_csv'? (tasks: {builtin_tasks()})",
         f"error: {where}:5, pipeline 'p', stage 'bad_args' (#3): malformed args for task "
         "'load_csv': filepath: field required; df_name: field required; unknown key 'path' - "
-        "did you mean 'filepath'? (keys: df_name, filepath, model, save_df)",
+        "did you mean 'filepath'? (keys: df_name, encoding, filepath, has_header, model, "
+        "null_values, quote_char, save_df, separator)",
         f"error: {where}:6, pipeline 'p', stage 'no_transform' (#4): unknown transform 'missing'",
         f"error: {where}:7, pipeline 'p', stage 'no_model' (#5): unknown model 'nope'",
         f"error: {where}:8, pipeline 'p', stage 'noop_args' (#6): task 'noop' takes no args, "

@@ -170,8 +170,9 @@ def test_load_csv_entry_keys_are_checked(write_config):
     assert errors(config) == [
         "error: config/p.yml:3, pipeline 'p', stage 'io' (#1): malformed args for task "
         "'load_csv': filepath: field required; df_name: field required; unknown key 'file' - did "
-        "you mean 'filepath'? (keys: df_name, filepath, model, save_df); unknown key 'from_df' "
-        "(keys: df_name, filepath, model, save_df)"
+        "you mean 'filepath'? (keys: df_name, encoding, filepath, has_header, model, null_values, "
+        "quote_char, save_df, separator); unknown key 'from_df' (keys: df_name, encoding, "
+        "filepath, has_header, model, null_values, quote_char, save_df, separator)"
     ]
 
 
@@ -717,7 +718,11 @@ LATE_VALUE = b"a,b\n" + b"".join(b"%d,x\n" % i for i in range(150)) + b"1.5,y\n2
             "line 3 has 3 fields but the header has 2 (quote a field that holds a comma, or "
             "fix the row)",
         ),
-        (b"a,b\n1,x\n2,\xff\xfe\n", "line 3 is not valid UTF-8 (save the file as UTF-8)"),
+        (
+            b"a,b\n1,x\n2,\xff\xfe\n",
+            "line 3 is not valid UTF-8 (save the file as UTF-8, or load it with encoding: "
+            "utf8-lossy to read bad bytes as \ufffd)",
+        ),
         (b"", "the file is empty (a CSV file needs at least its header line)"),
         (
             LATE_VALUE,

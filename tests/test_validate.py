@@ -11,6 +11,7 @@ import re
 import pytest
 
 from capport_dagster.cli import main
+from tests.conftest import builtin_tasks
 
 #: Independent mistakes, by file (several in one stage or runner where the point is that one does
 #: not hide the other), with the exact problem `validate` must print for each. Together in one
@@ -26,8 +27,7 @@ PLANTED = {
         """,
         [
             "config/unknown_task.yml:3, pipeline 'p_task', stage 'load' (#1): unknown task"
-            " 'lod_csv' - did you mean 'load_csv'? (tasks: http_request, http_single_request,"
-            " load_csv, noop, save_csv, transform)"
+            f" 'lod_csv' - did you mean 'load_csv'? (tasks: {builtin_tasks()})"
         ],
     ),
     "unknown_transform.yml": (

@@ -41,6 +41,8 @@ __all__ = [
     "HOST_TAG",
     "TEMP_SUFFIX",
     "DestinationError",
+    "NewFile",
+    "atomic_new_file",
     "atomic_path",
     "is_running",
     "remove_stale_temporaries",
@@ -198,3 +200,47 @@ def _create_temporary(destination: Path) -> Path:
                 raise
         os.close(fd)
         return temporary
+
+
+class NewFile:
+    """Where `atomic_new_file` writes (`temporary`) and, once published, the file it made."""
+
+    def __init__(self, temporary: Path) -> None:
+        self.temporary = temporary
+        self.path: Path | None = None
+
+
+@contextmanager
+def atomic_new_file(names: Iterator[Path]) -> Iterator[NewFile]:
+    """Like `atomic_path`, for a file that must not exist yet: the first of `names` that is
+    free when the write is done gets the data, by a hard link (which, unlike a rename, refuses
+    an existing name, so a concurrent writer's file is never replaced), then the temporary name
+    is removed. `NewFile.path` names the file made."""
+    first = next(names)
+    try:
+        _check_destination(first)
+        first.parent.mkdir(parents=True, exist_ok=True)
+        temporary = _create_temporary(first)
+    except DestinationError:
+        raise
+    except OSError as exc:
+        raise _destination_error(exc, first) from exc
+    new = NewFile(temporary)
+    try:
+        yield new
+        candidate = first
+        while True:
+            with interrupts.guarded(candidate):
+                try:
+                    os.link(temporary, candidate)
+                except FileExistsError:
+                    candidate = next(names)
+                    continue
+                except OSError as exc:
+                    raise _destination_error(exc, candidate) from exc
+            new.path = candidate
+            break
+    finally:
+        temporary.unlink(missing_ok=True)
+        interrupts.untrack(temporary)
+    remove_stale_temporaries(first)
