@@ -14,6 +14,7 @@ from capport_dagster.core.graph import load_project
 from capport_dagster.core.models import DTYPES
 from capport_dagster.core.modes import RunMode
 from capport_dagster.errors import TaskError
+from tests.conftest import run_stages
 from tests.test_tasks import errors, final, pipeline, run_in_order
 
 ALL_MODES = pytest.mark.parametrize("mode", list(RunMode))
@@ -163,8 +164,6 @@ def test_load_json_of_ndjson_is_lazy_and_of_an_array_eager(write_config, tmp_pat
         }
     )
     graph = load_project(config).graphs["p"]
-    from tests.conftest import run_stages
-
     frames = run_stages(graph, RunMode.SYNC_LAZY, variables)
     ndjson = frames[graph.final_versions["N"]]
     array = frames[graph.final_versions["A"]]

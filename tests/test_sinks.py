@@ -26,6 +26,7 @@ from capport_dagster.core.sinks import (
     HOST_TAG,
     TEMP_SUFFIX,
     DestinationError,
+    atomic_new_file,
     atomic_path,
     remove_stale_temporaries,
 )
@@ -365,3 +366,26 @@ def test_a_directory_that_cannot_be_created_names_its_nearest_existing_parent(
     with pytest.raises(DestinationError) as info, atomic_path(destination):
         pytest.fail("the block must not run")
     assert info.value.strerror == f"directory {tmp_path} is not writable"
+
+
+# --- atomic_new_file: make_next never overwrites ------------------------------------------------
+
+
+def test_a_new_file_takes_the_first_free_name_and_never_replaces_one(tmp_path):
+    names = iter([tmp_path / "o_1.csv", tmp_path / "o_2.csv", tmp_path / "o_3.csv"])
+    with atomic_new_file(names) as new:
+        new.temporary.write_text("mine\n")
+        # Another writer publishes under the first name meanwhile.
+        (tmp_path / "o_1.csv").write_text("theirs\n")
+        assert new.path is None
+    assert new.path == tmp_path / "o_2.csv"
+    assert (tmp_path / "o_1.csv").read_text() == "theirs\n"
+    assert (tmp_path / "o_2.csv").read_text() == "mine\n"
+    assert sorted(os.listdir(tmp_path)) == ["o_1.csv", "o_2.csv"]
+
+
+def test_a_failed_new_file_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError), atomic_new_file(iter([tmp_path / "o.csv"])) as new:
+        new.temporary.write_text("half")
+        raise RuntimeError("disk on fire")
+    assert os.listdir(tmp_path) == []

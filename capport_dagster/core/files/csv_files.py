@@ -49,6 +49,16 @@ def _one_byte(value: str | None, what: str) -> str | None:
     return value
 
 
+def _not_yaml_null(value: object) -> object:
+    """`null_value: NULL` is YAML's null, not the text NULL: say so rather than 'not a string'."""
+    if value is None:
+        raise PydanticCustomError(
+            "yaml_null",
+            "YAML reads NULL, Null, null and ~ as no value: quote the text ('NULL')",
+        )
+    return value
+
+
 class CsvLoadEntry(LoadEntry):
     separator: str = ","
     has_header: bool = True
@@ -61,6 +71,13 @@ class CsvLoadEntry(LoadEntry):
     def _separator(cls, value: str) -> str:
         return _one_byte(value, "a separator") or value
 
+    @field_validator("null_values", mode="before")
+    @classmethod
+    def _null_values(cls, value: object) -> object:
+        for item in value if isinstance(value, list) else [value]:
+            _not_yaml_null(item)
+        return value
+
     @field_validator("quote_char")
     @classmethod
     def _quote(cls, value: str | None) -> str | None:
@@ -71,6 +88,11 @@ class CsvSaveEntry(SaveEntry):
     separator: str = ","
     null_value: str = ""
     include_header: bool = True
+
+    @field_validator("null_value", mode="before")
+    @classmethod
+    def _null_value(cls, value: object) -> object:
+        return _not_yaml_null(value)
 
     @field_validator("separator")
     @classmethod
