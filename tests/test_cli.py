@@ -37,7 +37,10 @@ def test_validate_reports_each_problem_of_an_original_capport_config(capsys, mon
         "(capport) or $CAPPORT_TASK_MODULES (Dagster)"
     )
     assert err.splitlines() == [
-        f"error: {where(6, 'fetch_ids', 1)}: unknown task 'mongo' {mine}",
+        f"error: {where(6, 'fetch_ids', 1)}: task 'mongo': MongoDB is not supported (no MongoDB "
+        "server is available to test it against, so it could not be kept working); export the "
+        "collection to JSON or CSV and read it with load_json or load_csv, or copy it into "
+        "PostgreSQL and read it with load_sql or postgres",
         f"error: {where(18, 'fetch_players', 3)}: malformed args for task 'http_request_json': "
         "df: field required; select: field required; save_df: field required; unknown key "
         "'df_from' (keys: backoff, df, fields, format, max_concurrent, "
@@ -51,7 +54,10 @@ def test_validate_reports_each_problem_of_an_original_capport_config(capsys, mon
         f"error: {where(53, 'reconcile', 9)}: malformed args for task 'recon': left_df: field "
         "required; right_df: field required; save_neq_rows: field required; unknown key 'df' "
         "(keys: left_df, on, right_df, save_neq_rows)",
-        f"error: {where(56, 'notify', 10)}: unknown task 'discord' {mine}",
+        f"error: {where(56, 'notify', 10)}: malformed args for task 'discord': args: field "
+        "required; unknown key 'channel' (keys: args, backoff, job_type, level, max_rows, "
+        "retries, task_type, timeout, webhook); unknown key 'message' (keys: args, backoff, "
+        "job_type, level, max_rows, retries, task_type, timeout, webhook)",
         "error: transform.yml:13:7, transform 'shape_players' (used by pipeline 'players', stage "
         "'listify' (#7)): step 1 (select): column 'teams': unknown action 'to_list' (valid "
         "actions: concat, format)",

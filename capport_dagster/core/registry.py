@@ -375,3 +375,5 @@ task = DEFAULT_REGISTRY.task
 from capport_dagster.core import http as _http_tasks  # noqa: E402, F401
 from capport_dagster.core import tasks as _builtin_tasks  # noqa: E402, F401
 from capport_dagster.core import recon as _recon_task  # noqa: E402, F401
+from capport_dagster.core import notify as _notify_tasks  # noqa: E402, F401
+from capport_dagster.core import unsupported as _unsupported_tasks  # noqa: E402, F401
