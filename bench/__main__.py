@@ -26,6 +26,7 @@ import polars as pl
 
 from bench.data_path import data_path
 from bench.fanout import cpu_fanout, http_fanout
+from bench.files import files
 from bench.harness import Comparison
 from bench.load_time import load_time
 from bench.overhead import overhead
@@ -66,6 +67,7 @@ SUITES: dict[str, Suite] = {
         http_fanout(work, s.rounds, s.http_delay, s.multiprocess),
     ],
     "load_time": lambda work, s: [load_time(work, s.config_stages, s.rounds)],
+    "files": lambda work, s: files(work, s.projection_rows, s.rounds),
 }
 
 

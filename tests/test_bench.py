@@ -29,6 +29,9 @@ TITLES = [
     "CPU-bound fan-out: 4 branches over 20,000 event rows each, 2 cores",
     "I/O-bound fan-out: 8 HTTP stages, server answers after 0.2 s",
     "Load time of generated configs",
+    "NDJSON load and save, 20,000 rows, in process",
+    "JSON array load and save, 20,000 rows, in process",
+    "Parquet load and save, 20,000 rows, in process",
 ]
 
 

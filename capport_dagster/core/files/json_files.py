@@ -190,7 +190,7 @@ class _ArrayWriter:
         self.pending = comma_first  # a comma owed before the next object
 
     def write(self, data: bytes) -> int:
-        chunk = bytes(data)
+        chunk = data if isinstance(data, bytes) else bytes(data)
         if not chunk:
             return 0
         if self.pending:
