@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from capport_dagster.core import recon as recon_module
 from capport_dagster.core.graph import load_project
@@ -15,7 +19,7 @@ from capport_dagster.core.modes import RunMode
 from capport_dagster.core.recon import ReconArgs, recon
 from capport_dagster.core.registry import DEFAULT_REGISTRY
 from capport_dagster.errors import Location, TaskError, ValidationError
-from tests.conftest import PolarsExecutions, run_stages
+from tests.conftest import PolarsExecutions, capport, run_stages
 
 LEFT = pl.DataFrame(
     {
@@ -257,3 +261,171 @@ def test_args_are_checked_by_validate(write_config, args, cause):
     assert [str(p) for p in info.value.errors] == [
         f"error: config/p.yml:5, pipeline 'p', stage 'recon' (#3): {cause}"
     ]
+
+
+# --- the original capport example's player_recon pipeline, end to end -------------------------
+
+# The original's `player_recon` (config/pipeline.yml of cap-sized/capport): players from the
+# warehouse -> their API URLs -> the API's players -> reshaped like ours -> recon -> discord.
+# Here with `on: player_id` (the original compares every column, so nothing could be 'differs').
+PLAYER_RECON = """
+pipeline:
+  player_recon:
+    # TODO(issue 13): task: postgres (database/table/cmd) in place of load_csv once it lands.
+    - label: fetch_players
+      task: load_csv
+      args: { filepath: players.csv, model: player, save_df: PLAYER }
+    - label: nhl_player_urls
+      task: transform
+      args: { name: cs_player_to_nhl_player_url, input: PLAYER, save_df: NHL_PLAYER_URLS }
+    - label: nhl_player
+      task: http_request_json
+      args: { df: NHL_PLAYER_URLS, select: nhl_url, save_df: NHL_PLAYER }
+    - label: cs_player
+      task: transform
+      args: { name: nhl_player_to_player, input: NHL_PLAYER, save_df: NHL_PLAYER }
+    - label: recon_player
+      task: recon
+      args: { left_df: PLAYER, right_df: NHL_PLAYER, on: player_id, save_neq_rows: RECON_PLAYER }
+    - label: inform_recon
+      task: discord
+      args: { level: WARN, job_type: recon, args: { df: RECON_PLAYER } }
+"""
+PLAYER_MODEL = """
+model:
+  player:
+    player_id: int64
+    first_name: str
+    last_name: str
+    team_id: int64
+    position: str
+"""
+PLAYER_TRANSFORMS = """
+transform:
+  cs_player_to_nhl_player_url:
+    - select:
+        nhl_url:
+          action: format
+          args: { template: "API/v1/player/{}/landing", cols: [player_id] }
+  nhl_player_to_player:
+    - select:
+        player_id: playerId
+        first_name: firstName.default
+        last_name: lastName.default
+        team_id: currentTeamId
+        position:
+"""
+PLAYERS_CSV = (
+    "player_id,first_name,last_name,team_id,position\n"
+    "8478402,Connor,McDavid,22,C\n"  # the API agrees
+    "8477934,Leon,Draisaitl,22,C\n"  # the API has him in team 23: differs
+    "8480000,Ghost,Player,1,D\n"  # the API has no such player (an empty array): missing
+    "8471214,Alex,Ovechkin,15,L\n"  # the API agrees
+)
+API_PLAYERS = {
+    "8478402": {"playerId": 8478402, "first": "Connor", "last": "McDavid", "team": 22, "pos": "C"},
+    "8477934": {"playerId": 8477934, "first": "Leon", "last": "Draisaitl", "team": 23, "pos": "C"},
+    "8471214": {"playerId": 8471214, "first": "Alex", "last": "Ovechkin", "team": 15, "pos": "L"},
+}
+RECON_PLAYER = pl.DataFrame(
+    {
+        "player_id": [8477934, 8480000],
+        "first_name": ["Leon", "Ghost"],
+        "last_name": ["Draisaitl", "Player"],
+        "team_id": [22, 1],
+        "position": ["C", "D"],
+        "recon": ["differs", "missing"],
+    }
+)
+DISCORD_MESSAGE = (
+    "[WARN] recon: 2 rows in RECON_PLAYER (pipeline 'player_recon', stage 'inform_recon' (#6))\n"
+    "```\n"
+    "| player_id | first_name | last_name | team_id | position | recon   |\n"
+    "|-----------|------------|-----------|---------|----------|---------|\n"
+    "| 8477934   | Leon       | Draisaitl | 22      | C        | differs |\n"
+    "| 8480000   | Ghost      | Player    | 1       | D        | missing |\n"
+    "```"
+)
+WEBHOOK = "/api/webhooks/42/player-recon-s3cr3t"
+
+
+@pytest.fixture(scope="module")
+def make_httpserver() -> Iterator[HTTPServer]:
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def nhl_api(request: Request) -> Response:
+    """The players API: `/v1/player/ID/landing` is the player's object, or `[]` if unknown."""
+    player_id = request.path.split("/")[3]
+    p = API_PLAYERS.get(player_id)
+    body = (
+        []
+        if p is None
+        else {
+            "playerId": p["playerId"],
+            "firstName": {"default": p["first"]},
+            "lastName": {"default": p["last"]},
+            "currentTeamId": p["team"],
+            "position": p["pos"],
+        }
+    )
+    return Response(json.dumps(body), mimetype="application/json")
+
+
+@pytest.fixture
+def player_recon(write_config, tmp_path, httpserver, monkeypatch) -> Path:
+    """The config, the players' CSV, the API and the webhook (its URL in $DISCORD_WEBHOOK_URL)."""
+    httpserver.expect_request(re.compile(r"/v1/player/\d+/landing")).respond_with_handler(nhl_api)
+    httpserver.expect_request(WEBHOOK, method="POST").respond_with_data("", status=204)
+    monkeypatch.setenv("DISCORD_WEBHOOK_URL", httpserver.url_for(WEBHOOK))
+    (tmp_path / "players.csv").write_text(PLAYERS_CSV)
+    api = httpserver.url_for("").rstrip("/")
+    return write_config(
+        {
+            "pipeline.yml": PLAYER_RECON,
+            "model.yml": PLAYER_MODEL,
+            "transform.yml": PLAYER_TRANSFORMS.replace("API", api),
+        }
+    )
+
+
+def webhook_posts(server: HTTPServer) -> list[dict]:
+    return [json.loads(r.get_data()) for r, _ in server.log if r.path == WEBHOOK]
+
+
+@pytest.mark.parametrize("mode", list(RunMode))
+def test_player_recon_end_to_end(player_recon, httpserver, mode):
+    graph = load_project(player_recon).graphs["player_recon"]
+    store = run_stages(graph, mode, {"DISCORD_WEBHOOK_URL": httpserver.url_for(WEBHOOK)})
+    assert_frame_equal(store[graph.final_versions["RECON_PLAYER"]].lazy().collect(), RECON_PLAYER)
+    assert webhook_posts(httpserver) == [
+        {"content": DISCORD_MESSAGE, "allowed_mentions": {"parse": []}}
+    ]
+
+
+@pytest.mark.parametrize("mode", list(RunMode))
+def test_player_recon_runs_with_capport_run(player_recon, tmp_path, httpserver, mode):
+    result = capport(
+        "run",
+        "-c",
+        str(player_recon),
+        "-p",
+        "player_recon",
+        "-o",
+        str(tmp_path / "out"),
+        "--mode",
+        mode.value,
+        cwd=tmp_path,
+        DISCORD_WEBHOOK_URL=httpserver.url_for(WEBHOOK),
+    )
+    assert result.returncode == 0, result.stderr
+    assert webhook_posts(httpserver) == [
+        {"content": DISCORD_MESSAGE, "allowed_mentions": {"parse": []}}
+    ]
+    assert "[capport] inform_recon: started" in result.stderr
+    # The webhook's URL is its credential: nowhere in what the run printed.
+    assert "s3cr3t" not in result.stdout + result.stderr
