@@ -6,16 +6,24 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from capport_dagster.core.files import FileFrame, FileFrames, WriteMode
+from capport_dagster.core.files.csv_files import CsvSaveEntry, run_save_csv
 from capport_dagster.core.files.write_modes import next_names
 from capport_dagster.core.graph import load_project
 from capport_dagster.core.modes import RunMode
-from capport_dagster.errors import TaskError
+from capport_dagster.core.registry import RunContext
+from capport_dagster.errors import Location, TaskError
+from tests.conftest import capport
 from tests.test_tasks import errors, pipeline, run_in_order
 
 ALL_MODES = pytest.mark.parametrize("mode", list(RunMode))
@@ -262,3 +270,102 @@ def test_an_unknown_mode_is_a_config_error(write_config):
         "error: config/p.yml:4, pipeline 'p', stage 'two' (#2): task 'save_json': give mode or "
         "merge_type, not both",
     ]
+
+
+KILLED_APPEND = """
+import sys, time
+from pathlib import Path
+import polars as pl
+from capport_dagster.core.files import FileFrame, FileFrames, WriteMode
+from capport_dagster.core.files.csv_files import CsvSaveEntry, run_save_csv
+from capport_dagster.core.modes import RunMode
+from capport_dagster.core.registry import RunContext
+from capport_dagster.errors import Location
+
+destination, ready = Path(sys.argv[1]), Path(sys.argv[2])
+
+def block(values: pl.Series) -> pl.Series:
+    ready.write_text("writing")  # the old rows are copied; the new ones are being written
+    time.sleep(600)
+    return values
+
+frame = pl.LazyFrame({"id": [2], "name": ["new"]}).with_columns(
+    pl.col("id").map_batches(block, return_dtype=pl.Int64)
+)
+entry = CsvSaveEntry(filepath=str(destination), df_name="N", mode="append")
+args = FileFrames((FileFrame(str(destination), "N", None, entry, WriteMode.APPEND),))
+run_save_csv(args, {"N": frame}, RunContext(RunMode.SYNC_LAZY, {}, Location()))
+"""
+
+
+def test_a_killed_append_leaves_exactly_the_old_file(tmp_path):
+    """SIGKILL half way through an append: nothing can clean up, and the file is as before."""
+    destination, ready = tmp_path / "o.csv", tmp_path / "ready"
+    destination.write_text("id,name\n1,old\n")
+    script = tmp_path / "append.py"
+    script.write_text(KILLED_APPEND)
+    writer = subprocess.Popen([sys.executable, str(script), str(destination), str(ready)])
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert writer.poll() is None, "the writer died before writing"
+            assert time.monotonic() < deadline, "the writer never started writing"
+            time.sleep(0.05)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    assert destination.read_text() == "id,name\n1,old\n"
+    leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".o.csv.")]
+    assert len(leftovers) == 1  # the killed writer's copy, never read as output
+    # The next successful append removes it and appends to the intact file.
+    config_args = {"N": pl.LazyFrame({"id": [2], "name": ["new"]})}
+    entry = CsvSaveEntry(filepath=str(destination), df_name="N", mode="append")
+    args = FileFrames((FileFrame(str(destination), "N", None, entry, WriteMode.APPEND),))
+    run_save_csv(args, config_args, RunContext(RunMode.SYNC_LAZY, {}, Location()))
+    assert destination.read_text() == "id,name\n1,old\n2,new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["append.py", "o.csv", "ready"]
+
+
+CLI_PIPELINE = {
+    "p.yml": """
+        pipeline:
+          p:
+            - { label: load, task: load_csv, args: { filepath: $CONFIG_DIR/p.csv, df_name: P,
+                separator: ';' } }
+            - { label: lines, task: save_json, args: { filepath: $OUTPUT_DIR/p.ndjson,
+                df_name: P, lines: true, mode: append } }
+            - { label: next, task: save_parquet, args: { filepath: $OUTPUT_DIR/p.parquet,
+                df_name: P, mode: make_next } }
+            - { label: back, task: load_json, args: { filepath: $OUTPUT_DIR/p.ndjson,
+                df_name: B } }
+            - { label: array, task: save_json, args: { filepath: $OUTPUT_DIR/b.json,
+                df_name: B } }
+        """,
+    "p.csv": "id;name\n1;ann\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("mode", "executor"), [("sync_lazy", "multiprocess"), ("async_eager", "in_process")]
+)
+def test_capport_run_orders_file_stages_and_appends_run_after_run(
+    write_config, tmp_path, mode, executor
+):
+    """Through Dagster: the load of p.ndjson waits for its save (the file orders them), and a
+    second run appends to the first's file and makes a second Parquet file."""
+    config = write_config(CLI_PIPELINE)
+    out = tmp_path / "out"
+    for _ in range(2):
+        result = capport(
+            "run", "-c", str(config), "-p", "p", "-o", str(out), "--mode", mode,
+            "--executor", executor, cwd=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    assert (out / "p.ndjson").read_text() == '{"id":1,"name":"ann"}\n' * 2
+    assert (out / "b.json").read_text() == '[{"id":1,"name":"ann"},{"id":1,"name":"ann"}]'
+    made = sorted(out.glob("p_*.parquet"))
+    assert len(made) == 2
+    for path in made:
+        assert_frame_equal(pl.read_parquet(path), pl.DataFrame({"id": [1], "name": ["ann"]}))
