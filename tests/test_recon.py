@@ -92,6 +92,16 @@ def test_nulls_compare_equal_to_nulls():
     )
 
 
+def test_struct_and_list_columns_compare_by_value_and_nan_equals_nan():
+    left = pl.DataFrame({"k": [1, 2], "s": [{"a": 1}, {"a": 2}], "li": [[1], [2]]})
+    right = pl.DataFrame({"k": [2, 1], "s": [{"a": 3}, {"a": 1}], "li": [[2], [1]]})
+    got = recon(left, right, ["k"]).collect()
+    assert_frame_equal(got, left.filter(pl.col("k") == 2).with_columns(recon=pl.lit("differs")))
+    floats = pl.DataFrame({"x": [1.0, float("nan")]})
+    got = recon(floats, pl.DataFrame({"x": [float("nan")]})).collect()
+    assert_frame_equal(got, pl.DataFrame({"x": [1.0], "recon": ["missing"]}))
+
+
 def test_a_row_agrees_when_any_right_row_with_its_key_is_identical():
     left = pl.DataFrame({"k": [1, 2], "v": ["a", "b"]})
     right = pl.DataFrame({"k": [1, 1, 2, 2], "v": ["x", "a", "y", "z"]})

@@ -21,10 +21,11 @@ columns of `left_df` and one more, `recon` (a string):
 Only the columns both frames have are compared; the left frame's other columns ride along. Rows
 keep the left frame's order; a left row that occurs twice is reported twice. **Nulls compare
 equal to nulls** (a null key matches a null key, a null value equals a null value), as a user
-reconciling a table against an API expects of "the same row". **Duplicate keys on the right**: a
-left row agrees when *any* right row with its key is identical on the common columns (the right
-frame may hold several versions of a row; one match is enough). When the frames agree the result
-is empty, with the same columns.
+reconciling a table against an API expects of "the same row" (NaN equals NaN too; struct and
+list columns compare by value). **Duplicate keys on the right**: a left row agrees when *any*
+right row with its key is identical on the common columns (the right frame may hold several
+versions of a row; one match is enough). When the frames agree the result is empty, with the
+same columns.
 
 The plan is joins only (semi/anti joins, `nulls_equal=True`): nothing is computed before a sink
 reads the result. At run time, before any data is read, an `on` column missing from either frame,
