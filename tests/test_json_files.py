@@ -281,3 +281,40 @@ def test_json_args_are_checked_when_validating(write_config):
         "'save_json': unknown key 'line' - did you mean 'lines'? (keys: df_name, filepath, "
         "from_df, lines, merge_type, mode, model)",
     ]
+
+
+@pytest.mark.parametrize("content", ['[{"id":1}]', '{"id":1}\n'], ids=["array", "ndjson"])
+@ALL_MODES
+def test_a_model_column_the_file_lacks_is_null_if_optional_else_said(
+    write_config, tmp_path, variables, mode, content
+):
+    (tmp_path / "p.json").write_text(content)
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: l, task: load_json, args: [{ filepath: p.json, df_name: P, model: m },"
+                " { filepath: p.json, df_name: Q, model: strict }] }",
+            )
+            + "model:\n  m:\n    id: uint8\n    day?: date\n  strict:\n    id: int\n    day: date\n"
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    with pytest.raises(TaskError) as info:
+        run_in_order(graph, variables, mode)
+    assert str(info.value) == (
+        "config/p.yml:3, pipeline 'p', stage 'l' (#1): model 'strict': required column 'day' is "
+        "missing (the data has columns: id)"
+    )
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: l, task: load_json, args: { filepath: p.json, df_name: P, model: m } }"
+            )
+            + "model:\n  m:\n    id: uint8\n    day?: date\n"
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    assert_frame_equal(
+        final(graph, run_in_order(graph, variables, mode), "P"),
+        pl.DataFrame({"id": [1], "day": [None]}, schema={"id": pl.UInt8, "day": pl.Date}),
+    )

@@ -59,13 +59,18 @@ def run_load_json(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
             lines = _is_ndjson(path, ctx)
         what = f"load_json: {path}"
         dtypes = _reading_dtypes(file.model) if file.model is not None else None
-        if lines:
-            frame = pl.scan_ndjson(path, schema_overrides=dtypes)
-        else:
-            try:
-                frame = pl.read_json(path, schema_overrides=dtypes).lazy()
-            except (pl.exceptions.PolarsError, OSError) as exc:
-                raise TaskError(f"{what}: {_reason(exc)}", ctx.location) from exc
+        try:
+            if lines:
+                if dtypes:
+                    # Only the file's columns: a model column the file lacks (optional, or
+                    # missing: `reshape` says so) would fail the scan with its bare name.
+                    present = set(pl.scan_ndjson(path).collect_schema().names())
+                    dtypes = {k: v for k, v in dtypes.items() if k in present}
+                frame = pl.scan_ndjson(path, schema_overrides=dtypes)
+            else:
+                frame = _read_array(path, dtypes).lazy()
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise TaskError(f"{what}: {_reason(exc)}", ctx.location) from exc
         if file.model is not None:
             frame = reshape(frame, file.model, location=ctx.location)
         loaded[file.df_name] = mark_source(
@@ -76,6 +81,19 @@ def run_load_json(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
             reason=file_gone,
         )
     return loaded
+
+
+def _read_array(path: Path, dtypes: dict[str, pl.DataType] | None) -> pl.DataFrame:
+    """The array, its model columns read as `dtypes` says; read again without the columns the
+    file lacks (optional or missing ones: `reshape` then says which) if there are any."""
+    try:
+        return pl.read_json(path, schema_overrides=dtypes)
+    except pl.exceptions.SchemaFieldNotFoundError:
+        assert dtypes is not None
+        present = set(pl.read_json(path).columns)
+        return pl.read_json(
+            path, schema_overrides={k: v for k, v in dtypes.items() if k in present}
+        )
 
 
 def _reading_dtypes(model: Model) -> dict[str, pl.DataType]:
