@@ -417,8 +417,11 @@ def test_player_recon_end_to_end(player_recon, httpserver, mode):
     ]
 
 
-@pytest.mark.parametrize("mode", list(RunMode))
-def test_player_recon_runs_with_capport_run(player_recon, tmp_path, httpserver, mode):
+@pytest.mark.parametrize(
+    ("mode", "executor"),
+    [*((mode, "in_process") for mode in RunMode), (RunMode.ASYNC_LAZY, "multiprocess")],
+)
+def test_player_recon_runs_with_capport_run(player_recon, tmp_path, httpserver, mode, executor):
     result = capport(
         "run",
         "-c",
@@ -429,6 +432,8 @@ def test_player_recon_runs_with_capport_run(player_recon, tmp_path, httpserver, 
         str(tmp_path / "out"),
         "--mode",
         mode.value,
+        "--executor",
+        executor,
         cwd=tmp_path,
         DISCORD_WEBHOOK_URL=httpserver.url_for(WEBHOOK),
     )
