@@ -165,6 +165,18 @@ def test_append_to_parquet_of_another_type_is_refused(write_config, tmp_path, va
             b"id,name\n",
             "it is not a Parquet file (save with mode: replace or make_next)",
         ),
+        (
+            "array",
+            b'[{"id":1,}]',
+            "it is not a valid JSON array (ExpectedObjectKey at character 9 ('}'); fix the file, "
+            "or save with mode: replace or make_next)",
+        ),
+        (
+            "parquet",
+            b"PAR1 broken PAR1",
+            "its schema cannot be read (parquet: File out of specification: The footer size "
+            "must be smaller or equal to the file's size; save with mode: replace or make_next)",
+        ),
     ],
 )
 def test_append_to_a_file_of_another_format_is_refused(

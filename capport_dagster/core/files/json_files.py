@@ -187,7 +187,7 @@ def _write_array(
                         "not a JSON array (append with lines: true to NDJSON, or save with "
                         "mode: replace or make_next)"
                     )
-                columns = pl.read_json(old).columns if old[1:].strip() != b"]" else None
+                columns = _array_columns(file, existing, old)
                 if columns:
                     _check_columns(file, frame, existing, columns)
                 handle.write(old[:-1].rstrip())
@@ -197,6 +197,19 @@ def _write_array(
         writer = _ArrayWriter(handle, comma_first=separated)
         run([frame.sink_ndjson(writer, lazy=True)])
         handle.write(b"]")
+
+
+def _array_columns(file: FileFrame, path: Path, text: bytes) -> list[str] | None:
+    """The columns of the array in `text` (None: the array is empty)."""
+    if text[1:].strip() == b"]":
+        return None
+    try:
+        return pl.read_json(text).columns
+    except pl.exceptions.PolarsError as exc:
+        raise WriteRefused(
+            f"save_json: cannot append frame '{file.df_name}' to {path}: it is not a valid JSON "
+            f"array ({_reason(exc)}; fix the file, or save with mode: replace or make_next)"
+        ) from exc
 
 
 class _ArrayWriter:

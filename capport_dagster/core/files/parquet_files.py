@@ -92,7 +92,13 @@ def _write_parquet(
             f"save_parquet: cannot append frame '{file.df_name}' to {existing}: it is not a "
             "Parquet file (save with mode: replace or make_next)"
         )
-    old = pl.read_parquet_schema(existing)
+    try:
+        old = pl.read_parquet_schema(existing)
+    except pl.exceptions.PolarsError as exc:
+        raise WriteRefused(
+            f"save_parquet: cannot append frame '{file.df_name}' to {existing}: its schema "
+            f"cannot be read ({str(exc).splitlines()[0]}; save with mode: replace or make_next)"
+        ) from exc
     new = frame.collect_schema()
     problem = column_mismatch("save_parquet", file.df_name, existing, new.names(), list(old))
     if problem:
