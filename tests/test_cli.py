@@ -30,12 +30,6 @@ def test_validate_reports_each_problem_of_an_original_capport_config(capsys, mon
     out, err = capsys.readouterr()
     assert out == ""
     where = "pipeline.yml:{}, pipeline 'players', stage '{}' (#{})".format
-    known = f"(tasks: {builtin_tasks()})"
-    # Not a typo of a built-in task: perhaps the user's own, whose module was not given.
-    mine = (
-        f"{known} - if it is your own task, name the module that registers it: -m MODULE "
-        "(capport) or $CAPPORT_TASK_MODULES (Dagster)"
-    )
     assert err.splitlines() == [
         f"error: {where(6, 'fetch_ids', 1)}: task 'mongo': MongoDB is not supported (no MongoDB "
         "server is available to test it against, so it could not be kept working); export the "
@@ -50,7 +44,9 @@ def test_validate_reports_each_problem_of_an_original_capport_config(capsys, mon
         "method, model, retries, save_df, select, timeout)",
         f"error: {where(24, 'enrich', 4)}: malformed args for task 'transform': save_df: "
         "field required",
-        f"error: {where(47, 'store', 8)}: unknown task 'postgres' {mine}",
+        f"error: {where(47, 'store', 8)}: task 'postgres' reads a table or query into a frame "
+        "(args: database, table or cmd, save_df, model); to write frame 'PLAYERS_FINAL' to "
+        "PostgreSQL use save_sql (connection, table, df_name, mode)",
         f"error: {where(53, 'reconcile', 9)}: malformed args for task 'recon': left_df: field "
         "required; right_df: field required; save_neq_rows: field required; unknown key 'df' "
         "(keys: left_df, on, right_df, save_neq_rows)",

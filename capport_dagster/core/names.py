@@ -155,7 +155,11 @@ class DagsterNaming:
         return tuple(asset_key_part(part) for part in parts)
 
     def sink_asset_key(self, graph: PipelineGraph, node: StageNode) -> tuple[str, ...]:
-        return (asset_key_part(graph.name), asset_key_part(node.label))
+        """`[pipeline, label]`; a sink whose args name what it writes (`save_sql`'s
+        `sink_key()`: `sql`, connection, table) is keyed by that instead."""
+        sink_key = getattr(node.args, "sink_key", None)
+        parts = sink_key() if callable(sink_key) else (node.label,)
+        return tuple(asset_key_part(part) for part in (graph.name, *parts))
 
     def group(self, graph: PipelineGraph) -> str:
         return dagster_name(graph.name)

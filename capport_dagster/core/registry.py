@@ -373,7 +373,8 @@ task = DEFAULT_REGISTRY.task
 # The built-in tasks register themselves in DEFAULT_REGISTRY; importing them here means nobody can
 # see the default registry without them.
 from capport_dagster.core import http as _http_tasks  # noqa: E402, F401
-from capport_dagster.core import tasks as _builtin_tasks  # noqa: E402, F401
-from capport_dagster.core import recon as _recon_task  # noqa: E402, F401
 from capport_dagster.core import notify as _notify_tasks  # noqa: E402, F401
+from capport_dagster.core import recon as _recon_task  # noqa: E402, F401
+from capport_dagster.core import sql as _sql_tasks  # noqa: E402, F401
+from capport_dagster.core import tasks as _builtin_tasks  # noqa: E402, F401
 from capport_dagster.core import unsupported as _unsupported_tasks  # noqa: E402, F401

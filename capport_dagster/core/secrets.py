@@ -78,6 +78,10 @@ def secret_values(
             found.update(_secret_leaves(body, marked=()))
     marked = {n.strip() for n in environ.get("CAPPORT_SECRET_VARS", "").split(",") if n.strip()}
     found.update(value for name, value in environ.items() if is_secret_variable(name, marked))
+    # Database passwords: those `password_env` names, and the password part of URLs.
+    from capport_dagster.core.connections import connection_secrets
+
+    found.update(connection_secrets(sections, environ))
     return frozenset(value for value in found if len(value) >= MIN_LENGTH)
 
 
