@@ -131,6 +131,23 @@ def test_append_of_other_columns_is_refused_naming_both_lists(
     assert os.listdir(out) == [name]
 
 
+def test_append_without_header_checks_the_number_of_fields(write_config, tmp_path, variables):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "o.csv").write_text("1,old,x\n")
+    config = config_saving(write_config, tmp_path, "csv", ", mode: append, include_header: false")
+    with pytest.raises(TaskError) as info:
+        run_in_order(load_project(config).graphs["p"], variables)
+    assert str(info.value) == (
+        "config/p.yml:4, pipeline 'p', stage 'save' (#2): save_csv: cannot append frame 'N' to "
+        f"{out / 'o.csv'}: its 2 columns (id, name) do not fit the file's lines of 3 fields (give "
+        "the frame the file's columns, or save with mode: replace or make_next)"
+    )
+    (out / "o.csv").write_text("1,old\n")
+    run_in_order(load_project(config).graphs["p"], variables)
+    assert (out / "o.csv").read_text() == "1,old\n2,ann\n3,\n"
+
+
 def test_append_to_parquet_of_another_type_is_refused(write_config, tmp_path, variables):
     out = tmp_path / "out"
     out.mkdir()

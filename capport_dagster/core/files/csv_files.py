@@ -269,16 +269,17 @@ def _write_csv(
     if existing is None or existing.stat().st_size == 0:
         run([frame.sink_csv(temporary, include_header=header, lazy=True, **writing)])
         return
+    columns, first = sink_columns(frame), _header(existing, writing["separator"])
     if header:
-        problem = column_mismatch(
-            "save_csv",
-            file.df_name,
-            existing,
-            sink_columns(frame),
-            _header(existing, writing["separator"]),
-        )
+        problem = column_mismatch("save_csv", file.df_name, existing, columns, first)
         if problem:
             raise WriteRefused(problem)
+    elif len(first) != len(columns):  # no header to compare names with: the count, at least
+        raise WriteRefused(
+            f"save_csv: cannot append frame '{file.df_name}' to {existing}: its {len(columns)} "
+            f"columns ({', '.join(columns)}) do not fit the file's lines of {len(first)} fields "
+            "(give the frame the file's columns, or save with mode: replace or make_next)"
+        )
     shutil.copyfile(existing, temporary)
     with open(temporary, "rb+") as handle:
         handle.seek(-1, 2)
