@@ -11,6 +11,7 @@ from polars.testing import assert_frame_equal
 
 from capport_dagster.core.graph import load_project
 from capport_dagster.core.modes import RunMode
+from tests.test_json_files import COLUMNS, EVERY_DTYPE
 from tests.test_tasks import errors, final, pipeline, run_in_order
 
 ALL_MODES = pytest.mark.parametrize("mode", list(RunMode))
@@ -123,3 +124,33 @@ def test_csv_options_are_checked_when_validating(write_config):
         "'save_csv': null_value: YAML reads NULL, Null, null and ~ as no value: quote the text "
         "('NULL')",
     ]
+
+
+@pytest.mark.parametrize("options", ["", ", separator: ';', null_value: 'NA'"])
+@ALL_MODES
+def test_every_flat_model_dtype_round_trips_exactly(
+    write_config, tmp_path, variables, mode, options
+):
+    """Every model dtype but lists (a CSV file holds no nested values), with the default options
+    and with others on both sides."""
+    flat = [c for c, name in COLUMNS.items() if not name.startswith("list")]
+    model = "model:\n  m:\n" + "".join(
+        f"    {column}: {{ dtype: '{COLUMNS[column]}' }}\n" for column in flat
+    )
+    expected = EVERY_DTYPE.select(flat)
+    expected.write_parquet(tmp_path / "src.parquet")
+    load_options = options.replace("null_value", "null_values")
+    config = write_config(
+        {
+            "p.yml": pipeline(
+                "{ label: l, task: load_parquet, args: { filepath: src.parquet, df_name: A } }",
+                f"{{ label: s, task: save_csv, args: {{ filepath: o.csv, df_name: A, model: m"
+                f"{options} }} }}",
+                f"{{ label: l2, task: load_csv, args: {{ filepath: o.csv, df_name: B, model: m"
+                f"{load_options} }} }}",
+            )
+            + model
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    assert_frame_equal(final(graph, run_in_order(graph, variables, mode), "B"), expected)
