@@ -318,6 +318,12 @@ def test_a_variable_that_is_not_a_url_is_said_without_its_value(
     )
 
 
+def test_the_webhook_variable_is_one_of_the_runs_secrets(write_config, hook_url):
+    """Masked in whatever any stage of the run says, not only by the webhook tasks."""
+    project = load_project(write_config({"p.yml": pipeline(LOAD, tell())}))
+    assert project.redactor(f"posting to {hook_url} failed") == "posting to *** failed"
+
+
 # --- validate --------------------------------------------------------------------------------
 
 

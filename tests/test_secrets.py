@@ -36,6 +36,9 @@ SERVICE_PASSWORD = "svc-pass-987654"
         ("pwd", True),  # a config key `pwd` in a service entry is a password
         ("PGPASSWORD", True),  # libpq's
         ("SYSTEM_ACCESSTOKEN", True),  # Azure Pipelines'
+        ("DISCORD_WEBHOOK_URL", True),  # a webhook's URL is its credential
+        ("slack_webhook", True),
+        ("WEBHOOK_TIMEOUT", False),
         ("HOST", False),
         ("monkey", False),
         ("LESSKEY", False),  # less's key bindings file

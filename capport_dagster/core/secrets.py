@@ -4,8 +4,8 @@ A value is secret when it is
 - in a `service` or `connection` entry under a key that names a secret (`password`, `token`,
   `api_key`, `client_secret`, `credentials`, ...), or listed in that entry's `secret_keys`;
 - in an environment variable whose name looks secret (`*_PASSWORD`, `*_TOKEN`, `*_KEY`,
-  `*_SECRET`, ...) or is named in `$CAPPORT_SECRET_VARS` (comma-separated), since `$VARIABLES`
-  expand into paths and URLs that errors and logs quote.
+  `*_SECRET`, `*_WEBHOOK_URL`, ...) or is named in `$CAPPORT_SECRET_VARS` (comma-separated),
+  since `$VARIABLES` expand into paths and URLs that errors and logs quote.
 
 A false positive is not harmless: masking the value of `PWD` (the shell's working directory)
 turned every path under it into `***`. So `pwd` and `key` count only as whole words (`DB_PWD`,
@@ -43,8 +43,10 @@ SECRET_SECTIONS = ("service", "connection")
 # Words that end a secret's name. `password`, `token`, ... end one even glued to the word before
 # (`PGPASSWORD`, libpq's; `SYSTEM_ACCESSTOKEN`, Azure Pipelines'); `pwd` and `key` only as whole
 # words, since as suffixes they end ordinary names (`OLDPWD`, `monkey`, `LESSKEY`).
+# A webhook's URL is its own credential (`DISCORD_WEBHOOK_URL`, `SLACK_WEBHOOK_URL`).
 _SECRET_NAME = re.compile(
-    r"((^|_)(pwd|key)|password|passwd|token|secret|credentials?|apikey)$", re.IGNORECASE
+    r"((^|_)(pwd|key|webhook(_url)?)|password|passwd|token|secret|credentials?|apikey)$",
+    re.IGNORECASE,
 )
 # The public half of a key pair, or a key meant to be published (`STRIPE_PUBLISHABLE_KEY`).
 _PUBLIC_KEY = re.compile(r"(^|_)(public|publishable|pub)_key$", re.IGNORECASE)
