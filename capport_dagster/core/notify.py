@@ -102,7 +102,7 @@ LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARN", "ERROR", "CRITICAL")
 _CELL_CHARS = 100
 _FENCE = "```"
 
-#: Each task's default webhook variable and how its JSON body carries the message.
+#: Each task's webhook when the args give none.
 _DEFAULT_WEBHOOK = {"discord": "$DISCORD_WEBHOOK_URL", "notify": "$NOTIFY_WEBHOOK_URL"}
 
 
