@@ -32,6 +32,7 @@ from bench.load_time import load_time
 from bench.overhead import overhead
 from bench.projection import projection
 from bench.shared import shared_frame
+from bench.sql import sql
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ SUITES: dict[str, Suite] = {
     ],
     "load_time": lambda work, s: [load_time(work, s.config_stages, s.rounds)],
     "files": lambda work, s: files(work, s.projection_rows, s.rounds),
+    "sql": lambda work, s: sql(work, s.fanout_rows, s.rounds),
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from bench.data_path import _check_identical
 from tests.conftest import REPO
+from tests.services import require_service
 
 TITLES = [
     "Data path in process, lazy, 20,000 event rows",
@@ -32,10 +33,13 @@ TITLES = [
     "NDJSON load and save, 20,000 rows, in process",
     "JSON array load and save, 20,000 rows, in process",
     "Parquet load and save, 20,000 rows, in process",
+    "load_sql from PostgreSQL, 20,000 rows, in process",
+    "save_sql to PostgreSQL, 20,000 rows, in process",
 ]
 
 
 def test_the_quick_benchmark_runs_every_comparison(tmp_path: Path) -> None:
+    require_service("postgres")  # the sql suite reads and writes a real PostgreSQL
     results = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--json", str(results)],

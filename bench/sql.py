@@ -1,0 +1,111 @@
+"""load_sql and save_sql on PostgreSQL vs the same read and write with the engine called directly.
+
+- read: a `load_sql` stage (capport, `sync_lazy`, in process) vs ADBC's PostgreSQL driver
+  (`cursor.execute` + `fetch_arrow_table` + `pl.from_arrow`), the engine load_sql uses there;
+- write: `load_parquet` + `save_sql` (mode replace: one transaction, DELETE then COPY) vs
+  `pl.read_parquet` + ADBC's bulk ingest (COPY) into the table in one transaction.
+
+Needs the PostgreSQL server on 127.0.0.1:5432 (database `test`, trust auth); works in its own
+schema, dropped afterwards. Both sides' results are checked to hold the same rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import adbc_driver_postgresql.dbapi as adbc
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from bench.harness import Comparison, alternate, run_capport_job, timed
+
+__all__ = ["sql"]
+
+URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+PIPELINE = """connection:
+  wh: {{ url: "{url}" }}
+pipeline:
+  read:
+    - {{ label: load, task: load_sql, args: {{ connection: wh, table: {schema}.source,
+         df_name: R }} }}
+  write:
+    - {{ label: load, task: load_parquet, args: {{ filepath: $CONFIG_DIR/rows.parquet,
+         df_name: R }} }}
+    - {{ label: save, task: save_sql, args: {{ connection: wh, table: {schema}.capport_out,
+         df_name: R }} }}
+"""
+
+
+def _rows(rows: int) -> pl.DataFrame:
+    index = pl.int_range(0, rows).alias("id")
+    return pl.select(
+        index,
+        name="player_" + (index % 9973).cast(pl.String),
+        score=(index % 1000).cast(pl.Float64) / 7,
+        day=pl.date(2024, 1, 1) + pl.duration(days=index % 365),
+        active=index % 3 == 0,
+    )
+
+
+def _execute(sql: str) -> None:
+    with adbc.connect(URL) as conn, conn.cursor() as cursor:
+        cursor.execute(sql)
+        conn.commit()
+
+
+def _read(query: str) -> pl.DataFrame:
+    with adbc.connect(URL) as conn, conn.cursor() as cursor:
+        cursor.execute(query)
+        return pl.from_arrow(cursor.fetch_arrow_table())  # type: ignore[return-value]
+
+
+def sql(work: Path, rows: int, rounds: int) -> list[Comparison]:
+    schema = f"bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    config = work / "config"
+    config.mkdir()
+    data = _rows(rows)
+    data.write_parquet(config / "rows.parquet")
+    (config / "pipeline.yml").write_text(PIPELINE.format(url=URL, schema=schema))
+    _execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        with adbc.connect(URL) as conn, conn.cursor() as cursor:
+            cursor.adbc_ingest("source", data.to_arrow(), mode="create", db_schema_name=schema)
+            conn.commit()
+        settings = {"mode": "sync_lazy", "output_dir": str(work / "out")}
+        read = Comparison(f"load_sql from PostgreSQL, {rows:,} rows, in process")
+        read.medians = alternate(
+            {
+                "capport": timed(lambda: run_capport_job(config, "read", settings)),
+                "adbc": timed(lambda: _read(f'SELECT * FROM "{schema}".source')),
+            },
+            rounds,
+        )
+        read.ratio("capport / adbc", "capport", "adbc", 1.1)
+
+        def direct_write() -> None:
+            frame = pl.read_parquet(config / "rows.parquet")
+            with adbc.connect(URL) as conn, conn.cursor() as cursor:
+                cursor.adbc_ingest(
+                    "direct_out", frame.to_arrow(), mode="replace", db_schema_name=schema
+                )
+                conn.commit()
+
+        write = Comparison(f"save_sql to PostgreSQL, {rows:,} rows, in process")
+        write.medians = alternate(
+            {
+                "capport": timed(lambda: run_capport_job(config, "write", settings)),
+                "adbc": timed(direct_write),
+            },
+            rounds,
+        )
+        write.ratio("capport / adbc", "capport", "adbc", 1.1)
+        assert_frame_equal(
+            _read(f'SELECT * FROM "{schema}".capport_out ORDER BY id'),
+            _read(f'SELECT * FROM "{schema}".direct_out ORDER BY id'),
+        )
+        return [read, write]
+    finally:
+        _execute(f'DROP SCHEMA "{schema}" CASCADE')
