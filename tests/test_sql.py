@@ -439,6 +439,8 @@ def test_a_sql_sinks_asset_is_keyed_by_its_table(write_config, postgres):
     assert key in graph.get_all_asset_keys()
     metadata = graph.get(key).metadata
     assert metadata["capport/task"] == "save_sql"
+    assert (metadata["capport/table"], metadata["capport/mode"]) == (table, "replace")
+    assert metadata["capport/connection"] == "wh"
     assert PG_PASSWORD not in repr(metadata)
 
 

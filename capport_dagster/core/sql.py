@@ -119,6 +119,14 @@ class SqlSave:
         """The asset key's parts after the pipeline: the table, not the stage, is the asset."""
         return ("sql", self.connection.label, self.table)
 
+    def asset_metadata(self) -> dict[str, str]:
+        """What the table asset shows in Dagster (never the URL: only the entry's name)."""
+        return {
+            "capport/table": self.table,
+            "capport/mode": self.mode,
+            "capport/connection": self.connection.label,
+        }
+
     def tables(self) -> tuple[str, ...]:
         written = () if self.mode == "make_next" else (self.table,)
         return tuple(_table_token(self.connection, name) for name in (*written, "*"))

@@ -89,11 +89,14 @@ def _strict_tag_value(value: str) -> str:
 
 
 def default_asset_metadata(node: StageNode) -> Mapping[str, Any]:
+    # A sink's parsed args may describe what it writes (save_sql: table, mode, connection).
+    describe = getattr(node.args, "asset_metadata", None)
     return {
         "capport/task": node.stage.task,
         "capport/stage": f"{node.label} (#{node.index})",
         "capport/args": repr(node.stage.args),
         "capport/location": str(node.location),
+        **(describe() if callable(describe) else {}),
     }
 
 
