@@ -27,7 +27,7 @@ from capport_dagster.core.models import DTYPES
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry, TaskSpec
 from capport_dagster.core.sql import column_type
-from capport_dagster.errors import TaskError
+from capport_dagster.errors import TaskError, ValidationError
 from tests.conftest import capport, run_stages
 from tests.services import require_service
 
@@ -208,7 +208,7 @@ VALUES: dict[str, list] = {
     "uint64": [0, 2**64 - 1, None],
     "float": [1.5, -2.25, None],
     "double": [1e300, -0.1, None],
-    "str": ["plain", "quote ' \" and \\ and ,", None],
+    "str": ["NULL", "quote ' \" and \\ and , and\na newline", None],
     "char": ["a", "é", None],
     "bool": [True, False, None],
     "time": [clock(0, 0), clock(23, 59, 59, 123000), None],
@@ -318,6 +318,24 @@ def test_a_failed_write_leaves_the_table_as_it_was(write_config, db):
     with pytest.raises(TaskError, match=r"save_sql: writing BAD to table .* failed, nothing was"):
         run(write_config, db, [make("BAD"), save(table, "BAD", mode="replace")])
     assert rows(db, table) == [(1, "ann"), (2, "bob")]
+
+
+@pytest.mark.parametrize("server", ["postgres", "mariadb"])
+def test_a_value_the_column_refuses_fails_the_write(write_config, monkeypatch, server):
+    """A text id into an integer column (SQLite would store it: columns have affinities only).
+    MariaDB's LOAD DATA LOCAL only warns about such a value: the warning fails the write."""
+    for db in {"postgres": _postgres, "mariadb": _mariadb}[server]():
+        for name, value in db.env.items():
+            monkeypatch.setenv(name, value)
+        table = f"{db.table_prefix}people"
+        FRAMES["A"] = pl.DataFrame({"id": [1, 2], "name": ["ann", "bob"]})
+        run(write_config, db, [make("A"), save(table, "A", model="people")], MODEL)
+        FRAMES["BAD"] = pl.DataFrame({"id": ["3", "x"], "name": ["cid", "zed"]})
+        with pytest.raises(TaskError) as info:
+            run(write_config, db, [make("BAD"), save(table, "BAD", mode="append")])
+        assert "save_sql: writing BAD to table" in info.value.message
+        assert "failed, nothing was written" in info.value.message
+        assert rows(db, table) == [(1, "ann"), (2, "bob")]
 
 
 def test_a_query_expands_ref_date(write_config, db):
@@ -486,3 +504,71 @@ def test_a_killed_save_sql_leaves_the_table_unchanged(write_config, postgres, tm
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert rows(postgres, table) == before
+
+
+# --- validate ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"connection": "wh", "table": "t", "df_name": "A", "mode": "upsert"},
+         "task 'save_sql': mode upsert needs keys: the columns that identify a row"),
+        ({"connection": "wh", "table": "t", "df_name": "A", "keys": ["id"]},
+         "task 'save_sql': keys are for mode upsert, not replace"),
+        ({"connection": "wh", "table": "t", "df_name": "A", "mode": "upsert", "keys": ["idd"],
+          "model": "people"},
+         "task 'save_sql': keys idd not in model 'people' (columns: id, name)"),
+        ({"connection": "wh", "table": "t", "df_name": "A", "mode": "merge"},
+         "malformed args for task 'save_sql': mode: input should be 'replace', 'append',"
+         " 'upsert' or 'make_next'"),
+        ({"table": "t", "df_name": "A"},
+         "task 'save_sql': give connection (an entry's name) or url"),
+        ({"connection": "wh", "url": "sqlite:///x.db", "table": "t", "df_name": "A"},
+         "task 'save_sql': give connection (an entry's name) or url"),
+        ({"connection": "wh", "table": "t", "df_name": "A", "from_df": "A"},
+         "task 'save_sql': give df_name or from_df, not both"),
+    ],
+)  # fmt: skip
+def test_save_sql_args_are_checked_at_validate(write_config, args, message):
+    stages = [make("A"), {"label": "save", "task": "save_sql", "args": args}]
+    text = _yaml(
+        {
+            "connection": {"wh": {"driver": "sqlite", "path": "x.db"}},
+            "model": MODEL,
+            "pipeline": {"p": stages},
+        }
+    )
+    with pytest.raises(ValidationError) as info:
+        load_project(write_config({"p.yml": text}), _registry())
+    assert [str(p) for p in info.value.errors] == [
+        f"error: config/p.yml:1, pipeline 'p', stage 'save' (#2): {message}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("task", "args", "message"),
+    [
+        ("load_sql", {"connection": "wh", "df_name": "A"},
+         "task 'load_sql': give table or query (a SQL query)"),
+        ("load_sql", {"connection": "wh", "query": "SELECT '$NO_SUCH_VAR'", "df_name": "A"},
+         "undefined variable $NO_SUCH_VAR in \"SELECT '$NO_SUCH_VAR'\" (define it in the"
+         " environment; built-ins: CONFIG_DIR, OUTPUT_DIR, REF_DATE, REF_DATETIME)"),
+        ("postgres", {"database": "wh", "table": "t", "save_df": "A"},
+         "task 'postgres': database 'wh' is a sqlite connection (use load_sql for other"
+         " databases)"),
+    ],
+)  # fmt: skip
+def test_load_args_are_checked_at_validate(write_config, monkeypatch, task, args, message):
+    monkeypatch.delenv("NO_SUCH_VAR", raising=False)
+    text = _yaml(
+        {
+            "connection": {"wh": {"driver": "sqlite", "path": "x.db"}},
+            "pipeline": {"p": [{"label": "read", "task": task, "args": args}]},
+        }
+    )
+    with pytest.raises(ValidationError) as info:
+        load_project(write_config({"p.yml": text}), _registry())
+    assert [str(p) for p in info.value.errors] == [
+        f"error: config/p.yml:1, pipeline 'p', stage 'read' (#1): {message}"
+    ]

@@ -6,7 +6,8 @@ Engines, measured on this project's machines (docs/reference.md, "SQL tasks"):
   1M rows, and it reads `numeric` columns that connectorx refuses); MySQL/MariaDB and SQLite
   through connectorx (MySQL has no ADBC driver on PyPI; SQLite: connectorx was a little faster).
 - writes: PostgreSQL and SQLite through ADBC's bulk ingest (COPY for PostgreSQL), MySQL/MariaDB
-  through PyMySQL's `executemany` (one multi-row INSERT per batch).
+  through PyMySQL: `LOAD DATA LOCAL INFILE` of a CSV file Polars writes (`executemany`, one
+  multi-row INSERT per batch, where the server refuses local files).
 
 Every write is all-or-nothing. PostgreSQL and SQLite run the whole write in one transaction
 (their DDL is transactional). MariaDB commits DDL at once, so a table that must be created is
@@ -19,6 +20,7 @@ A database read is not lazy: the query runs when the stage runs (the rows come b
 from __future__ import annotations
 
 import os
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -48,8 +50,10 @@ from capport_dagster.errors import ConfigError, Location, TaskError
 __all__ = ["MODES", "SqlLoad", "SqlSave", "column_type", "register_sql_tasks"]
 
 MODES: tuple[str, ...] = ("replace", "append", "upsert", "make_next")
-#: Rows per INSERT statement for MariaDB/MySQL.
+#: Rows per INSERT statement for MariaDB/MySQL (when the server refuses LOAD DATA LOCAL).
 MYSQL_BATCH = 5_000
+#: MySQL/MariaDB errors meaning "loading local files is disabled" (server or client side).
+_LOCAL_INFILE_REFUSED = frozenset({1148, 2068, 3948, 4166})
 
 
 # --- args ------------------------------------------------------------------------------------
@@ -583,6 +587,7 @@ class _MysqlWriter(_Writer):
             password=unquote(parts.password or ""),
             database=parts.path.lstrip("/") or None,
             autocommit=False,
+            local_infile=True,
         )
 
     def exists(self, cursor: Any, table: str) -> bool:
@@ -595,6 +600,41 @@ class _MysqlWriter(_Writer):
         return bool(cursor.fetchone()[0])
 
     def insert(self, cursor: Any, table: str) -> None:
+        """LOAD DATA LOCAL INFILE from a CSV file written by Polars (3.5x `executemany` on
+        200k rows); `executemany` where the server refuses local files."""
+        import pymysql
+
+        if not len(self.frame):
+            return
+        with tempfile.TemporaryDirectory(prefix="capport-sql-") as directory:
+            path = os.path.join(directory, "rows.csv")
+            bools = [n for n, dtype in self.frame.schema.items() if dtype == pl.Boolean()]
+            self.frame.with_columns(pl.col(bools).cast(pl.Int8)).write_csv(
+                path,
+                include_header=False,
+                null_value="NULL",  # unquoted NULL is SQL NULL; text "NULL" is quoted
+                quote_style="non_numeric",
+                datetime_format="%Y-%m-%d %H:%M:%S%.6f",
+                time_format="%H:%M:%S%.6f",
+            )
+            statement = (
+                f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.q(table)} CHARACTER SET utf8mb4"
+                " FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY ''"
+                f" LINES TERMINATED BY '\\n' ({self.column_list()})"
+            )
+            try:
+                cursor.execute(statement, (path,))
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] not in _LOCAL_INFILE_REFUSED:
+                    raise
+            else:
+                # LOCAL implies IGNORE: a value that does not fit is a warning, not an error
+                # (stored as 0, truncated, or skipped): any warning fails the write.
+                cursor.execute("SHOW WARNINGS LIMIT 1")
+                warning = cursor.fetchone()
+                if warning is not None:
+                    raise ValueError(f"{warning[0]} {warning[1]}: {warning[2]}")
+                return
         marks = ", ".join(["%s"] * self.frame.width)
         statement = f"INSERT INTO {self.q(table)} ({self.column_list()}) VALUES ({marks})"
         for batch in self.frame.iter_slices(MYSQL_BATCH):
