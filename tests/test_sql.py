@@ -362,6 +362,18 @@ def test_a_read_failure_names_the_connection_and_table(write_config, db):
     )
 
 
+def test_an_unreachable_mariadb_database_fails_at_once(write_config, monkeypatch):
+    """No 30 s of connectorx's pool retrying: the server's refusal, masked, in one line."""
+    require_service("mariadb")
+    monkeypatch.setenv("TEST_MY_URL", "mysql://root:Secret-pw-1@127.0.0.1:3306/no_such_db_here")
+    db = Database("mysql", {"url": "$TEST_MY_URL"}, {}, "", lambda sql: [])
+    with pytest.raises(TaskError) as info:
+        run(write_config, db, [load("B", table="t")])
+    assert info.value.message.startswith("load_sql: reading table t from connection 'wh' failed: ")
+    assert "Access denied for user" in info.value.message  # root has no password here
+    assert "Secret-pw-1" not in info.value.message
+
+
 def test_column_types_per_driver():
     assert column_type(pl.Datetime("ms", "UTC"), "postgres") == "timestamptz"
     assert column_type(pl.List(pl.String), "postgres") == "text[]"
@@ -484,7 +496,7 @@ def test_a_killed_save_sql_leaves_the_table_unchanged(write_config, postgres, tm
         while time.monotonic() < deadline:
             copying = postgres.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%' AND"
-                f" query LIKE '%{table.split('.')[1]}%' AND pid <> pg_backend_pid()"
+                f" query LIKE '%{table.split('.')[0]}%' AND pid <> pg_backend_pid()"
             )
             if copying[0][0]:
                 break
@@ -499,7 +511,7 @@ def test_a_killed_save_sql_leaves_the_table_unchanged(write_config, postgres, tm
     deadline = time.monotonic() + 30
     while postgres.execute(
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%' AND pid <> pg_backend_pid()"
-        f" AND query LIKE '%{table.split('.')[1]}%' AND state <> 'idle'"
+        f" AND query LIKE '%{table.split('.')[0]}%' AND state <> 'idle'"
     )[0][0]:
         assert time.monotonic() < deadline
         time.sleep(0.05)

@@ -231,7 +231,9 @@ def _checked(
         if env_given or body.path is not None:
             given = ", ".join([*env_given, *(["path"] if body.path is not None else [])])
             raise ConfigError(f"{what}give url or {given}, not both", where)
-        scheme_driver = driver_of_url(body.url)
+        if needs_env:
+            check_template(body.url, available, where)
+        scheme_driver = driver_of_url(_scheme_source(body.url, where))
         if scheme_driver is None:
             raise ConfigError(
                 f"{what}{body.url.partition('://')[0] or body.url!r} is not a database URL"
@@ -242,8 +244,6 @@ def _checked(
             raise ConfigError(
                 f"{what}driver {driver!r} but the url is a {scheme_driver} URL", where
             )
-        if needs_env:
-            check_template(body.url, available, where)
         return Connection(name, scheme_driver, url=body.url)
     driver = driver or "postgres"
     if driver == "sqlite":
@@ -288,6 +288,18 @@ def _checked(
         password_env=body.password_env,
         db_env=body.db_env,
     )
+
+
+def _scheme_source(url: str, where: Location) -> str:
+    """The URL whose scheme gives the driver: `$DATABASE_URL` is read from the environment
+    (the scheme must be known at validate time; the rest is read again when the stage runs)."""
+    head = url.split("$", 1)[0]
+    if "://" in head or "$" not in url:
+        return url
+    try:
+        return expand(url, {**os.environ, **dict.fromkeys(BUILTIN_VARIABLES, "")}, where)
+    except ConfigError:
+        return url
 
 
 def lookup_connection(

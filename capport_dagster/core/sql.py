@@ -391,6 +391,10 @@ def read_sql(target: Target, query: str) -> pl.DataFrame:
     if target.driver == "sqlite" and not os.path.isfile(target.sqlite_path):
         # connectorx would retry opening it for half a minute
         raise FileNotFoundError(f"no database file {target.sqlite_path}")
+    if target.driver == "mysql":
+        # connectorx's pool retries a refused connection for 30 s, logging each attempt to
+        # stderr: connecting once first fails at once, with the server's reason.
+        _MysqlWriter.connect_to(target).close()
     return pl.read_database_uri(query, target.url, engine="connectorx")
 
 
@@ -575,11 +579,15 @@ class _MysqlWriter(_Writer):
     filled under a staging name first and renamed in place (DDL commits at once there)."""
 
     def connect(self) -> Any:
+        return self.connect_to(self.target)
+
+    @staticmethod
+    def connect_to(target: Target) -> Any:
         from urllib.parse import unquote, urlsplit
 
         import pymysql
 
-        parts = urlsplit(self.target.url)
+        parts = urlsplit(target.url)
         return pymysql.connect(
             host=parts.hostname or "localhost",
             port=parts.port or 3306,
