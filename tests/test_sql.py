@@ -450,6 +450,7 @@ def test_the_password_never_shows_in_output_logs_events_or_metadata(
     failed = capport("run", "-c", str(config), "-p", "p", "-o", "out", DAGSTER_HOME=str(home))
     assert failed.returncode == 1
     assert "save_sql: writing A to table" in failed.stderr
+    assert 'database "no_db_***" does not exist' in failed.stderr  # the server quoted it
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with DagsterInstance.get() as instance:
         events = "\n".join(
