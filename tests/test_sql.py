@@ -585,3 +585,41 @@ def test_load_args_are_checked_at_validate(write_config, monkeypatch, task, args
     assert [str(p) for p in info.value.errors] == [
         f"error: config/p.yml:1, pipeline 'p', stage 'read' (#1): {message}"
     ]
+
+
+def test_materialising_a_save_sql_asset_records_rows_table_and_mode(write_config, tmp_path):
+    from capport_dagster.translate.build import load_definitions
+
+    config = write_config(
+        {
+            "people.csv": "id,name\n1,ann\n2,bob\n3,cid\n",
+            "p.yml": f"""
+                connection:
+                  local: {{ driver: sqlite, path: {tmp_path}/db/local.db }}
+                pipeline:
+                  people:
+                    - {{ label: load, task: load_csv,
+                        args: {{ filepath: $CONFIG_DIR/people.csv, df_name: PEOPLE }} }}
+                    - {{ label: save, task: save_sql,
+                        args: {{ connection: local, table: people, df_name: PEOPLE,
+                                 mode: append }} }}
+            """,
+        }
+    )
+    job = load_definitions(config).resolve_job_def("people__assets")
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        result = job.execute_in_process(run_config={"output_dir": "out"}, instance=instance)
+    key = AssetKey(["people", "sql", "local", "people"])
+    [materialization] = [
+        e.event_specific_data.materialization
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+        and e.event_specific_data.materialization.asset_key == key
+    ]
+    assert {k: v.value for k, v in materialization.metadata.items()} == {
+        "rows": 3,
+        "table": "people",
+        "mode": "append",
+        "connection": "local",
+    }

@@ -56,6 +56,8 @@ class StageResult:
     previews: Mapping[str, FrameSummary] = field(default_factory=dict)
     #: (frame, model name) of the constraint checks the stage ran, all passed.
     checked: frozenset[tuple[str, str]] = frozenset()
+    #: What a sink reported about its write (`SinkPass.metadata`).
+    metadata: Mapping[str, str | int] = field(default_factory=dict)
 
 
 async def run_stage(
@@ -141,7 +143,13 @@ async def run_stage(
             setattr(frame, _MODELS_ATTR, models)
             setattr(frame, _LOCATION_ATTR, ctx.location)
             setattr(frame, _REDACT_ATTR, ctx.redact)
-    return StageResult(outputs, summaries, previews, frozenset(checked | sink_pass.checked))
+    return StageResult(
+        outputs,
+        summaries,
+        previews,
+        frozenset(checked | sink_pass.checked),
+        dict(sink_pass.metadata),
+    )
 
 
 def _finish(

@@ -84,6 +84,9 @@ class SinkPass:
         self.summaries: dict[str, FrameSummary] = {}
         #: (frame, model name) of every constraint check a pass of this stage ran and passed.
         self.checked: set[tuple[str, str]] = set()
+        #: What a sink reports about its write (save_sql: rows, table, mode): the metadata of
+        #: the sink asset's materialization. No secrets: it is stored in Dagster's event log.
+        self.metadata: dict[str, str | int] = {}
 
     def execute(
         self,

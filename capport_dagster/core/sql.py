@@ -368,6 +368,14 @@ def _run_save_sql(args: SqlSave, frames: Mapping[str, Frame], ctx: RunContext) -
             f" {target.redact(_first_line(exc))}",
             ctx.location,
         ) from None
+    ctx.sink_pass.metadata.update(
+        {
+            "rows": frame.height,
+            "table": table,
+            "mode": args.mode,
+            "connection": args.connection.label,
+        }
+    )
     ctx.log.info(
         f"save_sql: wrote {frame.height} rows of {args.df_name} to table {table} of connection"
         f" '{args.connection.label}' ({args.mode})"

@@ -192,7 +192,7 @@ def _stage_assets(
                     metadata=frame_metadata(result.summaries[version.name]),
                 )
         else:
-            yield MaterializeResult(asset_key=node_keys[0])
+            yield MaterializeResult(asset_key=node_keys[0], metadata=dict(result.metadata))
         for check in checks:
             violations: tuple[Violation, ...] = ()
             if (check.frame, check.model.name) not in result.checked:
