@@ -257,3 +257,26 @@ def test_a_typical_environment_masks_nothing(write_config, tmp_path, monkeypatch
     everything.append(event_log_text(home, monkeypatch))
     assert str(tmp_path / "out" / "a.csv") in everything[-1]
     assert [text for text in everything if MASK in text] == []
+
+
+def test_asset_definitions_mask_a_secret_written_in_a_stages_args(write_config):
+    from capport_dagster import load_definitions
+
+    config = write_config(
+        {
+            "service.yml": CONFIG["service.yml"],
+            "p.yml": f"""
+                pipeline:
+                  p:
+                    - {{ label: load, task: load_csv, args: {{ filepath: /x/{SERVICE_PASSWORD}.csv,
+                        df_name: A }} }}
+                    - {{ label: save, task: save_csv, args: {{ filepath: out.csv, df_name: A }} }}
+            """,
+        }
+    )
+    specs = load_definitions(config).resolve_all_asset_specs()
+    metadata = {str(spec.key): spec.metadata for spec in specs}
+    assert metadata["AssetKey(['p', 'A'])"]["capport/args"] == (
+        "{'filepath': '/x/***.csv', 'df_name': 'A'}"
+    )
+    assert SERVICE_PASSWORD not in repr(metadata)

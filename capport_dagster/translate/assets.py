@@ -153,7 +153,12 @@ def _stage_assets(
             key=key,
             group_name=translator.get_group_name(graph),
             description=translator.get_asset_description(node),
-            metadata=dict(translator.get_asset_metadata(node)),
+            # Definitions are shown to anyone with the UI: a secret written in a stage's args
+            # (a literal webhook URL, say) is masked like everywhere else.
+            metadata={
+                name: redact(value) if isinstance(value, str) else value
+                for name, value in translator.get_asset_metadata(node).items()
+            },
             tags=dict(translator.get_asset_tags(node)),
             **({} if node.outputs else {"dagster_type": Nothing}),
         )
