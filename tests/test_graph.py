@@ -7,6 +7,7 @@ import time
 import pytest
 
 from capport_dagster import errors
+from capport_dagster.core import binding
 from capport_dagster.core import graph as graph_module
 from capport_dagster.core.graph import FrameVersion, load_project
 from capport_dagster.core.loader import load_config
@@ -259,7 +260,7 @@ def test_a_broken_template_lists_its_problems_once(write_config):
 def test_template_expansion_is_bounded(write_config, monkeypatch):
     # Every distinct (transform, kwargs) pair is substituted and checked: a big template used by
     # thousands of stages was quadratic in the size of the config, like an alias bomb.
-    monkeypatch.setattr(graph_module, "MAX_TEMPLATE_EXPANSION", 20)
+    monkeypatch.setattr(binding, "MAX_TEMPLATE_EXPANSION", 20)
     template = "transform:\n  t:\n    - drop: { a: $$flag, b: false }\n"  # 8 values
     stages = [stage("l", "load_csv", "{ filepath: a.csv, df_name: A }")]
     for i, flag in enumerate(["true", "false", "true", "null", "false"]):
