@@ -18,13 +18,16 @@ from tests.test_jobs import EXAMPLE_PIPELINES, read_outputs, run_job
 def expected_lineage(pipeline: str, translator: CapportTranslator) -> dict[AssetKey, set]:
     """What the job's dependency graph says each asset must depend on."""
     graph = load_project(EXAMPLE_CONFIG).graphs[pipeline]
-    lineage = {}
+    lineage: dict[AssetKey, set] = {}
+    keys: dict[str, list[AssetKey]] = {}
     for node in graph.nodes:
         parents = {translator.get_asset_key(graph, v) for v in node.inputs.values()}
-        keys = [translator.get_asset_key(graph, v) for v in node.outputs] or [
+        # A file or table an earlier stage wrote and this one reads: its assets are parents too.
+        parents |= {key for edge in node.after for key in keys[edge.writer]}
+        keys[node.label] = [translator.get_asset_key(graph, v) for v in node.outputs] or [
             translator.get_sink_asset_key(graph, node)
         ]
-        for key in keys:
+        for key in keys[node.label]:
             lineage[key] = parents
     return lineage
 

@@ -29,7 +29,7 @@ from capport_dagster.translate.build import build_definitions
 from tests.conftest import EXAMPLE_CONFIG
 
 MODES = ["sync_lazy", "sync_eager", "async_lazy", "async_eager"]
-EXAMPLE_PIPELINES = ["enrich_events", "label_teams", "branches", "player_api"]
+EXAMPLE_PIPELINES = ["enrich_events", "label_teams", "branches", "player_api", "formats"]
 
 
 def run_job(config_dir: Path, pipeline: str, instance: DagsterInstance, **run_config: object):
@@ -41,8 +41,16 @@ def run_job(config_dir: Path, pipeline: str, instance: DagsterInstance, **run_co
     return execute_job(job, instance=instance, run_config=run_config, raise_on_error=False)
 
 
+#: How each kind of output file the examples write is read back (JSON outputs are NDJSON).
+READERS = {".csv": pl.read_csv, ".json": pl.read_ndjson, ".parquet": pl.read_parquet}
+
+
 def read_outputs(directory: Path) -> dict[str, pl.DataFrame]:
-    return {str(p.relative_to(directory)): pl.read_csv(p) for p in sorted(directory.rglob("*.csv"))}
+    return {
+        str(p.relative_to(directory)): READERS[p.suffix](p)
+        for p in sorted(directory.rglob("*"))
+        if p.suffix in READERS
+    }
 
 
 def test_job_per_pipeline_with_op_per_stage_wired_by_frames():
@@ -127,10 +135,12 @@ def test_every_mode_and_executor_writes_identical_files(
                 )
                 assert result.success, (mode, executor)
                 written[(mode, executor)] = {
-                    str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.csv"))
+                    str(p.relative_to(out)): p.read_bytes()
+                    for p in sorted(out.rglob("*"))
+                    if p.suffix in (".csv", ".json")
                 }
     reference = written[("sync_lazy", "in_process")]
-    assert reference, "the pipeline wrote no CSV"
+    assert reference, "the pipeline wrote no CSV or JSON file"
     for run, files in written.items():
         assert files.keys() == reference.keys(), run
         for name, content in reference.items():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from capport_dagster.core.recon import ReconArgs, recon
 from capport_dagster.core.registry import DEFAULT_REGISTRY
 from capport_dagster.errors import Location, TaskError, ValidationError
 from tests.conftest import PolarsExecutions, capport, run_stages
+from tests.services import require_service
 
 LEFT = pl.DataFrame(
     {
@@ -281,10 +284,13 @@ def test_args_are_checked_by_validate(write_config, args, cause):
 PLAYER_RECON = """
 pipeline:
   player_recon:
-    # TODO(issue 13): task: postgres (database/table/cmd) in place of load_csv once it lands.
     - label: fetch_players
-      task: load_csv
-      args: { filepath: players.csv, model: player, save_df: PLAYER }
+      task: postgres
+      args:
+        database: warehouse
+        cmd: SELECT * FROM SCHEMA.players ORDER BY player_id
+        model: player
+        save_df: PLAYER
     - label: nhl_player_urls
       task: transform
       args: { name: cs_player_to_nhl_player_url, input: PLAYER, save_df: NHL_PLAYER_URLS }
@@ -386,17 +392,47 @@ def nhl_api(request: Request) -> Response:
     return Response(json.dumps(body), mimetype="application/json")
 
 
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
 @pytest.fixture
-def player_recon(write_config, tmp_path, httpserver, monkeypatch) -> Path:
-    """The config, the players' CSV, the API and the webhook (its URL in $DISCORD_WEBHOOK_URL)."""
+def warehouse() -> Iterator[str]:
+    """The players table in a PostgreSQL schema of this test's own; yields the schema."""
+    require_service("postgres")
+    import adbc_driver_postgresql.dbapi as adbc
+
+    schema = f"capport_recon_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with adbc.connect(PG_URL, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA "{schema}"')
+        cursor.execute(
+            f'CREATE TABLE "{schema}".players (player_id bigint, first_name text,'
+            " last_name text, team_id bigint, position text)"
+        )
+        for row in PLAYERS_CSV.splitlines()[1:]:
+            pid, first, last, team, position = row.split(",")
+            cursor.execute(
+                f'INSERT INTO "{schema}".players VALUES'
+                f" ({pid}, '{first}', '{last}', {team}, '{position}')"
+            )
+    try:
+        yield schema
+    finally:
+        with adbc.connect(PG_URL, autocommit=True) as conn, conn.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def player_recon(write_config, warehouse, httpserver, monkeypatch) -> Path:
+    """The config, the players' table, the API and the webhook (its URL in
+    $DISCORD_WEBHOOK_URL)."""
     httpserver.expect_request(re.compile(r"/v1/player/\d+/landing")).respond_with_handler(nhl_api)
     httpserver.expect_request(WEBHOOK, method="POST").respond_with_data("", status=204)
     monkeypatch.setenv("DISCORD_WEBHOOK_URL", httpserver.url_for(WEBHOOK))
-    (tmp_path / "players.csv").write_text(PLAYERS_CSV)
     api = httpserver.url_for("").rstrip("/")
     return write_config(
         {
-            "pipeline.yml": PLAYER_RECON,
+            "pipeline.yml": PLAYER_RECON.replace("SCHEMA", f'"{warehouse}"'),
+            "connection.yml": f"connection:\n  warehouse: {{ url: '{PG_URL}' }}\n",
             "model.yml": PLAYER_MODEL,
             "transform.yml": PLAYER_TRANSFORMS.replace("API", api),
         }

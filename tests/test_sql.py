@@ -623,3 +623,33 @@ def test_materialising_a_save_sql_asset_records_rows_table_and_mode(write_config
         "mode": "append",
         "connection": "local",
     }
+
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "postgres"
+
+
+def test_the_postgres_example_runs(tmp_path):
+    """examples/postgres, as its header says to run it, in a database of its own."""
+    require_service("postgres")
+    import adbc_driver_postgresql.dbapi as adbc
+
+    name = f"capport_example_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with adbc.connect(admin, autocommit=True) as conn, conn.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        env = {"PG_HOST": "127.0.0.1", "PG_USER": "postgres", "PG_DB": name}
+        result = capport(
+            "run", "-c", str(EXAMPLE), "-p", "postgres_roundtrip", "-o", "output",
+            cwd=tmp_path, **env,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert pl.read_csv(tmp_path / "output" / "postgres" / "team_sizes.csv").to_dicts() == [
+            {"team_id": 1, "players": 2},
+            {"team_id": 6, "players": 2},
+            {"team_id": 10, "players": 2},
+            {"team_id": 22, "players": 2},
+        ]
+    finally:
+        with adbc.connect(admin, autocommit=True) as conn, conn.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
