@@ -12,7 +12,14 @@ from pathlib import Path
 
 import polars as pl
 
-__all__ = ["EXAMPLE_CONFIG", "TEAMS", "enrich_config", "write_enrich_data", "write_wide_csv"]
+__all__ = [
+    "EXAMPLE_CONFIG",
+    "TEAMS",
+    "enrich_config",
+    "mixed_rows",
+    "write_enrich_data",
+    "write_wide_csv",
+]
 
 REPO = Path(__file__).resolve().parent.parent
 #: The repository's example config: the benchmarks run its `enrich_events` pipeline unchanged.
@@ -93,3 +100,18 @@ def write_wide_csv(path: Path, rows: int, columns: int = 20) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     pl.LazyFrame().select(exprs).sink_csv(path)
     return path
+
+
+def mixed_rows(rows: int, *, nullable_team: bool = True) -> pl.DataFrame:
+    """Mixed columns, deterministic: integers, text, floats, dates, booleans and, unless asked
+    not to, an integer column with some nulls (the file and SQL benchmarks)."""
+    index = pl.int_range(0, rows).alias("id")
+    columns = {
+        "name": "player_" + (index % 9973).cast(pl.String),
+        "score": (index % 1000).cast(pl.Float64) / 7,
+        "day": pl.date(2024, 1, 1) + pl.duration(days=index % 365),
+        "active": index % 3 == 0,
+    }
+    if nullable_team:
+        columns["team"] = pl.when(index % 11 == 0).then(None).otherwise(index % 17)
+    return pl.select(index, **columns)

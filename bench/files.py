@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 from polars.testing import assert_frame_equal
 
+from bench.data import mixed_rows
 from bench.harness import Comparison, alternate, run_capport_job, timed
 
 __all__ = ["files"]
@@ -39,23 +40,10 @@ PIPELINE = """pipeline:
 """
 
 
-def _rows(rows: int) -> pl.DataFrame:
-    """Mixed columns, deterministic: integers, text, floats, dates, booleans, some nulls."""
-    index = pl.int_range(0, rows).alias("id")
-    return pl.select(
-        index,
-        name="player_" + (index % 9973).cast(pl.String),
-        score=(index % 1000).cast(pl.Float64) / 7,
-        day=pl.date(2024, 1, 1) + pl.duration(days=index % 365),
-        active=index % 3 == 0,
-        team=pl.when(index % 11 == 0).then(None).otherwise(index % 17),
-    )
-
-
 def files(work: Path, rows: int, rounds: int) -> list[Comparison]:
     config = work / "config"
     config.mkdir()
-    data = _rows(rows)
+    data = mixed_rows(rows)
     data.write_ndjson(config / "rows.ndjson")
     data.write_json(config / "rows.json")
     data.write_parquet(config / "rows.parquet")

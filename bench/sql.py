@@ -19,6 +19,7 @@ import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 from polars.testing import assert_frame_equal
 
+from bench.data import mixed_rows
 from bench.harness import Comparison, alternate, run_capport_job, timed
 
 __all__ = ["sql"]
@@ -39,17 +40,6 @@ pipeline:
 """
 
 
-def _rows(rows: int) -> pl.DataFrame:
-    index = pl.int_range(0, rows).alias("id")
-    return pl.select(
-        index,
-        name="player_" + (index % 9973).cast(pl.String),
-        score=(index % 1000).cast(pl.Float64) / 7,
-        day=pl.date(2024, 1, 1) + pl.duration(days=index % 365),
-        active=index % 3 == 0,
-    )
-
-
 def _execute(sql: str) -> None:
     with adbc.connect(URL) as conn, conn.cursor() as cursor:
         cursor.execute(sql)
@@ -66,7 +56,7 @@ def sql(work: Path, rows: int, rounds: int) -> list[Comparison]:
     schema = f"bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     config = work / "config"
     config.mkdir()
-    data = _rows(rows)
+    data = mixed_rows(rows, nullable_team=False)
     data.write_parquet(config / "rows.parquet")
     (config / "pipeline.yml").write_text(PIPELINE.format(url=URL, schema=schema))
     _execute(f'CREATE SCHEMA "{schema}"')
