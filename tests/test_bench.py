@@ -42,13 +42,14 @@ def test_the_quick_benchmark_runs_every_comparison(tmp_path: Path) -> None:
     require_service("postgres")  # the sql suite reads and writes a real PostgreSQL
     results = tmp_path / "results.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--json", str(results)],
+        # faulthandler: a native crash prints every thread's Python stack, not just -11.
+        [sys.executable, "-X", "faulthandler", "-m", "bench", "--quick", "--json", str(results)],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, (done.stdout[-1000:], done.stderr[-3000:])
     comparisons = json.loads(results.read_text())
     assert [c["title"] for c in comparisons] == TITLES
     for comparison in comparisons:
