@@ -218,3 +218,19 @@ def test_validate_counts_in_the_singular_and_plural(write_config, capsys):
     write_config({"q.yml": "pipeline:\n  q:\n    - { label: a, task: noop }\n"})
     assert main(["validate", "-c", "config"]) == 0
     assert capsys.readouterr() == ("valid: 2 pipelines, 2 stages in config\n", "")
+
+
+def test_a_table_edge_says_table_not_file():
+    from capport_dagster.core.graph import load_project
+    from tests.conftest import EXAMPLE_CONFIG
+
+    graph = load_project(EXAMPLE_CONFIG).graphs["formats"]
+    assert (
+        "      after  store_roster (tables of connection local)"
+        in render_graph(graph, "text").splitlines()
+    )
+    assert "  s4 -.->|tables| s5" in render_graph(graph, "mermaid").splitlines()
+    assert (
+        '  s4 -> s5 [label="tables of connection local", style=dashed];'
+        in render_graph(graph, "dot").splitlines()
+    )

@@ -97,7 +97,7 @@ class _Drawing:
             if (source := self._before(position, writer)) is not None
         ]
         found += [
-            _Edge(source, f"file {files}", file=True)
+            _Edge(source, files, file=True)
             for writer, files in node.after
             if (source := self._before(position, writer)) is not None
         ]
@@ -167,8 +167,23 @@ def _from_draft(name: str, stages: Iterable[DraftLike]) -> _Drawing:
 
 
 def _files(paths: tuple[str, ...]) -> str:
-    """Canonical paths as the user wrote their variables (`$OUTPUT_DIR/x.csv`)."""
-    return ", ".join(path.replace("\0", "") for path in paths)
+    """What orders two stages, as the user wrote it: `file $OUTPUT_DIR/x.csv` (canonical paths
+    with their variables), `table local/roster`, `tables of connection local` (a query may read
+    any table of its connection, see `core/sql.py`)."""
+    shown = []
+    for path in paths:
+        text = path.replace("\0", "")
+        if text.startswith("sql:"):
+            connection, _, table = text.removeprefix("sql:").partition("/")
+            table = table.replace("$$", "$")
+            shown.append(
+                f"tables of connection {connection}"
+                if table == "*"
+                else f"table {connection}/{table}"
+            )
+        else:
+            shown.append(f"file {text}")
+    return ", ".join(shown)
 
 
 # --- text -----------------------------------------------------------------------------------
@@ -187,7 +202,7 @@ def _text(drawing: _Drawing) -> str:
         lines.append(f"{mark} [{node.index}] {node.label} ({node.task}){renamed}")
         lines += [f"      ! {error}" for error in node.errors]
         lines += [f"      reads  {frame} <- {writer}" for frame, writer in node.inputs]
-        lines += [f"      after  {writer} (file {files})" for writer, files in node.after]
+        lines += [f"      after  {writer} ({files})" for writer, files in node.after]
         lines += [f"      writes {frame}" for frame in node.writes]
     return "\n".join(lines)
 
@@ -219,7 +234,8 @@ def _mermaid(drawing: _Drawing) -> str:
     for position in range(len(drawing.nodes)):
         for edge in drawing.edges(position):
             arrow = "-.->" if edge.file else "-->"
-            label = "file" if edge.file else _mermaid_text(edge.text)
+            # A short label: what kind of thing orders them (file, table, tables).
+            label = edge.text.split(" ")[0] if edge.file else _mermaid_text(edge.text)
             lines.append(f"  s{edge.source} {arrow}|{label}| s{position}")
     broken = [f"s{position}" for position, node in enumerate(drawing.nodes) if node.errors]
     if broken:
