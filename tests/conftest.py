@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,14 @@ pytest_plugins = ["tests.services"]
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "config"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, on 127.0.0.1 (for a server a test starts, or a refused
+    connection)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 #: The console script pip installed: unlike `python -m capport_dagster.cli`, it does not put

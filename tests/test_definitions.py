@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 from dagster import Definitions
 
 from capport_dagster import load_definitions
-from tests.conftest import EXAMPLE_CONFIG, REPO
+from tests.conftest import EXAMPLE_CONFIG, REPO, free_port
 
 PIPELINES = ["branches", "enrich_events", "formats", "label_teams", "player_api"]
 #: A job per pipeline and an asset job per pipeline, sorted by name.
@@ -43,12 +42,6 @@ def test_definitions_module_reads_capport_config_dir(tmp_path, monkeypatch):
     assert out.stdout.strip() == str(JOBS), out.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _query(port: int) -> dict | None:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql",
@@ -65,7 +58,7 @@ def _query(port: int) -> dict | None:
 def loaded_jobs(tmp_path: Path, **env: str) -> list[str]:
     """The job names a real webserver (what `dagster dev` serves) loads from `workspace.yaml`
     at the repository root, with `env` set."""
-    port = _free_port()
+    port = free_port()
     environment = {**os.environ, "DAGSTER_HOME": str(tmp_path), **env}
     if "CAPPORT_CONFIG_DIR" not in env:
         environment.pop("CAPPORT_CONFIG_DIR", None)

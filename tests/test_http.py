@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -21,7 +20,7 @@ from capport_dagster.core.graph import PipelineGraph, load_project
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.registry import DEFAULT_REGISTRY
 from capport_dagster.errors import TaskError, ValidationError
-from tests.conftest import run_stages
+from tests.conftest import free_port, run_stages
 
 # Responses must be able to overlap (out-of-order arrival, the concurrency bound, a slow handler
 # next to fast ones): the plugin's `httpserver` fixture uses this server, threaded, on 127.0.0.1.
@@ -120,12 +119,6 @@ class Counter:
 
 def as_json(body: object, status: int = 200, **headers: str) -> Response:
     return Response(json.dumps(body), status=status, headers=headers, mimetype="application/json")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_public_api():

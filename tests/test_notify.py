@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from capport_dagster.core.modes import RunMode
 from capport_dagster.core.notify import NotifyArgs, Webhook, message
 from capport_dagster.core.registry import DEFAULT_REGISTRY
 from capport_dagster.errors import TaskError, ValidationError
-from tests.conftest import run_stages
+from tests.conftest import free_port, run_stages
 
 #: The secret part of every webhook URL in these tests: it must never be seen.
 TOKEN = "s3cr3t-W3bh00k-T0ken"
@@ -92,12 +91,6 @@ def seen(caplog: pytest.LogCaptureFixture) -> str:
     """Every log line of the run (the stand-in server's own request log left out: a real
     webhook's server is not ours)."""
     return "\n".join(r.getMessage() for r in caplog.records if r.name != "werkzeug")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_public_api():
