@@ -184,6 +184,8 @@ class ConfigLookups:
         if key in self._failures:
             raise self._failures[key]()
         if key not in self._transforms:
+            # Before counting its size: a stage repeating a misspelt kwarg is not an expansion.
+            self._check_kwargs(name, entry, kwargs, location)
             if name not in self._sizes:
                 self._sizes[name] = _size(entry.body)
             self._expanded += self._sizes[name]
@@ -193,7 +195,6 @@ class ConfigLookups:
                     f" in all: too many stages use transform '{name}' with different kwargs",
                     location,
                 )
-            self._check_kwargs(name, entry, kwargs, location)
             body = substitute_kwargs(entry.body, kwargs, location)
             try:
                 self._transforms[key] = parse_transform(name, body, entry.location)

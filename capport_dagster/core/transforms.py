@@ -323,6 +323,6 @@ def _known_after(
     try:
         names = bare.apply(left_frame, {step.right: right_frame}).collect_schema().names()
     except pl.exceptions.PolarsError as exc:
-        messages.append(f"{context}: {_explain(exc, step, known, {})}")
+        messages.append(f"{context}: {_explain(exc, step, known, {step.right: right_frame})}")
         return None
     return dict.fromkeys(names)

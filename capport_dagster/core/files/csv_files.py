@@ -33,6 +33,7 @@ from capport_dagster.core.files.common import (
 )
 from capport_dagster.core.files.write_modes import column_mismatch
 from capport_dagster.core.models import reshape
+from capport_dagster.core.paths import escape_name
 from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.core.sinkpass import mark_source
 
@@ -308,7 +309,7 @@ def _nested_columns(frame: Frame) -> str | None:
     others = f" (and {', '.join(repr(n) for n in list(nested)[1:])})" if len(nested) > 1 else ""
     if isinstance(dtype, pl.Struct):
         fields = [field.name for field in dtype.fields]
-        paths = ", ".join(f"{_path_segment(name)}.{_path_segment(field)}" for field in fields)
+        paths = ", ".join(f"{escape_name(name)}.{escape_name(field)}" for field in fields)
         what = f"a struct (fields: {', '.join(fields)})"
         advice = (
             f"select its fields as columns of their own ({paths}), or join them into one text"
@@ -318,8 +319,3 @@ def _nested_columns(frame: Frame) -> str | None:
         what = f"a list ({dtype})"
         advice = "drop it, or turn it into text in a task of your own"
     return f"column '{name}'{others} is {what}, and a CSV file holds no nested values: {advice}"
-
-
-def _path_segment(name: str) -> str:
-    """A name as a column path writes it (a dot inside a name is escaped)."""
-    return name.replace("\\", "\\\\").replace(".", "\\.")
