@@ -70,6 +70,9 @@ def test_sqlite_takes_a_path(tmp_path):
         ({"url": "http://h/db"},
          "'http' is not a database URL scheme (postgresql://, mysql://,"
          " sqlite:///path)"),
+        ({"url": "reader:Hunter22pw@db.internal/wh"},  # no scheme: never quoted (a password)
+         "a URL without '://' is not a database URL scheme (postgresql://, mysql://,"
+         " sqlite:///path)"),
         ({"url": "mysql://h/db", "driver": "postgres"},
          "driver 'postgres' but the url is a mysql URL"),
         ({"host_env": "PG_HOST", "user_env": "NOPE_USER", "password_env": "NOPE_PW"},
@@ -143,15 +146,20 @@ def test_connection_passwords_are_secrets():
             "b": {"url": "postgresql://u:literal-pw@h/db"},
             "c": {"url": "postgresql://u:${URL_PW}@h/db"},
         },
-        "service": {"s": {"dsn": "mysql://root:svc-pass@h/db"}},
+        "service": {
+            "s": {"dsn": "mysql://root:svc-pass@h/db"},
+            "pg": {"host_env": "H", "password_env": "SVC_DB_PW"},  # `postgres` reads services
+        },
     }
     environ = {
         "DB_PW": "pw-from-env",
+        "SVC_DB_PW": "svc-pw-from-env",
         "URL_PW": "pw-in-url",
         "DATABASE_URL": "postgres://x:dbu-pw@h/d",
     }
     found = connection_secrets(sections, environ)
-    assert {"pw-from-env", "literal-pw", "pw-in-url", "svc-pass", "dbu-pw"} <= found
+    assert {"pw-from-env", "svc-pw-from-env", "literal-pw", "pw-in-url", "svc-pass"} <= found
+    assert "dbu-pw" in found
     # and the project's redactor gets them
     assert {"pw-from-env", "literal-pw", "dbu-pw"} <= secret_values(sections, environ)
 

@@ -236,8 +236,9 @@ def _checked(
         scheme_driver = driver_of_url(_scheme_source(body.url, where))
         if scheme_driver is None:
             raise ConfigError(
-                f"{what}{body.url.partition('://')[0] or body.url!r} is not a database URL"
-                " scheme (postgresql://, mysql://, sqlite:///path)",
+                # Never the whole URL (without `://` it may be `user:password@host`).
+                f"{what}{_scheme_shown(body.url)} is not a database URL scheme (postgresql://,"
+                " mysql://, sqlite:///path)",
                 where,
             )
         if driver is not None and driver != scheme_driver:
@@ -325,7 +326,11 @@ def connection_secrets(
     variables a connection's `password_env` names, and the password of every URL found in a
     `connection`/`service` entry or an environment variable (`DATABASE_URL`)."""
     found: set[str] = set()
-    for body in sections.get("connection", {}).values():
+    # `service` entries too: `postgres` (`database:`) and `load_sql` look them up as well.
+    bodies = [
+        b for section in ("connection", "service") for b in sections.get(section, {}).values()
+    ]
+    for body in bodies:
         if isinstance(body, Mapping) and isinstance(body.get("password_env"), str):
             value = environ.get(body["password_env"])
             if value:
@@ -355,3 +360,10 @@ def _strings(body: Any) -> Iterable[str]:
             yield from _strings(item)
     elif isinstance(body, str) and "://" in body:
         yield body
+
+
+def _scheme_shown(url: str) -> str:
+    """`'http'` for `http://...`; a URL without `://` has no scheme to show, and may hold a
+    password."""
+    scheme, found, _rest = url.partition("://")
+    return f"{scheme!r}" if found else "a URL without '://'"

@@ -203,10 +203,15 @@ def _webhook(value: str, task: str, ctx: BindContext) -> Webhook:
         ctx.check_path(value)
         return Webhook(value, value if value.startswith("$") else "(URL with variables)")
     if "://" in value:
-        problem = _url_problem(value)
-        if problem is not None:
-            raise ConfigError(f"task '{task}': the webhook URL in the args {problem}", ctx.location)
-        return Webhook(value, "(URL in the args)")
+        # Stage args are config, shown as the asset's `capport/args` metadata in Dagster: a
+        # webhook URL is its own credential, so it may not be written there (as a password may
+        # not be written in a stage's `url`).
+        raise ConfigError(
+            f"task '{task}': a webhook URL written in the args is not kept secret (stage args are"
+            " shown in Dagster): put it in a variable (webhook: $MY_WEBHOOK_URL) or in a"
+            " connection entry's url (webhook: ENTRY)",
+            ctx.location,
+        )
     for section in ("connection", "service"):
         entry = ctx.config.section(section).get(value)
         if entry is None:
