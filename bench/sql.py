@@ -2,7 +2,7 @@
 
 - read: a `load_sql` stage (capport, `sync_lazy`, in process) vs ADBC's PostgreSQL driver
   (`cursor.execute` + `fetch_arrow_table` + `pl.from_arrow`), the engine load_sql uses there;
-- write: `load_parquet` + `save_sql` (mode replace: one transaction, DELETE then COPY) vs
+- write: `load_parquet` + `save_sql` (mode replace: one transaction, TRUNCATE then COPY) vs
   `pl.read_parquet` + ADBC's bulk ingest (COPY) into the table in one transaction.
 
 Needs the PostgreSQL server on 127.0.0.1:5432 (database `test`, trust auth); works in its own

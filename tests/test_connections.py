@@ -136,7 +136,6 @@ def test_a_literal_password_in_a_stage_url_is_refused(write_config):
         " stage's url is not kept secret (put it in an environment variable, e.g."
         " postgresql://user:${PG_PASSWORD}@host/db, or use a connection entry)"
     )
-    assert "hunter22" not in str(problem)
 
 
 def test_connection_passwords_are_secrets():

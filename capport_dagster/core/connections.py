@@ -30,7 +30,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,7 +49,6 @@ __all__ = [
     "url_password",
 ]
 
-Driver = Literal["postgres", "mysql", "sqlite"]
 DRIVERS: tuple[str, ...] = ("postgres", "mysql", "sqlite")
 #: URL schemes and the driver each means (`postgresql+psycopg` style suffixes are refused).
 SCHEMES: Mapping[str, str] = {

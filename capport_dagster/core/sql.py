@@ -53,9 +53,7 @@ from capport_dagster.core.tasks import raw_names
 from capport_dagster.core.variables import BUILTIN_VARIABLES, check_template, expand
 from capport_dagster.errors import ConfigError, Location, TaskError
 
-__all__ = ["MODES", "SqlLoad", "SqlSave", "column_type", "register_sql_tasks"]
-
-MODES: tuple[str, ...] = ("replace", "append", "upsert", "make_next")
+__all__ = ["SqlLoad", "SqlSave", "column_type", "register_sql_tasks"]
 
 
 # --- args ------------------------------------------------------------------------------------
