@@ -845,3 +845,14 @@ def test_http_request_json_args_are_checked(write_config, args, cause):
     stage = f"{{ label: fetch, task: http_request_json, args: {{ {args} }} }}"
     config = write_config({"p.yml": pipeline(LOAD, stage)})
     assert errors(config) == [f"error: config/p.yml:4, pipeline 'p', stage 'fetch' (#2): {cause}"]
+
+
+def test_no_url_with_a_select_the_model_does_not_fit_fails_at_the_stage(write_config, variables):
+    with pytest.raises(TaskError) as info:
+        run_shaped(
+            write_config, variables, load_urls(), fetch(", select: { id: x }, model: player")
+        )
+    assert str(info.value) == (
+        "config/p.yml:4, pipeline 'p', stage 'fetch' (#2): model 'player': required column 'born'"
+        " is missing (the data has columns: id)"
+    )

@@ -201,8 +201,9 @@ class RowShape:
     select: tuple[SelectItem, ...] | None = None
     model: Model | None = None
 
-    def empty(self) -> pl.DataFrame:
-        """The frame of no rows: the select's columns, else the model's (0x0 without either)."""
+    def empty(self, location: Location) -> pl.DataFrame:
+        """The frame of no rows: the select's columns, else the model's (0x0 without either);
+        a model the select's columns do not fit fails at the stage, as with rows."""
         if self.select is not None:
             names: tuple[str, ...] = tuple(item.name for item in self.select)
         elif self.model is not None:
@@ -210,7 +211,7 @@ class RowShape:
         else:
             return pl.DataFrame()
         frame = pl.DataFrame(schema=dict.fromkeys(names, pl.Null()))
-        return frame if self.model is None else reshape(frame, self.model)
+        return frame if self.model is None else reshape(frame, self.model, location=location)
 
     def apply(self, frame: pl.DataFrame, task: str, location: Location) -> pl.DataFrame:
         if self.select is not None:
@@ -381,7 +382,7 @@ async def _run_http_single_request(
         ctx.log.info(
             f"{task}: no value in {', '.join(empty)}: no request sent, {args.df_to} is empty"
         )
-        return {args.df_to: args.shape.empty()}
+        return {args.df_to: args.shape.empty(ctx.location)}
     url = _single_url(expand(args.template, ctx.variables, ctx.location), args.url_params, values)
     _check_url(url, task, ctx.location)
     bodies = await _fetch_all([url], args.options, task, ctx)
@@ -635,7 +636,7 @@ def _rows_frame(
                 location,
             )
     if not rows:
-        return shape.empty()
+        return shape.empty(location)
     try:
         frame = pl.DataFrame(rows, infer_schema_length=None)
     except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
