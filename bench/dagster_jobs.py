@@ -26,7 +26,7 @@ from dagster import (
 
 from bench import plain_enrich
 
-__all__ = ["chain_job", "defs", "enrich_job"]
+__all__ = ["COPIES", "chain_job", "copy_job", "defs", "enrich_job"]
 
 _RESOURCES = {"io_manager": mem_io_manager}
 
@@ -102,6 +102,35 @@ def chain_job(stages: int, csv: str) -> JobDefinition:
         save(frame)
 
     return chain
+
+
+#: Each format's plain Polars read and write (`bench.files` times them with and without Dagster).
+COPIES = {
+    "ndjson": (pl.scan_ndjson, lambda frame, path: frame.sink_ndjson(path)),
+    "array": (pl.read_json, lambda frame, path: frame.write_json(path)),
+    "parquet": (pl.scan_parquet, lambda frame, path: frame.sink_parquet(path)),
+}
+
+
+@functools.cache
+def copy_job(form: str, source: str, target: str) -> JobDefinition:
+    """Two ops: read `source` and write `target` in the format `form` (a key of `COPIES`),
+    the graph of `bench.files`' load-and-save pipelines."""
+    read, write = COPIES[form]
+
+    @op(name="load")
+    def load():  # type: ignore[no-untyped-def]
+        return read(source)
+
+    @op(name="save", ins={"frame": In()}, out=Out(Nothing))
+    def save(frame) -> None:  # type: ignore[no-untyped-def]
+        write(frame, target)
+
+    @job(name=f"copy_{form}", executor_def=in_process_executor, resource_defs=_RESOURCES)
+    def copy() -> None:
+        save(load())
+
+    return copy
 
 
 defs = Definitions(jobs=[enrich_job])

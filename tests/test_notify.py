@@ -1,5 +1,5 @@
 """The webhook tasks `discord` and `notify` (core/notify.py) against a local HTTP server standing
-in for the webhook; and `mongo`, which stays unsupported (core/unsupported.py)."""
+in for the webhook."""
 
 from __future__ import annotations
 
@@ -397,17 +397,3 @@ def test_job_type_the_originals_name_is_accepted(write_config, hook_url):
     )
     graph = graph_of(write_config, LOAD, stage)
     assert graph.by_label["tell"].args.task_type == "recon"
-
-
-# --- mongo -----------------------------------------------------------------------------------
-
-
-def test_mongo_is_unsupported_with_a_reason_and_what_to_use(write_config):
-    stage = "{ label: fetch, task: mongo, args: { database: db, table: t, save_df: T } }"
-    config = write_config({"p.yml": pipeline(stage)})
-    assert errors(config) == [
-        "error: config/p.yml:3, pipeline 'p', stage 'fetch' (#1): task 'mongo': MongoDB is not "
-        "supported (no MongoDB server is available to test it against, so it could not be kept "
-        "working); export the collection to JSON or CSV and read it with load_json or load_csv, "
-        "or copy it into PostgreSQL and read it with load_sql or postgres"
-    ]

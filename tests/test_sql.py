@@ -338,6 +338,24 @@ def test_a_value_the_column_refuses_fails_the_write(write_config, monkeypatch, s
         assert rows(db, table) == [(1, "ann"), (2, "bob")]
 
 
+def test_without_local_infile_mariadb_rows_go_in_by_batched_inserts(write_config, monkeypatch):
+    """A client or server that refuses LOAD DATA LOCAL (MariaDB says 4166): every dtype goes
+    in by `executemany`, in batches, and round-trips as through LOAD DATA."""
+    import pymysql
+
+    from capport_dagster.core import sql_write
+
+    connect = pymysql.connect
+    monkeypatch.setattr(pymysql, "connect", lambda **kw: connect(**{**kw, "local_infile": False}))
+    monkeypatch.setattr(sql_write, "MYSQL_BATCH", 2)  # three rows: two batches
+    for db in _mariadb():
+        FRAMES["ALL"] = all_dtypes_frame()
+        stages = [make("ALL"), save("all_types", "ALL", model="every"),
+                  load("BACK", table="all_types", model="every")]  # fmt: skip
+        frames = run(write_config, db, stages, models={"every": ALL_DTYPES})
+        assert_frame_equal(frames["BACK"], FRAMES["ALL"])
+
+
 def test_a_query_expands_ref_date(write_config, db):
     table = f"{db.table_prefix}days"
     FRAMES["A"] = pl.DataFrame({"day": ["2024-03-01", "2024-03-02"], "n": [1, 2]})
@@ -516,6 +534,52 @@ def test_a_killed_save_sql_leaves_the_table_unchanged(write_config, postgres, tm
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert rows(postgres, table) == before
+
+
+def test_a_killed_save_sql_on_mariadb_leaves_the_table_unchanged(write_config, tmp_path):
+    """SIGKILL during the LOAD DATA of 2M rows after the DELETE of a replace: InnoDB rolls the
+    dead connection's transaction back."""
+    for db in _mariadb():
+        database = db.entry["url"].rsplit("/", 1)[1]  # type: ignore[union-attr]
+        pipeline = pg_pipeline("people", frame_rows=3)
+        pipeline["c.yml"] = f"connection:\n  wh: {{ url: '{db.entry['url']}' }}\n"
+        config = write_config(pipeline)
+        first = capport("run", "-c", str(config), "-p", "p", "-o", "out")
+        assert first.returncode == 0, first.stderr
+        before = rows(db, "people")
+        assert before == [(0, "name0"), (1, "name1"), (2, "name2")]
+        (config / "in.csv").write_text(
+            "id,name\n" + "".join(f"{i},name{i}\n" for i in range(2_000_000))
+        )
+        loading = (
+            f"SELECT count(*) FROM information_schema.processlist WHERE db = '{database}'"
+            " AND info LIKE 'LOAD DATA%' AND id <> connection_id()"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "capport_dagster.cli", "run", "-c", str(config), "-p", "p",
+             "-o", "out", "--no-preview"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not db.execute(loading)[0][0]:
+                assert process.poll() is None, "the run ended before its write began"
+                assert time.monotonic() < deadline, "the write never began"
+                time.sleep(0.02)
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        deadline = time.monotonic() + 30
+        busy = (
+            f"SELECT count(*) FROM information_schema.processlist WHERE db = '{database}'"
+            " AND command <> 'Sleep' AND id <> connection_id()"
+        )
+        while db.execute(busy)[0][0]:  # the server notices and rolls back
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert rows(db, "people") == before
 
 
 # --- validate ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tasks of the original capport that this project knowingly does not provide.
+"""Tasks of capport that this project knowingly does not provide.
 
 A config written for the original capport may name them; `capport validate` then says plainly
 that the task is not supported, why, and what to use instead, rather than "unknown task" with a
@@ -28,6 +28,12 @@ UNSUPPORTED: Mapping[str, str] = {
         "MongoDB is not supported (no MongoDB server is available to test it against, so it"
         " could not be kept working); export the collection to JSON or CSV and read it with"
         " load_json or load_csv, or copy it into PostgreSQL and read it with load_sql or postgres"
+    ),
+    "save_clickhouse": (
+        "ClickHouse is not supported (no ClickHouse server is available to test it against: the"
+        " only packaged one, Debian's 18.16 of 2018, is years older than the servers capport"
+        " writes to); write the frame with save_parquet and import the file with ClickHouse's"
+        " own INSERT ... FORMAT Parquet"
     ),
 }
 
