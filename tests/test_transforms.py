@@ -150,6 +150,11 @@ def test_parse_select_is_reusable() -> None:
 # -- parsing: invalid ----------------------------------------------------------------------------
 
 HOWS = "(valid: left, right, full, cross, inner)"
+ALL_STEPS = (
+    "select, with_columns, join, drop, sql, unnest_list, unnest_struct, unnest_list_of_struct,"
+    " time, uniform_id_type, filter, sort, limit, head, tail, distinct, group_by, rename,"
+    " fill_null"
+)
 
 
 @pytest.mark.parametrize(
@@ -157,37 +162,36 @@ HOWS = "(valid: left, right, full, cross, inner)"
     [
         (
             {"select": {"a": None}},
-            "a transform is a list of steps (- select: ..., - join: ..., - drop: ...), got a"
+            "a transform is a list of steps (- select: ..., - filter: ..., - join: ...), got a"
             " mapping",
         ),
         ([], "a transform needs at least one step"),
         # steps
         (
             ["select"],
-            "step 1: a step is a mapping with exactly one key (select, join, drop), got str"
-            " 'select'",
+            f"step 1: a step is a mapping with one step key ({ALL_STEPS}), got str 'select'",
         ),
         (
             [{}],
-            "step 1: a step is a mapping with exactly one key (select, join, drop), got a mapping",
+            f"step 1: a step is a mapping with one step key ({ALL_STEPS}), got an empty mapping",
         ),
         (
             [{"select": {"a": None}, "drop": {"a": True}}],
-            "step 1: a step is a mapping with exactly one key (select, join, drop), got 2 keys:"
-            " select, drop",
+            "step 1: a step has one step key, got 2 keys: select, drop",
         ),
-        ([{"filter": "a > 1"}], "step 1: step 'filter' is not supported yet (planned)"),
-        ([{"order": ["a"]}], "step 1: step 'order' is not supported yet (planned)"),
-        ([{"limit": 3}], "step 1: step 'limit' is not supported yet (planned)"),
-        ([{"head": 3}], "step 1: step 'head' is not supported yet (planned)"),
-        ([{"tail": 3}], "step 1: step 'tail' is not supported yet (planned)"),
-        ([{"sql": "select 1"}], "step 1: step 'sql' is not supported yet (planned)"),
+        (
+            [{"select": {"a": None}, "how": "left"}],
+            "step 1 (select): unknown key 'how' (a select step takes no other key)",
+        ),
         (
             [{"selct": {}}],
-            "step 1: unknown step 'selct' - did you mean 'select'? (valid steps: select, join,"
-            " drop)",
+            f"step 1: unknown step 'selct' - did you mean 'select'? (valid steps: {ALL_STEPS})",
         ),
-        ([{"rename": {}}], "step 1: unknown step 'rename' (valid steps: select, join, drop)"),
+        ([{"bogus": {}}], f"step 1: unknown step 'bogus' (valid steps: {ALL_STEPS})"),
+        (
+            [{"order": ["a"]}],
+            f"step 1: unknown step 'order' - did you mean 'sort'? (valid steps: {ALL_STEPS})",
+        ),
         # select
         (
             [{"select": None}],
@@ -394,7 +398,7 @@ def test_parse_reports_every_problem_with_its_line() -> None:
 transform:
   enrich:
     - select: { a: { action: concat, args: { cols: [] } }, b: { action: to_list } }
-    - filter: a > 1
+    - selct: { a: null }
     - join: { join: A, left_on: [a, b], right_on: a, how: lft }
 """
     body = parse_yaml(text, "transforms.yml")["transform"]["enrich"]
@@ -406,7 +410,7 @@ transform:
             3,
             "step 1 (select): column 'b': unknown action 'to_list' (valid actions: concat, format)",
         ),
-        (4, "step 2: step 'filter' is not supported yet (planned)"),
+        (4, f"step 2: unknown step 'selct' - did you mean 'select'? (valid steps: {ALL_STEPS})"),
         (5, "step 3 (join): left_on has 2 columns but right_on has 1"),
         (5, f"step 3 (join): unknown how 'lft' - did you mean 'left'? {HOWS}"),
     ]

@@ -12,6 +12,7 @@ import pytest
 
 from capport_dagster.cli import main
 from tests.conftest import builtin_tasks
+from tests.test_transforms import ALL_STEPS
 
 #: Independent mistakes, by file (several in one stage or runner where the point is that one does
 #: not hide the other), with the exact problem `validate` must print for each. Together in one
@@ -144,9 +145,9 @@ PLANTED = {
         [
             "config/transforms.yml:7:7, transform 'broken_used' (used by pipeline 'p_broken',"
             " stage 'use' (#2)): step 1: unknown step 'selct' - did you mean 'select'?"
-            " (valid steps: select, join, drop)",
+            f" (valid steps: {ALL_STEPS})",
             "config/transforms.yml:9:7, transform 'broken_unused' (used by no stage): step 1:"
-            " unknown step 'bogus' (valid steps: select, join, drop)",
+            f" unknown step 'bogus' (valid steps: {ALL_STEPS})",
         ],
     ),
     "broken_used.yml": (

@@ -53,6 +53,9 @@ class JoinStep:
     right_on: tuple[str, ...] = ()
     right_select: tuple[SelectItem, ...] | None = None
 
+    def reads(self) -> tuple[str, ...]:
+        return (self.right,)
+
     def right_frame(self, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         """The right frame as the join sees it: after `right_select`."""
         right = frames[self.right].lazy()

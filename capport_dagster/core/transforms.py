@@ -1,4 +1,4 @@
-"""Transforms: a named list of steps (`select`, `join`, `drop`) that builds a Polars LazyFrame.
+"""Transforms: a named list of steps (`core/steps/`, a module each) that builds a Polars LazyFrame.
 
 Parsing and applying are apart so `capport validate` reports every bad step of every transform
 without data, and a run only builds a lazy plan that Polars can optimise as a whole (a `select`
@@ -37,21 +37,23 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import polars as pl
 
-from capport_dagster.core.joins import JOIN_HOWS, JoinStep, parse_join
+from capport_dagster.core.joins import JOIN_HOWS, JoinStep
 from capport_dagster.core.paths import path_expr, valid_path
 from capport_dagster.core.selects import (
     ACTIONS,
     Findings,
     SelectItem,
     check_items,
-    count,
     parse_items,
     select_exprs,
 )
+from capport_dagster.core.steps import PLANNED_STEPS, STEPS, Schema, Step, parse_step
+from capport_dagster.core.steps.drop import DropStep
+from capport_dagster.core.steps.select import SelectStep
 from capport_dagster.core.variables import BUILTIN_VARIABLES
 from capport_dagster.core.yaml_source import describe, location_at
 from capport_dagster.errors import (
@@ -60,7 +62,6 @@ from capport_dagster.errors import (
     Problem,
     TaskError,
     ValidationError,
-    did_you_mean,
 )
 
 __all__ = [
@@ -81,50 +82,6 @@ __all__ = [
     "valid_path",
 ]
 
-STEPS: tuple[str, ...] = ("select", "join", "drop")
-PLANNED_STEPS: tuple[str, ...] = ("filter", "order", "limit", "head", "tail", "sql")
-
-Schema = Mapping[str, pl.DataType | None]
-
-
-@dataclass(frozen=True)
-class SelectStep:
-    """`select`: the output has exactly these columns, so later steps see a known shape."""
-
-    kind: ClassVar[str] = "select"
-    items: tuple[SelectItem, ...]
-
-    def check(self, schema: Schema, frames: Mapping[str, pl.LazyFrame]) -> list[str]:
-        return check_items(self.items, schema)
-
-    def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-        return frame.select(select_exprs(self.items))
-
-
-@dataclass(frozen=True)
-class DropStep:
-    """`drop`: only the columns flagged to drop; those flagged to keep need no work."""
-
-    kind: ClassVar[str] = "drop"
-    columns: tuple[str, ...]
-
-    def check(self, schema: Schema, frames: Mapping[str, pl.LazyFrame]) -> list[str]:
-        missing = [name for name in dict.fromkeys(self.columns) if name not in schema]
-        if not missing:
-            return []
-        columns = ", ".join(schema) or "none"
-        if len(missing) > 1:
-            names = ", ".join(f"'{name}'" for name in missing)
-            return [f"columns {names} not found (columns: {columns})"]
-        hint = did_you_mean(missing[0], schema)
-        return [f"column '{missing[0]}' not found{hint} (columns: {columns})"]
-
-    def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-        return frame.drop(list(self.columns)) if self.columns else frame
-
-
-Step = SelectStep | JoinStep | DropStep
-
 
 @dataclass(frozen=True)
 class Transform:
@@ -136,9 +93,9 @@ class Transform:
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
     def reads(self) -> tuple[str, ...]:
-        """The frames the joins name, in step order: the stage's extra dependencies."""
-        names = [step.right for step in self.steps if isinstance(step, JoinStep)]
-        return tuple(dict.fromkeys(names))
+        """The frames the steps name (joins, sql contexts), in step order: the stage's extra
+        dependencies."""
+        return tuple(dict.fromkeys(name for step in self.steps for name in step.reads()))
 
     def apply(
         self,
@@ -157,11 +114,12 @@ class Transform:
         schema = _input_schema(plan, f"transform '{self.name}'", location)
         for number, step in enumerate(self.steps, 1):
             where = f"transform '{self.name}', step {number} ({step.kind})"
-            if isinstance(step, JoinStep) and step.right not in frames:
-                given = ", ".join(sorted(frames)) or "none"
-                raise TaskError(
-                    f"{where}: frame '{step.right}' was not given (frames: {given})", location
-                )
+            for name in step.reads():
+                if name not in frames:
+                    given = ", ".join(sorted(frames)) or "none"
+                    raise TaskError(
+                        f"{where}: frame '{name}' was not given (frames: {given})", location
+                    )
             try:
                 problems = step.check(schema, frames)
                 if not problems:
@@ -211,7 +169,7 @@ def parse_transform(
     """
     if not isinstance(body, list):
         raise ConfigError(
-            "a transform is a list of steps (- select: ..., - join: ..., - drop: ...),"
+            "a transform is a list of steps (- select: ..., - filter: ..., - join: ...),"
             f" got {describe(body)}",
             location,
         )
@@ -225,7 +183,7 @@ def parse_transform(
     known: dict[str, pl.DataType | None] | None = None  # the columns, where the steps fix them
     for number, raw in enumerate(body, 1):
         found = Findings(variables=variables)
-        step = _parse_step(number, raw, found)
+        step = parse_step(number, raw, found)
         where = location_at(location, body, number - 1)
         if step is not None and not found.errors:
             steps.append(step)
@@ -238,58 +196,12 @@ def parse_transform(
     return Transform(name, tuple(steps), tuple(warnings))
 
 
-def _parse_step(number: int, raw: Any, found: Findings) -> Step | None:
-    if not isinstance(raw, Mapping) or len(raw) != 1:
-        got = describe(raw)
-        if isinstance(raw, Mapping) and raw:
-            got = f"{count(len(raw), 'key')}: {', '.join(map(str, raw))}"
-        found.errors.append(
-            f"step {number}: a step is a mapping with exactly one key"
-            f" ({', '.join(STEPS)}), got {got}"
-        )
-        return None
-    ((kind, args),) = raw.items()
-    context = f"step {number} ({kind})"
-    if kind == "select":
-        return SelectStep(parse_items(args, context, found))
-    if kind == "join":
-        return parse_join(args, context, found)
-    if kind == "drop":
-        return DropStep(_parse_drop(args, context, found.errors))
-    if kind in PLANNED_STEPS:
-        found.errors.append(f"step {number}: step '{kind}' is not supported yet (planned)")
-    else:
-        hint = did_you_mean(kind, STEPS + PLANNED_STEPS)
-        found.errors.append(
-            f"step {number}: unknown step {kind!r}{hint} (valid steps: {', '.join(STEPS)})"
-        )
-    return None
-
-
 def parse_select(mapping: Any, location: Location, context: str) -> tuple[SelectItem, ...]:
     """Read a `{new_col: SOURCE}` mapping; `context` prefixes messages (e.g. `step 2 (join)`)."""
     found = Findings()
     items = parse_items(mapping, context, found)
     ValidationError.raise_if_any([Problem(location, message) for message in found.errors])
     return items
-
-
-def _parse_drop(args: Any, context: str, messages: list[str]) -> tuple[str, ...]:
-    if not isinstance(args, Mapping) or not args:
-        got = "an empty mapping" if isinstance(args, Mapping) else describe(args)
-        messages.append(f"{context}: expected a mapping of column -> true/false, got {got}")
-        return ()
-    dropped: list[str] = []
-    for key, value in args.items():
-        flag = value.lower() if isinstance(value, str) else value
-        if flag is None or flag is True or flag == "true":
-            dropped.append(str(key))
-        elif not (flag is False or flag == "false"):
-            messages.append(
-                f"{context}: column '{key}': {value!r} is not a drop flag"
-                " (true or null drops the column, false keeps it)"
-            )
-    return tuple(dropped)
 
 
 def _known_after(
@@ -310,7 +222,7 @@ def _known_after(
     if isinstance(step, DropStep):
         messages += [f"{context}: {problem}" for problem in step.check(known, {})]
         return {name: dtype for name, dtype in known.items() if name not in step.columns}
-    if step.right_select is None:
+    if not isinstance(step, JoinStep) or step.right_select is None:
         return None
     right = dict.fromkeys(item.name for item in step.right_select)
     problems = step.check_keys(known, right)

@@ -1,0 +1,44 @@
+"""`select: {new_col: EXPR}`: the output has exactly these columns, in this order."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import polars as pl
+
+from capport_dagster.core.selects import (
+    Findings,
+    SelectItem,
+    check_items,
+    parse_items,
+    select_exprs,
+)
+from capport_dagster.core.steps.base import Schema, StepKind
+
+__all__ = ["KINDS", "SelectStep"]
+
+
+@dataclass(frozen=True)
+class SelectStep:
+    """`select`: the output has exactly these columns, so later steps see a known shape."""
+
+    kind: ClassVar[str] = "select"
+    items: tuple[SelectItem, ...]
+
+    def reads(self) -> tuple[str, ...]:
+        return ()
+
+    def check(self, schema: Schema, frames: Mapping[str, pl.LazyFrame]) -> list[str]:
+        return check_items(self.items, schema)
+
+    def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
+        return frame.select(select_exprs(self.items))
+
+
+def _parse(step: Mapping[str, Any], context: str, found: Findings) -> SelectStep:
+    return SelectStep(parse_items(step["select"], context, found))
+
+
+KINDS = (StepKind("select", ("select",), _parse),)
