@@ -127,6 +127,42 @@ def run_stages(
     return store
 
 
+def run_transform(
+    directory: Path,
+    steps: list,
+    frames: Mapping[str, pl.DataFrame],
+    mode: RunMode,
+    *,
+    input: str | None = None,
+) -> pl.DataFrame:
+    """Run a transform (its list of `steps`, as the YAML would hold them) on `frames` in
+    `mode`, the way a pipeline runs it: each frame loaded from a Parquet file (dtypes kept),
+    then `transform` on `input` (default: the first frame). The result, collected.
+
+    `directory` holds the config (a fresh subdirectory per call): pass `tmp_path`."""
+    import json
+    import uuid
+
+    from capport_dagster.core.graph import load_project
+
+    config = directory / f"transform_{uuid.uuid4().hex[:8]}"
+    config.mkdir()
+    loads = []
+    for name, frame in frames.items():
+        frame.write_parquet(config / f"{name}.parquet")
+        loads.append({"filepath": str(config / f"{name}.parquet"), "df_name": name})
+    stages = [
+        {"label": "load", "task": "load_parquet", "args": loads},
+        {"label": "apply", "task": "transform",
+         "args": {"name": "t", "input": input or next(iter(frames)), "save_df": "RESULT"}},
+    ]  # fmt: skip
+    text = json.dumps({"pipeline": {"p": stages}, "transform": {"t": steps}})
+    (config / "p.yml").write_text(text)
+    store = run_stages(load_project(config).graphs["p"], mode, {})
+    (result,) = [frame for version, frame in store.items() if version.name == "RESULT"]
+    return result.lazy().collect()
+
+
 class PolarsExecutions:
     """Counts how Polars plans are executed while it is installed (`monkeypatch`): `passes`, the
     calls (`collect`, `collect_all`: each one pass over its data), and per query, `sinks`
