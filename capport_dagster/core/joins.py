@@ -2,6 +2,11 @@
 
 Join keys are column names, not paths (a dot in a key is part of the name). Decisions on keys,
 suffixes and row order are in `core/transforms.py`'s docstring and the reference (section 5).
+
+`left_prefix` / `right_prefix` are capport's: before the join, each side gains a prefixed COPY
+of every column (after `right_select` on the right), its own columns kept, so `left_on` and
+`right_on` may name either. The schemas this module's checks take are the sides before the
+prefixes; the checks add them (`prefixed`), so a caller never has to know about them.
 """
 
 from __future__ import annotations
@@ -24,13 +29,16 @@ from capport_dagster.core.selects import (
     select_exprs,
     unknown_keys,
 )
+from capport_dagster.core.yaml_source import describe
 from capport_dagster.errors import did_you_mean
 
-__all__ = ["JOIN_HOWS", "JoinStep", "parse_join"]
+__all__ = ["JOIN_HOWS", "JoinStep", "parse_join", "prefixed"]
 
 JOIN_HOWS: tuple[str, ...] = ("left", "right", "full", "cross", "inner")
 
-_JOIN_KEYS = ("join", "right", "right_select", "left_on", "right_on", "how")
+_JOIN_KEYS = (
+    "join", "right", "right_select", "left_on", "right_on", "how", "left_prefix", "right_prefix"
+)  # fmt: skip
 #: The suffix Polars gives a right column whose name the left frame already has.
 SUFFIX = "_right"
 # Polars' "left"/"right" keep only one side's order: the order of several matches of one row
@@ -52,12 +60,14 @@ class JoinStep:
     left_on: tuple[str, ...] = ()
     right_on: tuple[str, ...] = ()
     right_select: tuple[SelectItem, ...] | None = None
+    left_prefix: str = ""
+    right_prefix: str = ""
 
     def reads(self) -> tuple[str, ...]:
         return (self.right,)
 
     def right_frame(self, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-        """The right frame as the join sees it: after `right_select`."""
+        """The right frame after `right_select` (before `right_prefix`, which `apply` adds)."""
         right = frames[self.right].lazy()
         if self.right_select is not None:
             right = right.select(select_exprs(self.right_select))
@@ -73,11 +83,25 @@ class JoinStep:
         return self.check_keys(left, self.right_frame(frames).collect_schema())
 
     def check_keys(self, left: Schema, right: Schema) -> list[str]:
-        """Every key not found on its side, with the columns that side has."""
-        problems = []
+        """Every key not found on its side, with the columns that side has; first, every
+        prefixed copy that would overwrite a column of its side (`left`, `right`: the sides
+        before the prefixes)."""
+        problems = [
+            f"{label} {prefix!r} makes '{prefix}{name}', a column {side} already has: choose"
+            f" another prefix, or rename the column first"
+            for label, prefix, schema, side in (
+                ("left_prefix", self.left_prefix, left, "the left frame"),
+                ("right_prefix", self.right_prefix, right, self._right_name()),
+            )
+            if prefix
+            for name in schema
+            if f"{prefix}{name}" in schema
+        ]
+        if problems:
+            return problems
         sides = (
-            ("left_on", self.left_on, left, "the left frame"),
-            ("right_on", self.right_on, right, self._right_name()),
+            ("left_on", self.left_on, prefixed(left, self.left_prefix), "the left frame"),
+            ("right_on", self.right_on, prefixed(right, self.right_prefix), self._right_name()),
         )
         for label, keys, schema, side in sides:
             for key in dict.fromkeys(keys):
@@ -103,6 +127,7 @@ class JoinStep:
                 f" with right_select, e.g. right_select: {{{keys}{clash}_2: {escape_name(clash)}}}"
             )
         if isinstance(exc, pl.exceptions.SchemaError):
+            left, right = prefixed(left, self.left_prefix), prefixed(right, self.right_prefix)
             differ = [
                 f"left_on '{lk}' is {left[lk]} but right_on '{rk}' is {right[rk]}"
                 for lk, rk in zip(self.left_on, self.right_on, strict=True)
@@ -121,6 +146,10 @@ class JoinStep:
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         right = self.right_frame(frames)
+        if self.left_prefix:
+            frame = frame.with_columns(pl.all().name.prefix(self.left_prefix))
+        if self.right_prefix:
+            right = right.with_columns(pl.all().name.prefix(self.right_prefix))
         if self.how == "cross":
             # Row order as the eager engine gives it, in every mode (streaming sinks included).
             return frame.join(right, how="cross", maintain_order="left_right")
@@ -134,6 +163,14 @@ class JoinStep:
             coalesce=True,  # capport's (Polars') default for left, inner and right
             maintain_order=_ORDER[self.how],  # type: ignore[arg-type]
         )
+
+
+def prefixed(schema: Schema, prefix: str) -> dict[str, pl.DataType | None]:
+    """A side's columns after its prefix: its own, then a prefixed copy of each (capport)."""
+    columns = dict(schema)
+    if prefix:
+        columns.update({f"{prefix}{name}": dtype for name, dtype in schema.items()})
+    return columns
 
 
 def _full_join(
@@ -205,9 +242,22 @@ def parse_join(args: Any, context: str, found: Findings) -> JoinStep | None:
             f"{context}: left_on has {count(len(left_on), 'column')}"
             f" but right_on has {len(right_on)}"
         )
+    prefixes = []
+    for label in ("left_prefix", "right_prefix"):
+        prefix = args.get(label)
+        if prefix is not None and (not isinstance(prefix, str) or not prefix):
+            got = "an empty string" if prefix == "" else describe(prefix)
+            messages.append(
+                f"{context}: {label} is the text put before each column name of a copy of the"
+                f" side's columns (e.g. {label}: {label.split('_')[0]}_), got {got}"
+            )
+        prefixes.append(prefix if isinstance(prefix, str) else "")
     right_select = None
     if args.get("right_select") is not None:
         right_select = parse_items(args["right_select"], f"{context} right_select", found)
     if len(messages) > errors:
         return None
-    return JoinStep(str(right), str(how), left_on or (), right_on or (), right_select)
+    left_prefix, right_prefix = prefixes
+    return JoinStep(
+        str(right), str(how), left_on or (), right_on or (), right_select, left_prefix, right_prefix
+    )
