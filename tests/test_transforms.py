@@ -15,6 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from capport_dagster.core import transforms
+from capport_dagster.core.expressions import Column, Concat
 from capport_dagster.core.graph import load_project
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.transforms import (
@@ -95,14 +96,12 @@ def test_parse_every_step_kind() -> None:
         (
             SelectStep(
                 (
-                    SelectItem("id", "column", ("id",)),
-                    SelectItem("first", "column", ("name.first",)),
-                    SelectItem("t", "column", ("team",)),
+                    SelectItem("id", Column("id")),
+                    SelectItem("first", Column("name.first")),
+                    SelectItem("t", Column("team")),
                 )
             ),
-            JoinStep(
-                "TEAMS", "left", ("t",), ("code",), (SelectItem("code", "column", ("code",)),)
-            ),
+            JoinStep("TEAMS", "left", ("t",), ("code",), (SelectItem("code", Column("code")),)),
             JoinStep("OTHER", "cross"),
             JoinStep("TEAMS", "inner", ("a", "b"), ("c", "d")),
             DropStep(("first",)),
@@ -135,14 +134,14 @@ def test_reads_names_joined_frames_in_step_order_once() -> None:
 )
 def test_a_source_without_an_action_is_a_plain_column(source: Any, path: str) -> None:
     """capport reads `{action: null, args: col}` as the column `col`, and null args as the key."""
-    assert parse_select({"out": source}, LOC, "ctx") == (SelectItem("out", "column", (path,)),)
+    assert parse_select({"out": source}, LOC, "ctx") == (SelectItem("out", Column(path)),)
 
 
 def test_parse_select_is_reusable() -> None:
     items = parse_select(
         {"full": {"action": "concat", "args": {"cols": ["a", "b"], "separator": "-"}}}, LOC, "ctx"
     )
-    assert items == (SelectItem("full", "concat", ("a", "b"), separator="-"),)
+    assert items == (SelectItem("full", Concat((Column("a"), Column("b")), "-")),)
     frame = pl.DataFrame({"a": ["x"], "b": [1]})
     assert_frame_equal(frame.select(select_exprs(items)), pl.DataFrame({"full": ["x-1"]}))
 

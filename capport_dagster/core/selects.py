@@ -1,58 +1,61 @@
-"""The `select` mapping (`{new_col: SOURCE}`), shared by the `select` step and a join's
-`right_select`, and the argument helpers every transform step uses.
+"""The `select` mapping (`{new_col: EXPR}`), shared by the `select` step, a join's
+`right_select` and an HTTP stage's `select`, and the argument helpers every transform step uses.
 
-A `format` template follows Python's format strings, reduced to what a template needs::
+A source is an expression (`core/expressions.py`, `docs/expressions.md`), null (the key's own
+name), or this project's older action mapping, still read as before::
 
-    template := ( text | "{}" | "{{" | "}}" )*        text: anything but "{" and "}"
-
-`{{` and `}}` are literal braces; any other brace is an error (Polars would read `{name}` as a
-column). `$NAME` is not expanded in a template: it stays as written, and a `$NAME` that names a
-variable (a built-in or an environment variable) is warned about, since it was most likely meant
-to be expanded.
+    source := EXPR | null
+            | {action: format, args: {template: STR, cols: PATHS}}
+            | {action: concat, args: {cols: PATHS, separator: STR}}
+            | {action: null, args: PATH | null}             a column: the path, or the key
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
-from capport_dagster.core.paths import check_path, path_error, path_expr
+from capport_dagster.core.expressions import (
+    Concat,
+    Expr,
+    Findings,
+    Format,
+    format_template,
+    parse_expr,
+    unknown_keys,
+)
+from capport_dagster.core.paths import path_error
 from capport_dagster.core.yaml_source import describe
-from capport_dagster.errors import count, did_you_mean
+from capport_dagster.errors import count as count
+from capport_dagster.errors import did_you_mean
 
-__all__ = ["ACTIONS", "Findings", "SelectItem", "check_items", "parse_items", "select_exprs"]
+__all__ = [
+    "ACTIONS",
+    "Findings",
+    "SelectItem",
+    "check_items",
+    "column_list",
+    "parse_items",
+    "select_exprs",
+    "unknown_keys",
+]
 
+#: The actions of the older `{action: ..., args: ...}` form.
 ACTIONS: tuple[str, ...] = ("concat", "format")
 
 _SOURCE_KEYS = ("action", "args")
 _ACTION_KEYS = {"format": ("template", "cols"), "concat": ("cols", "separator")}
-_VARIABLE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
-_BRACES = "write {} for a value, {{ and }} for a literal brace"
-
-
-@dataclass
-class Findings:
-    """What parsing found: errors make the transform unusable, warnings do not."""
-
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    #: Variable names a `$NAME` in a template is warned about.
-    variables: Collection[str] = ()
 
 
 @dataclass(frozen=True)
 class SelectItem:
-    """One output column of a select: a column path, or a `format`/`concat` of column paths."""
+    """One output column of a select: its name and the expression giving it."""
 
     name: str
-    action: Literal["column", "format", "concat"]
-    cols: tuple[str, ...]
-    template: str = "{}"
-    separator: str = " "
+    expr: Expr
 
 
 def parse_items(mapping: Any, context: str, found: Findings) -> tuple[SelectItem, ...]:
@@ -66,22 +69,26 @@ def parse_items(mapping: Any, context: str, found: Findings) -> tuple[SelectItem
         if not isinstance(key, str) or not key:
             found.errors.append(f"{context}: column name {key!r} must be a non-empty string")
             continue
-        item = _parse_source(key, source, f"{context}: column '{key}'", found)
-        if item is not None:
-            items.append(item)
+        expr = _parse_source(key, source, f"{context}: column '{key}'", found)
+        if expr is not None:
+            items.append(SelectItem(key, expr))
     return tuple(items)
 
 
-def _parse_source(key: str, source: Any, where: str, found: Findings) -> SelectItem | None:
+def _parse_source(key: str, source: Any, where: str, found: Findings) -> Expr | None:
     messages = found.errors
-    if source is None or isinstance(source, str):
-        return _column_item(key, source, where, messages)
+    if source is None:
+        return parse_expr(key, where, found)
+    if isinstance(source, str):
+        return parse_expr(source, where, found)
     if not isinstance(source, Mapping):
         messages.append(
             f"{where}: a source is a column path, null or a mapping with action and args,"
             f" got {describe(source)}"
         )
         return None
+    if source and not any(key in source for key in _SOURCE_KEYS):
+        return parse_expr(source, where, found)
     if unknown_keys(source, _SOURCE_KEYS, where, messages, "a source mapping"):
         return None
     if source.get("action") is None:
@@ -89,7 +96,7 @@ def _parse_source(key: str, source: Any, where: str, found: Findings) -> SelectI
         if args is not None and not isinstance(args, str):
             messages.append(f"{where}: args without an action is a column path, got {args!r}")
             return None
-        return _column_item(key, args, where, messages)
+        return parse_expr(key if args is None else args, where, found)
     action, args = source["action"], source.get("args")
     if action not in ACTIONS:
         hint = did_you_mean(action, ACTIONS)
@@ -104,89 +111,30 @@ def _parse_source(key: str, source: Any, where: str, found: Findings) -> SelectI
     errors = len(messages)
     unknown_keys(args, _ACTION_KEYS[action], where, messages, f"{action} args")
     cols = column_list(args.get("cols"), "cols", where, messages, required=True, paths=True)
-    cols = cols or ()
+    parsed = [parse_expr(path, where, found) for path in cols or ()]
+    columns = tuple(expr for expr in parsed if expr is not None)
+    expr: Expr
     if action == "format":
-        template = args.get("template")
-        if not isinstance(template, str):
-            messages.append(f"{where}: template must be a string, got {describe(template)}")
-        else:
-            _check_template(template, cols, where, found)
-        item = SelectItem(key, "format", cols, template=str(template))
+        template = format_template(args.get("template"), len(columns), "cols", where, found)
+        expr = Format(str(template), columns)
     else:
         separator = args.get("separator", " ")
         if not isinstance(separator, str):
             messages.append(f"{where}: separator must be a string, got {describe(separator)}")
-        item = SelectItem(key, "concat", cols, separator=str(separator))
-    return item if len(messages) == errors else None
-
-
-def _check_template(template: str, cols: tuple[str, ...], where: str, found: Findings) -> None:
-    placeholders = 0
-    position = 0
-    while position < len(template):
-        pair = template[position : position + 2]
-        if pair in ("{}", "{{", "}}"):
-            placeholders += pair == "{}"
-            position += 2
-            continue
-        if template[position] in "{}":
-            variable = _VARIABLE.match(template, position - 1) if position else None
-            what = (
-                f"'{variable[0]}' at character {position}, which a format template does not expand"
-                if variable
-                else f"an unmatched '{template[position]}' at character {position + 1}"
-            )
-            found.errors.append(f"{where}: template {template!r} has {what} ({_BRACES})")
-            return
-        position += 1
-    if cols and placeholders != len(cols):
-        found.errors.append(
-            f"{where}: template {template!r} has {count(placeholders, 'placeholder')} '{{}}'"
-            f" but cols has {count(len(cols), 'column')}; they must match"
-        )
-    known = [
-        name
-        for name in dict.fromkeys(a or b for a, b in _VARIABLE.findall(template))
-        if name in found.variables
-    ]
-    if known:
-        names = ", ".join(f"${name}" for name in known)
-        found.warnings.append(
-            f"{where}: template {template!r} contains {names}, which a format template does"
-            " not expand: the text stays as written (variables are expanded in paths and URLs)"
-        )
-
-
-def _column_item(key: str, path: str | None, where: str, messages: list[str]) -> SelectItem | None:
-    path = key if path is None else path
-    problem = path_error(path)
-    if problem is not None:
-        messages.append(f"{where}: {problem}")
-        return None
-    return SelectItem(key, "column", (path,))
+        expr = Concat(columns, str(separator))
+    return expr if len(messages) == errors else None
 
 
 def select_exprs(items: tuple[SelectItem, ...]) -> list[pl.Expr]:
     """The Polars expressions of a parsed select, one per output column, in order."""
-    exprs: list[pl.Expr] = []
-    for item in items:
-        cols = [path_expr(path) for path in item.cols]
-        if item.action == "format":
-            expr = pl.format(item.template, *cols)
-        elif item.action == "concat":
-            expr = pl.concat_str(cols, separator=item.separator, ignore_nulls=False)
-        else:
-            expr = cols[0]
-        exprs.append(expr.alias(item.name))
-    return exprs
+    return [item.expr.polars().alias(item.name) for item in items]
 
 
 def check_items(
     items: tuple[SelectItem, ...], schema: Mapping[str, pl.DataType | None]
 ) -> list[str]:
-    """Each distinct problem of the select's paths in a frame of this schema (see check_path)."""
-    problems = (check_path(path, schema) for item in items for path in item.cols)
-    return list(dict.fromkeys(p for p in problems if p is not None))
+    """Each distinct problem of the select's expressions in a frame of this schema."""
+    return list(dict.fromkeys(problem for item in items for problem in item.expr.check(schema)))
 
 
 # -- helpers shared by the steps ------------------------------------------------------------------
@@ -227,16 +175,3 @@ def column_list(
                 messages.append(f"{where}: {label}: {problem}")
                 return None
     return tuple(names)
-
-
-def unknown_keys(
-    mapping: Mapping, allowed: tuple[str, ...], where: str, messages: list[str], what: str
-) -> bool:
-    """Report each key not in `allowed`; True when there was one."""
-    unknown = [key for key in mapping if key not in allowed]
-    for key in unknown:
-        messages.append(
-            f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}"
-            f" ({what} takes {', '.join(allowed)})"
-        )
-    return bool(unknown)
