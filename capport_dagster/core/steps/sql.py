@@ -124,6 +124,8 @@ def explain_sql_error(exc: Exception, tables: Iterable[str]) -> str:
             f"sql reads column '{name}', not found{did_you_mean(name, valid)}"
             f" (columns: {', '.join(valid) or 'none'})"
         )
+    if "only one) statement" in message:
+        return "sql must be one query, got several statements (separated by ';')"
     placeholder = _PLACEHOLDER.search(message)
     if placeholder:
         return (

@@ -80,7 +80,7 @@ def _parse(step: Mapping[str, Any], context: str, found: Findings) -> UniformIdS
     elif not isinstance(into, str) or into not in DTYPES:
         hint = did_you_mean(into, DTYPES) if isinstance(into, str) else ""
         messages.append(
-            f"{context}: unknown dtype {into!r}{hint} for into (valid dtypes: {', '.join(DTYPES)})"
+            f"{context}: into: unknown dtype {into!r}{hint} (valid dtypes: {', '.join(DTYPES)})"
         )
     if len(messages) > errors or include is None:
         return None

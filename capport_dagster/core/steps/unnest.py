@@ -3,7 +3,8 @@
 One step may carry any of the three keys (capport's one unnest step); they run in capport's
 fixed order whatever the YAML's: `unnest_list` explodes (a row per list element), then
 `unnest_struct` replaces a struct column by its fields, where it stood, then
-`unnest_list_of_struct` does both. Each takes a column name or a list of them (capport: one).
+`unnest_list_of_struct` does both. Each takes a column name, a list of them or a comma-separated
+string, as other column lists (capport: one column).
 
 Polars' semantics, as capport: an empty or a null list gives one row whose value is null; a
 null struct gives null fields. A value is a column, not a path into a struct (`a.b`): its
@@ -28,6 +29,7 @@ __all__ = ["KINDS", "UnnestStep"]
 
 KEYS = ("unnest_list", "unnest_struct", "unnest_list_of_struct")
 _LISTS = (pl.List, pl.Array)
+_EMPTY = {"str ''": "an empty string", "a list": "an empty list"}
 _WANTS = {
     "unnest_list": "a list",
     "unnest_struct": "a struct",
@@ -114,11 +116,13 @@ def _parse(step: Mapping[str, Any], context: str, found: Findings) -> UnnestStep
 
 
 def _columns(value: Any, where: str, messages: list[str]) -> tuple[str, ...]:
+    if isinstance(value, str) and "," in value:
+        value = [part.strip() for part in value.split(",")]
     values = value if isinstance(value, list) and value else [value]
     names: list[str] = []
     for raw in values:
         if not isinstance(raw, str) or not raw:
-            got = "an empty string" if raw == "" else describe(raw)
+            got = _EMPTY.get(describe(raw), describe(raw)) if not raw else describe(raw)
             messages.append(f"{where}: expected a column name or a list of them, got {got}")
             continue
         problem = path_error(raw)
