@@ -311,9 +311,10 @@ def parse_expr(
         return _parse_mapping(raw, where, found)
     if isinstance(raw, (bool, int, float)):
         kind = "bool" if isinstance(raw, bool) else "int64" if isinstance(raw, int) else "double"
-        example = f"{{{kind}: {str(raw).lower() if kind == 'bool' else raw}}}"
+        shown = str(raw).lower() if kind == "bool" else str(raw)
+        example = f"{{{kind}: {shown}}}"
         found.errors.append(
-            f"{where}: {describe(raw)} is not a column path: quote it ('{raw}') if it names a"
+            f"{where}: {describe(raw)} is not a column path: quote it ('{shown}') if it names a"
             f" column, or write a typed literal such as {example}"
         )
     elif raw is None:
