@@ -18,7 +18,7 @@ warned about.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -45,6 +45,7 @@ _SYNTAX = re.compile(
 )
 _RELATION = re.compile(r"relation '(?P<name>.+?)' was not found")
 _COLUMN = re.compile(r'unable to find column "(?P<name>.+?)"; valid columns: \[(?P<valid>.*?)\]')
+_TABLE_COLUMN = re.compile(r"no column named '(?P<name>.+?)' found in table '(?P<table>.+?)'")
 _PLACEHOLDER = re.compile(r'Placeholder\("(?P<text>.+?)"\)')
 #: Polars' SQL errors that do not depend on the tables' columns.
 _STATIC = re.compile(
@@ -91,7 +92,7 @@ class SqlStep:
         return None
 
 
-def explain_sql_error(exc: Exception, tables: Iterable[str]) -> str:
+def explain_sql_error(exc: Exception, tables: Mapping[str, Mapping[str, Any]]) -> str:
     """Polars' SQL error in our words (its first line where we do not know it)."""
     message = str(exc).strip()
     syntax = _SYNTAX.match(message)
@@ -126,6 +127,13 @@ def explain_sql_error(exc: Exception, tables: Iterable[str]) -> str:
         )
     if "only one) statement" in message:
         return "sql must be one query, got several statements (separated by ';')"
+    field = _TABLE_COLUMN.search(message)
+    if field and field["table"] in tables:
+        name, valid = field["name"], list(tables[field["table"]])
+        return (
+            f"sql reads column '{name}' of table '{field['table']}', not found"
+            f"{did_you_mean(name, valid)} (columns: {', '.join(valid) or 'none'})"
+        )
     placeholder = _PLACEHOLDER.search(message)
     if placeholder:
         return (
