@@ -291,10 +291,10 @@ EXPRESSION_KEYS: tuple[str, ...] = ("col", *_ACTION_KEYS, "sql", *LITERAL_TYPES)
 
 _BRACES = "write {} for a value, {{ and }} for a literal brace"
 _VARIABLE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
-_SQL_POSITION = re.compile(
-    r"sql parser error: Expected: (?P<expected>.*?), found: (?P<found>.*?)"
-    r"(?: at Line: (?P<line>\d+), Column: (?P<column>\d+))?$"
+_SQL_PARSER = re.compile(
+    r"sql parser error: (?P<what>.*?)\.?(?: at Line: (?P<line>\d+), Column: (?P<column>\d+))?$"
 )
+_SQL_EXPECTED = re.compile(r"Expected: (?P<expected>.*?), found: (?P<found>.*)$")
 
 
 def parse_expr(
@@ -642,19 +642,28 @@ def _sql_problem(text: str, exc: Exception) -> str:
     `pl.sql_expr` says only "unable to parse"; the same text in a `SELECT` gives the SQL
     parser's own message, whose position is moved back into the user's text."""
     message = str(exc).split("\n")[0].strip()
+    shift = 0  # characters before the user's text on its first line, in what Polars parsed
     if message.startswith("unable to parse"):
         try:
             pl.SQLContext().execute(f"SELECT {text}", eager=False)
         except pl.exceptions.PolarsError as probe:
             message = str(probe).split("\n")[0].strip()
-    match = _SQL_POSITION.match(message)
+            shift = len("SELECT ")
+    match = _SQL_PARSER.match(message)
     if match is None:
         return f"is not a SQL expression Polars reads: {message}"
-    expected, found = match["expected"], match["found"]
-    if match["line"] is None:
-        return f"is not a SQL expression: it ends where {expected} was expected"
-    line, column = int(match["line"]), int(match["column"])
+    what = match["what"]
+    expected = _SQL_EXPECTED.match(what)
+    if expected is not None and expected["found"] == "EOF":
+        return f"is not a SQL expression: it ends where {expected['expected']} was expected"
+    if expected is not None:
+        what = f"expected {expected['expected']}, found '{expected['found']}'"
+    else:
+        what = what[:1].lower() + what[1:]
+    line, column = int(match["line"] or 0), int(match["column"] or 0)
     if line == 1:
-        column -= len("SELECT ")
+        column -= shift
+    if line < 1 or column < 1:
+        return f"is not a SQL expression: {what}"
     place = f"line {line}, character {column}" if "\n" in text else f"character {column}"
-    return f"is not a SQL expression: at {place}, expected {expected}, found '{found}'"
+    return f"is not a SQL expression: at {place}, {what}"
