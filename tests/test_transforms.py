@@ -1240,31 +1240,35 @@ CLI_PIPELINE = """
             "- select: { player: null, goals: stats\\.goals, team: null }\n"
             "- join: { join: T, left_on: team, right_on: code, how: left }\n"
             "- join: { join: T, left_on: team, right_on: code, how: left }",
-            1,
-            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#2): transform 'enrich',"
+            2,
+            "error: config/t.yml:5:7, transform 'enrich' (used by pipeline 'p', stage 'enrich'"
+            " (#2)):"
             " step 3 (join): frame 'T' has a column 'goals' that the left frame has too, and"
             " 'goals_right' is taken (by an earlier join): keep and rename the right columns"
             " with right_select, e.g. right_select: {code: null, goals_2: goals}",
         ),
         (
             "- select: { g: stats.goals }",
-            1,
-            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#2): transform 'enrich',"
+            2,
+            "error: config/t.yml:3:7, transform 'enrich' (used by pipeline 'p', stage 'enrich'"
+            " (#2)):"
             " step 1 (select): column 'stats' not found (columns: player, stats\\.goals, team);"
             " to read the column 'stats.goals', escape its dot: stats\\.goals (a dot goes into a"
             " struct field)",
         ),
         (
             "- select: { g: team.name }",
-            1,
-            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#2): transform 'enrich',"
+            2,
+            "error: config/t.yml:3:7, transform 'enrich' (used by pipeline 'p', stage 'enrich'"
+            " (#2)):"
             " step 1 (select): column path 'team.name': 'team' is String, not a struct, so it"
             " has no field 'name'",
         ),
         (
             "- drop: { stats: true }",
-            1,
-            "error: config/p.yml:5, pipeline 'p', stage 'enrich' (#2): transform 'enrich',"
+            2,
+            "error: config/t.yml:3:7, transform 'enrich' (used by pipeline 'p', stage 'enrich'"
+            " (#2)):"
             " step 1 (drop): column 'stats' not found - did you mean 'stats.goals'? (columns:"
             " player, stats.goals, team)",
         ),

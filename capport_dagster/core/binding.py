@@ -140,6 +140,11 @@ class ConfigLookups:
         self._expanded = 0  # values substituted and parsed so far, over all (transform, kwargs)
         #: (section, entry name) -> the stages using it, in the order they were bound.
         self.users: dict[tuple[str, str], dict[str, None]] = {}
+        #: A problem the schema flow found in a transform (`core/graph.py`) -> the stages whose
+        #: inputs show it: those its message names, not every stage using the transform.
+        self.schema_users: dict[Problem, dict[str, None]] = {}
+        #: What the schema flow computed once for the whole config (`SchemaContext.cached`).
+        self.schema_cache: dict[Any, Any] = {}
 
     def _use(self, section: str, name: str, location: Location) -> None:
         if location.stage is not None:

@@ -12,13 +12,23 @@ graph that exists can be translated without further checks.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from capport_dagster.core.binding import ANY_FRAME, Bound, ConfigLookups, bind, problems_of
+import polars as pl
+
+from capport_dagster.core.binding import (
+    ANY_FRAME,
+    Bound,
+    ConfigLookups,
+    bind,
+    problems_of,
+    user_of,
+)
 from capport_dagster.core.config import CapportConfig, Pipeline, Stage
 from capport_dagster.core.loggers import LoggerSpec, parse_logger
 from capport_dagster.core.models import Model
@@ -131,7 +141,10 @@ def _attributed(
         if where.used_by is not None or where.name is None:
             pass
         elif where.section in ("transform", "model"):
-            users = list(lookups.users.get((where.section, where.name), ()))
+            users = list(
+                lookups.schema_users.get(problem)
+                or lookups.users.get((where.section, where.name), ())
+            )
             if not users and pipelines is not None:
                 continue  # an entry the pipelines asked about do not use
             shown, more = users[:_USERS_SHOWN], len(users) - _USERS_SHOWN
@@ -190,6 +203,7 @@ class PipelineGraph:
         bound = [bind(stage, registry, lookups) for stage in pipeline.stages]
         wired, problems = _wire(bound)
         problems += lookups.entry_problems(bound)
+        problems += _schema_flow(wired, lookups)
         if any(p.severity == "error" for p in problems):
             raise ValidationError(problems)
         self.nodes: tuple[StageNode, ...] = _nodes(wired)
@@ -309,6 +323,69 @@ def _wire(bound: list[Bound]) -> tuple[list[_Wired], list[Problem]]:
                     )
                 )
     return wired, problems
+
+
+def _schema_flow(wired: list[_Wired], lookups: ConfigLookups) -> list[Problem]:
+    """The schema of every frame version that can be known before a run, stage by stage in
+    list order (each task's `output_schemas`, from the schemas of what it reads), and the
+    problems found on the way: a transform step naming a column its input lacks is reported
+    now, at the step, naming the stages whose inputs show it. A frame of unknown schema (a
+    custom task's, an HTTP source's, a file not there yet) is checked by nobody."""
+    schemas: dict[FrameVersion, pl.Schema] = {}
+    written: set[str] = set()  # files earlier stages write: their columns are the run's
+    problems: list[Problem] = []
+    for item, inputs, outputs in wired:
+        spec = item.spec
+        if spec is not None and spec.output_schemas is not None and not item.broken:
+            known = {name: schemas[v] for name, v in inputs.items() if v in schemas}
+            context = _SchemaFlow(item.stage.location, written, lookups)
+            found: Mapping[str, Any] = {}
+            try:
+                found = spec.output_schemas(item.args, known, context)
+            except ConfigError as exc:
+                for problem in problems_of(exc):
+                    problems.append(problem)
+                    users = lookups.schema_users.setdefault(problem, {})
+                    users[user_of(item.stage.location)] = None
+            except Exception:  # an inference that cannot run leaves the schema unknown
+                found = {}
+            for version in outputs:
+                schema = found.get(version.name) if isinstance(found, Mapping) else None
+                if isinstance(schema, pl.Schema):
+                    schemas[version] = schema
+        written.update(item.write_files)
+    return problems
+
+
+@dataclass(frozen=True)
+class _SchemaFlow:
+    """The `SchemaContext` of one stage while the schemas flow."""
+
+    location: Location
+    written: Collection[str]
+    lookups: ConfigLookups
+
+    def existing_file(self, template: str) -> Path | None:
+        try:
+            (canonical,) = self.lookups.paths([template], self.location)
+        except ConfigError:
+            return None
+        if "\0" in canonical or canonical in self.written:  # known at run time only
+            return None
+        path = Path(canonical)
+        return path if path.is_file() else None
+
+    def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        cache = self.lookups.schema_cache
+        if key not in cache:
+            try:
+                cache[key] = (compute(), None)
+            except ConfigError as exc:
+                cache[key] = (None, problems_of(exc))
+        value, problems = cache[key]
+        if problems is not None:
+            raise ValidationError(problems)
+        return value
 
 
 def _nodes(wired: list[_Wired]) -> tuple[StageNode, ...]:

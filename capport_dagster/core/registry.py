@@ -24,7 +24,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
@@ -48,6 +48,8 @@ __all__ = [
     "BindContext",
     "Frame",
     "RunContext",
+    "SchemaContext",
+    "SchemaFn",
     "TaskRegistry",
     "TaskSpec",
     "import_task_modules",
@@ -72,6 +74,28 @@ class BindContext(Protocol):
 
     def check_path(self, template: str) -> str:
         """Check a path template's `$VARIABLES` are defined; returns the template unchanged."""
+
+
+class SchemaContext(Protocol):
+    """What a task may look at while `validate` infers the schemas of the frames it writes."""
+
+    location: Location
+
+    def existing_file(self, template: str) -> Path | None:
+        """The file a path template names, when it is there now and no earlier stage of the
+        pipeline writes it (its columns then are the run's); None otherwise."""
+
+    def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """`compute()`, once per key for the whole validation (a transform used by 1,000 stages
+        on frames of one schema is checked once). A `ConfigError` it raises is cached too."""
+
+
+#: `output_schemas(args, inputs, ctx)`: the schemas of the frames a task writes, from its args
+#: and the schemas of the frames it reads (`inputs` holds only those known). A frame left out
+#: is unknown; a `ConfigError` (a located `ValidationError`) is a problem of the config.
+SchemaFn: TypeAlias = Callable[
+    [Any, Mapping[str, pl.Schema], SchemaContext], Mapping[str, pl.Schema]
+]
 
 
 @dataclass(frozen=True)
@@ -126,6 +150,11 @@ class TaskSpec:
     #: `transform` without `save_df`): the stage's read-before-write mistakes are then
     #: reported with its other problems instead of after they are mended.
     salvage_reads: Callable[[Any], Iterable[str]] | None = None
+    #: The schemas of the frames the task writes, inferred at `validate` time without data
+    #: (`SchemaFn`): loads with a model or of files already there, a transform on inputs of
+    #: known schemas. The frames a later stage reads are then checked before anything runs.
+    #: None (the default, a custom task): what it writes is unknown, and nothing is checked.
+    output_schemas: SchemaFn | None = None
 
     @property
     def waits_on_io(self) -> bool:
@@ -200,12 +229,15 @@ class TaskRegistry:
         parse: Callable[[Any, BindContext], Any] | None = None,
         reads_files: Callable[[Any], Iterable[str]] | None = None,
         writes_files: Callable[[Any], Iterable[str]] | None = None,
+        output_schemas: SchemaFn | None = None,
         replace: bool = False,
     ) -> Callable[[RunFn], RunFn]:
         """Decorator registering the decorated function as the run function of task `name`.
 
         `reads_files`/`writes_files` give the path templates of the files it reads and writes
         (from its args), so stages touching the same file run in list order in every mode.
+        `output_schemas` tells `validate` the schemas of the frames it writes (`SchemaFn`), so
+        the transforms of later stages are checked against them before anything runs.
         """
 
         def decorate(fn: RunFn) -> RunFn:
@@ -219,6 +251,7 @@ class TaskRegistry:
                 description=(fn.__doc__ or "").strip().split("\n")[0],
                 **({"reads_files": reads_files} if reads_files else {}),
                 **({"writes_files": writes_files} if writes_files else {}),
+                output_schemas=output_schemas,
             )
             self.register(spec, replace=replace)
             return fn

@@ -38,6 +38,7 @@ from capport_dagster.core.registry import (
     BindContext,
     Frame,
     RunContext,
+    SchemaContext,
     TaskRegistry,
     TaskSpec,
     validate_model,
@@ -388,6 +389,16 @@ def _model_frames(args: SqlLoad | SqlSave) -> tuple[tuple[str, Model], ...]:
     return ((args.df_name, args.model),) if args.model is not None else ()
 
 
+def _load_schemas(
+    args: SqlLoad, inputs: Mapping[str, pl.Schema], ctx: SchemaContext
+) -> dict[str, pl.Schema]:
+    """For `validate`: a load with a model gives exactly the model's columns; without one, the
+    columns are the database's, unknown before the run."""
+    if args.model is None:
+        return {}
+    return {args.df_name: pl.Schema({c.name: c.dtype for c in args.model.columns})}
+
+
 def register_sql_tasks(registry: TaskRegistry) -> TaskRegistry:
     """Register `load_sql`, `postgres` and `save_sql` in `registry` (the default has them)."""
     for name, parse, description in (
@@ -403,6 +414,7 @@ def register_sql_tasks(registry: TaskRegistry) -> TaskRegistry:
                 parse=parse,
                 model_frames=_model_frames,
                 reads_files=SqlLoad.tables,
+                output_schemas=_load_schemas,
                 description=description,
             )
         )

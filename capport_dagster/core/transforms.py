@@ -91,6 +91,9 @@ class Transform:
     steps: tuple[Step, ...]
     #: What parsing found worth saying that does not stop a run (e.g. `$NAME` in a template).
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
+    #: Where each step is written (its line in the transform's file): a problem `validate`
+    #: finds in a step is located there. Empty for a transform built in code.
+    locations: tuple[Location, ...] = field(default=(), compare=False)
 
     def reads(self) -> tuple[str, ...]:
         """The frames the steps name (joins, sql contexts), in step order: the stage's extra
@@ -112,13 +115,46 @@ class Transform:
         """
         plan = frame.lazy()
         schema = _input_schema(plan, f"transform '{self.name}'", location)
+        try:
+            return self._build(plan, schema, frames)
+        except _StepFailed as failed:
+            raise TaskError(f"transform '{self.name}', {failed.message}", location) from (
+                failed.__cause__
+            )
+
+    def output_schema(
+        self, schema: Schema, schemas: Mapping[str, Schema]
+    ) -> tuple[pl.Schema | None, Problem | None]:
+        """What the transform makes of frames of these schemas, before any data exists: the
+        output schema, or the problem of the first step that fails, located at that step's line.
+
+        The very checks and plan of `apply` run on empty frames (`pl.LazyFrame(schema=...)`),
+        so `validate` and a run say the same thing; `schemas` holds the frames `reads` names.
+        """
+        frame = pl.LazyFrame(schema=dict(schema))
+        frames = {name: pl.LazyFrame(schema=dict(schemas[name])) for name in self.reads()}
+        try:
+            plan = self._build(frame, frame.collect_schema(), frames)
+            return plan.collect_schema(), None
+        except _StepFailed as failed:
+            where = (
+                self.locations[failed.number - 1]
+                if len(self.locations) == len(self.steps)
+                else Location(section="transform", name=self.name)
+            )
+            return None, Problem(where, failed.message)
+
+    def _build(
+        self, plan: pl.LazyFrame, schema: pl.Schema, frames: Mapping[str, pl.LazyFrame]
+    ) -> pl.LazyFrame:
+        """Check then plan each step in turn (`_StepFailed` at the first that fails)."""
         for number, step in enumerate(self.steps, 1):
-            where = f"transform '{self.name}', step {number} ({step.kind})"
             for name in step.reads():
                 if name not in frames:
                     given = ", ".join(sorted(frames)) or "none"
-                    raise TaskError(
-                        f"{where}: frame '{name}' was not given (frames: {given})", location
+                    raise _StepFailed(
+                        number,
+                        f"{_context(number, step)}: frame '{name}' was not given (frames: {given})",
                     )
             try:
                 problems = step.check(schema, frames)
@@ -127,10 +163,24 @@ class Transform:
                     schema = plan.collect_schema()
             except pl.exceptions.PolarsError as exc:
                 detail = _explain(exc, step, schema, frames)
-                raise TaskError(f"{where}: {detail}", location) from exc
+                raise _StepFailed(number, f"{_context(number, step)}: {detail}") from exc
             if problems:
-                raise TaskError(f"{where}: {'; '.join(problems)}", location)
+                raise _StepFailed(number, f"{_context(number, step)}: {'; '.join(problems)}")
         return plan
+
+
+class _StepFailed(Exception):
+    """A step's check or plan failed: `message` is `step N (kind): ...`, said by a run after
+    `transform 'name', ` and by `validate` at the step's line."""
+
+    def __init__(self, number: int, message: str) -> None:
+        super().__init__(message)
+        self.number = number
+        self.message = message
+
+
+def _context(number: int, step: Step) -> str:
+    return f"step {number} ({step.kind})"
 
 
 def _input_schema(plan: pl.LazyFrame, where: str, location: Location | None) -> pl.Schema:
@@ -180,6 +230,7 @@ def parse_transform(
     problems: list[Problem] = []
     warnings: list[Problem] = []
     steps: list[Step] = []
+    locations: list[Location] = []
     known: dict[str, pl.DataType | None] | None = None  # the columns, where the steps fix them
     for number, raw in enumerate(body, 1):
         found = Findings(variables=variables)
@@ -187,13 +238,14 @@ def parse_transform(
         where = location_at(location, body, number - 1)
         if step is not None and not found.errors:
             steps.append(step)
+            locations.append(where)
             known = _known_after(step, known, f"step {number} ({step.kind})", found.errors)
         else:
             known = None
         problems += [Problem(where, message) for message in found.errors]
         warnings += [Problem(where, message, "warning") for message in found.warnings]
     ValidationError.raise_if_any(problems)
-    return Transform(name, tuple(steps), tuple(warnings))
+    return Transform(name, tuple(steps), tuple(warnings), tuple(locations))
 
 
 def parse_select(mapping: Any, location: Location, context: str) -> tuple[SelectItem, ...]:

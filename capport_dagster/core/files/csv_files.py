@@ -13,7 +13,7 @@ import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import field_validator
@@ -37,7 +37,14 @@ from capport_dagster.core.paths import escape_name
 from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.core.sinkpass import mark_source
 
-__all__ = ["INFER_ROWS", "CsvLoadEntry", "CsvSaveEntry", "run_load_csv", "run_save_csv"]
+__all__ = [
+    "INFER_ROWS",
+    "CsvLoadEntry",
+    "CsvSaveEntry",
+    "csv_schema",
+    "run_load_csv",
+    "run_save_csv",
+]
 
 
 def _one_byte(value: str | None, what: str) -> str | None:
@@ -108,18 +115,8 @@ def run_load_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext)
     loaded: dict[str, Frame] = {}
     for file in args.files:
         path = loadable_path("load_csv", "a CSV file", file.filepath, ctx)
-        options = (
-            file.options
-            if isinstance(file.options, CsvLoadEntry)
-            else CsvLoadEntry(filepath=file.filepath, df_name=file.df_name)
-        )
-        reading = {
-            "separator": options.separator,
-            "has_header": options.has_header,
-            "null_values": options.null_values,
-            "encoding": options.encoding,
-            "quote_char": options.quote_char,
-        }
+        options = _options(file)
+        reading = _reading(options)
         if file.model is None:
             frame = pl.scan_csv(path, infer_schema_length=INFER_ROWS, **reading)
         elif not options.has_header:
@@ -143,6 +140,29 @@ def run_load_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext)
             reason=_csv_failure(path, options),
         )
     return loaded
+
+
+def _options(file: FileFrame) -> CsvLoadEntry:
+    if isinstance(file.options, CsvLoadEntry):
+        return file.options
+    return CsvLoadEntry(filepath=file.filepath, df_name=file.df_name)
+
+
+def _reading(options: CsvLoadEntry) -> dict[str, Any]:
+    return {
+        "separator": options.separator,
+        "has_header": options.has_header,
+        "null_values": options.null_values,
+        "encoding": options.encoding,
+        "quote_char": options.quote_char,
+    }
+
+
+def csv_schema(file: FileFrame, path: Path) -> pl.Schema:
+    """The columns a `load_csv` without model gives, as Polars infers them from the header and
+    the first `INFER_ROWS` rows (the rest of the file is not read), for `validate`."""
+    options = _reading(_options(file))
+    return pl.scan_csv(path, infer_schema_length=INFER_ROWS, **options).collect_schema()
 
 
 #: The rows `pl.scan_csv` infers a column's type from (its default), when no model says it.

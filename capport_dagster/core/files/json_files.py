@@ -35,7 +35,13 @@ from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.core.sinkpass import mark_source
 from capport_dagster.errors import TaskError
 
-__all__ = ["JsonLoadEntry", "JsonSaveEntry", "run_load_json", "run_save_json"]
+__all__ = [
+    "JsonLoadEntry",
+    "JsonSaveEntry",
+    "ndjson_schema",
+    "run_load_json",
+    "run_save_json",
+]
 
 
 class JsonLoadEntry(LoadEntry):
@@ -81,6 +87,18 @@ def run_load_json(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
             reason=file_gone,
         )
     return loaded
+
+
+def ndjson_schema(file: FileFrame, path: Path) -> pl.Schema | None:
+    """The columns of an NDJSON file as Polars infers them from its first rows, for `validate`;
+    None for a JSON array (Polars has no scan for one: its schema would cost reading it all)."""
+    lines = file.options.lines if isinstance(file.options, JsonLoadEntry) else None
+    if lines is None:
+        with open(path, "rb") as handle:
+            lines = handle.read(4096).lstrip()[:1] == b"{"
+    if not lines:
+        return None
+    return pl.scan_ndjson(path).collect_schema()
 
 
 def _read_array(path: Path, dtypes: dict[str, pl.DataType] | None) -> pl.DataFrame:

@@ -30,7 +30,13 @@ from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.core.sinkpass import mark_source
 from capport_dagster.errors import TaskError
 
-__all__ = ["ParquetLoadEntry", "ParquetSaveEntry", "run_load_parquet", "run_save_parquet"]
+__all__ = [
+    "ParquetLoadEntry",
+    "ParquetSaveEntry",
+    "parquet_schema",
+    "run_load_parquet",
+    "run_save_parquet",
+]
 
 _MAGIC = b"PAR1"
 
@@ -41,6 +47,14 @@ class ParquetLoadEntry(LoadEntry):
 
 class ParquetSaveEntry(SaveEntry):
     pass
+
+
+def parquet_schema(file: FileFrame, path: Path) -> pl.Schema | None:
+    """The columns of a Parquet file, from its footer (no row is read), for `validate`; None
+    for a file that is not Parquet (the load says so when it runs)."""
+    if not _is_parquet(path):
+        return None
+    return pl.scan_parquet(path).collect_schema()
 
 
 def run_load_parquet(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext) -> dict:
