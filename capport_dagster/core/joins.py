@@ -247,9 +247,10 @@ def parse_join(args: Any, context: str, found: Findings) -> JoinStep | None:
         prefix = args.get(label)
         if prefix is not None and (not isinstance(prefix, str) or not prefix):
             got = "an empty string" if prefix == "" else describe(prefix)
+            side = label.split("_")[0]
             messages.append(
-                f"{context}: {label} is the text put before each column name of a copy of the"
-                f" side's columns (e.g. {label}: {label.split('_')[0]}_), got {got}"
+                f"{context}: {label} must be a non-empty text: a copy of each {side} column is"
+                f" added under it (e.g. {label}: {side}_), got {got}"
             )
         prefixes.append(prefix if isinstance(prefix, str) else "")
     right_select = None
