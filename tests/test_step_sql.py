@@ -15,7 +15,7 @@ from capport_dagster.core.modes import RunMode
 from capport_dagster.core.steps.sql import SqlStep
 from capport_dagster.core.transforms import parse_transform
 from capport_dagster.errors import ConfigError, Location, TaskError, ValidationError
-from tests.conftest import run_transform
+from tests.conftest import run_stages, run_transform
 
 LOC = Location(file="t.yml", section="transform", name="t")
 MODES = pytest.mark.parametrize("mode", list(RunMode))
@@ -276,3 +276,31 @@ def test_the_context_frames_are_dependencies_of_the_stage(
         " 'load' - move that stage first"
         for name in ("EV", "TEAMS")
     ]
+
+
+@MODES
+def test_a_transforms_kwargs_are_substituted_in_its_sql_before_it_is_read(
+    write_config: Callable[..., Path], mode: RunMode
+) -> None:
+    """Unlike capport (no `$` in sql): `$$name` is substituted everywhere in a transform."""
+    config = write_config(
+        {
+            "p.yml": """
+            pipeline:
+              p:
+                - label: load
+                  task: load_csv
+                  args: {filepath: ev.csv, df_name: EV}
+                - label: pick
+                  task: transform
+                  args: {name: t, input: EV, save_df: OUT, kwargs: {team: TOR}}
+            transform:
+              t:
+                - sql: SELECT id FROM self WHERE team = '$$team' ORDER BY id
+            """
+        }
+    )
+    (config.parent / "ev.csv").write_text("id,team\n1,EDM\n2,TOR\n3,TOR\n")
+    store = run_stages(load_project(config).graphs["p"], mode, {})
+    (out,) = [frame for version, frame in store.items() if version.name == "OUT"]
+    assert_frame_equal(out.lazy().collect(), pl.DataFrame({"id": [2, 3]}))
