@@ -175,3 +175,9 @@ def test_check_errors() -> None:
         " column 'n' is Int64, not text: time parses strings (into '%d'); leave it out of"
         " include, or make it a str first"
     )
+
+
+def test_a_column_listed_twice_is_parsed_once() -> None:
+    transform = parse_transform("t", time_step("a, a", "%Y-%m-%d"), LOC)
+    got = transform.apply(pl.LazyFrame({"a": ["2024-01-02"]}), {}).collect()
+    assert_frame_equal(got, pl.DataFrame({"a": [date(2024, 1, 2)]}))

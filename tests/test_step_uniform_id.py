@@ -102,3 +102,9 @@ def test_check_errors() -> None:
         " (columns: id, l, s); column 'l' is List(Int64), which cannot be cast to uint64;"
         " column 's' is Struct({'a': Int64}), which cannot be cast to uint64"
     )
+
+
+def test_a_column_listed_twice_is_cast_once() -> None:
+    transform = parse_transform("t", [{"uniform_id_type": {"include": ["a", "a"]}}], LOC)
+    got = transform.apply(pl.LazyFrame({"a": ["7"]}), {}).collect()
+    assert_frame_equal(got, pl.DataFrame({"a": pl.Series([7], dtype=pl.UInt64)}))

@@ -81,7 +81,8 @@ class TimeStep:
         return problems
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-        return frame.with_columns(self._parse(pl.col(name)).alias(name) for name in self.include)
+        names = dict.fromkeys(self.include)  # a column listed twice is parsed once
+        return frame.with_columns(self._parse(pl.col(name)).alias(name) for name in names)
 
     def _parse(self, text: pl.Expr) -> pl.Expr:
         if self.target == "datetime_utc":

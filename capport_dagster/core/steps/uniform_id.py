@@ -49,7 +49,8 @@ class UniformIdStep:
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         target = DTYPES[self.into]
-        return frame.with_columns(pl.col(name).cast(target, strict=False) for name in self.include)
+        names = dict.fromkeys(self.include)  # a column listed twice is cast once
+        return frame.with_columns(pl.col(name).cast(target, strict=False) for name in names)
 
 
 def missing_columns(names: tuple[str, ...], schema: Schema) -> list[str]:
