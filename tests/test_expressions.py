@@ -419,6 +419,8 @@ def test_check_finds_every_column_not_there(raw: Any, problems: list[str]) -> No
         ({"int16": "3"}, "str '3' is not a valid int16 (a whole number from -32768 to 32767)"),
         ({"float": 1e39}, "float 1e+39 is not a valid float (a number a 32-bit float holds: at"
                           " most 3.4e38 either side of 0)"),
+        ({"double": 10**400}, f"int {10**400} is not a valid double (a number a 64-bit float"
+                              " holds: at most 1.8e308 either side of 0)"),
         ({"double": "1.5"}, "str '1.5' is not a valid double (a number)"),
         ({"double": False}, "bool False is not a valid double (a number)"),
         ({"bool": "true"}, "str 'true' is not a valid bool (true or false)"),

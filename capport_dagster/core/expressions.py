@@ -282,7 +282,11 @@ _INTS = {
         ("uint64", 0, 2**64 - 1),
     )
 }
-_FLOAT32_MAX = 3.4028234663852886e38
+#: The largest finite value of each float dtype, and how a message shows it.
+_FLOAT_LIMITS = {
+    "float": (3.4028234663852886e38, 32, "3.4e38"),
+    "double": (1.7976931348623157e308, 64, "1.8e308"),
+}
 #: The typed literals' names: the model dtypes of one scalar value, and `datetime`.
 LITERAL_TYPES: tuple[str, ...] = (*_INTS, "float", "double", "bool", "str", "date", "datetime")
 _ACTION_KEYS: tuple[str, ...] = ("format", "concat", "cast", "coalesce", "fill_null")
@@ -586,8 +590,9 @@ def _literal_rule(kind: str, value: Any) -> str | tuple[Any, pl.DataType] | None
     if kind in ("float", "double"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return "a number"
-        if kind == "float" and abs(value) > _FLOAT32_MAX and abs(value) != float("inf"):
-            return "a number a 32-bit float holds: at most 3.4e38 either side of 0"
+        limit, bits, shown = _FLOAT_LIMITS[kind]
+        if abs(value) > limit and abs(value) != float("inf"):
+            return f"a number a {bits}-bit float holds: at most {shown} either side of 0"
         return float(value), DTYPES[kind]
     if kind == "bool":
         return None if isinstance(value, bool) else "true or false"
