@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from capport_dagster.core import selects
+from capport_dagster.core import expressions, selects
 from capport_dagster.core.expressions import Column, Concat, Findings, Format, OptionalColumn
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.selects import SelectItem, check_items, parse_items, select_exprs
@@ -409,3 +409,20 @@ def test_a_column_an_expression_names_that_the_frame_lacks_is_found_before_the_r
         "step 1 (select): sql 'scor * 2': column 'scor' not found - did you mean 'score'?"
         " (columns: id, first, last, score, team, stats\\.goals, n)"
     )
+
+
+def test_optional_columns_and_sql_keep_the_projection_pushed_into_the_scan(tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    pl.DataFrame({f"c{i}": [i] for i in range(6)}).write_csv(path)
+    found = Findings()
+    items = parse_items({"a": "^c2$", "b": "^zz$", "c": {"sql": "c3 + 1"}}, "ctx", found)
+    plan = pl.scan_csv(path).select(select_exprs(items))
+    assert "PROJECT 2/6 COLUMNS" in plan.explain()
+    expected = pl.DataFrame({"a": [2], "b": pl.Series([None], dtype=pl.Null), "c": [4]})
+    assert_frame_equal(plan.collect(), expected)
+
+
+def test_findings_and_unknown_keys_are_the_expression_modules_own() -> None:
+    """Moved to core/expressions.py (which selects.py builds on); still importable here."""
+    assert selects.Findings is Findings
+    assert selects.unknown_keys is expressions.unknown_keys
