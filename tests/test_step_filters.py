@@ -249,9 +249,11 @@ def test_a_value_that_is_not_an_expression_is_reported_where_it_is() -> None:
     assert message.startswith("step 1 (filter): not: column 'age': eq: a list is not an expression")
 
 
-def test_a_sql_syntax_error_is_found_when_the_config_loads() -> None:
-    (message,) = parse_errors({"filter": "age >= 18)"})
-    assert message.startswith("step 1 (filter): sql 'age >= 18)' is not a SQL expression")
+def test_a_sql_syntax_error_is_found_when_the_config_loads_with_its_position() -> None:
+    assert parse_errors({"filter": {"or": ["age = 1", "team = = 'EDM'"]}}) == [
+        "step 1 (filter): or item 2: sql \"team = = 'EDM'\" is not a SQL expression: at"
+        " character 8, expected an expression, found '='"
+    ]
 
 
 def test_a_filter_step_takes_no_sibling_key() -> None:
@@ -348,3 +350,10 @@ def test_validate_finds_a_type_mismatch_before_any_stage_runs(
         " 'team' is String and cannot be compared with 18 (Int32): quote the value to compare"
         " text"
     )
+
+
+def test_a_number_key_names_the_column_of_that_name() -> None:
+    """YAML reads `2024: {gt: 1}` with an int key; a CSV header `2024` is the column meant."""
+    step = {"filter": {2024: {"gt": 1}}}
+    plan = parse_transform("t", [step], LOC).apply(pl.LazyFrame({"2024": [1, 2]}), {})
+    assert_frame_equal(plan.collect(), pl.DataFrame({"2024": [2]}))

@@ -217,7 +217,7 @@ class Negated:
 
 
 @dataclass(frozen=True)
-class Sql:
+class SqlCondition:
     """A SQL condition; its types are checked on one all-null row of the schema (no data)."""
 
     where: str
@@ -287,8 +287,8 @@ def _condition(raw: Any, context: str, where: str, found: Findings) -> Condition
         elif key == "not":
             part = _condition(value, context, f"{where}not: ", found)
             parts.append(None if part is None else Negated(part))
-        elif isinstance(key, str) and key:
-            parts.append(_tests(key, value, context, where, found))
+        elif isinstance(key, (str, int)) and not isinstance(key, bool) and str(key):
+            parts.append(_tests(str(key), value, context, where, found))  # 2024: a CSV header
         else:
             found.errors.append(f"{context}: {where}column name {key!r} must be a non-empty string")
             parts.append(None)
@@ -303,7 +303,7 @@ def _sql(text: str, context: str, where: str, found: Findings) -> Condition | No
         found.errors.append(f"{context}: {where}a SQL condition is empty")
         return None
     expr = parse_expr({"sql": text}, f"{context}: {where}".removesuffix(": "), found)
-    return None if expr is None else Sql(where, text, expr)
+    return None if expr is None else SqlCondition(where, text, expr)
 
 
 def _combined(key: str, value: Any, context: str, where: str, found: Findings) -> Condition | None:
