@@ -346,7 +346,7 @@ ALL_STEPS = (
                 }
             ],
             "step 1 (join): unknown key 'lefton' - did you mean 'left_on'? (a join takes join,"
-            " right, right_select, left_on, right_on, how)",
+            " right, right_select, left_on, right_on, how, left_prefix, right_prefix)",
         ),
         (
             [
