@@ -78,6 +78,7 @@ def test_the_public_names() -> None:
         "OptionalColumn",
         "Schema",
         "Sql",
+        "format_template",
         "output_dtype",
         "parse_expr",
         "unknown_keys",

@@ -65,6 +65,7 @@ __all__ = [
     "OptionalColumn",
     "Schema",
     "Sql",
+    "format_template",
     "output_dtype",
     "parse_expr",
     "unknown_keys",
