@@ -330,6 +330,65 @@ def test_nothing_is_checked_where_a_custom_task_makes_the_input(
     assert [node.label for node in project.graphs["p"].nodes] == ["make", "pick", "save"]
 
 
+CUSTOM = """
+pipeline:
+  p:
+    - { label: load, task: load_csv, args: { filepath: later.csv, df_name: P, model: player } }
+    - { label: dedupe, task: dedupe, args: { input: P, save_df: D } }
+    - { label: pick, task: transform, args: { name: pick, input: D, save_df: Q } }
+    - { label: save, task: save_csv, args: { filepath: out.csv, df_name: Q } }
+transform:
+  pick:
+    - select: { who: nme }
+model:
+  player:
+    name: str
+"""
+
+
+def test_a_custom_task_that_declares_its_output_schema_is_followed(
+    write_config: WriteConfig,
+) -> None:
+    registry = DEFAULT_REGISTRY.copy()
+
+    @registry.task(
+        "dedupe",
+        reads=lambda a: [a["input"]],
+        writes=lambda a: [a["save_df"]],
+        output_schemas=lambda a, inputs, ctx: (
+            {a["save_df"]: inputs[a["input"]]} if a["input"] in inputs else {}
+        ),
+    )
+    def dedupe(args: dict, frames: dict, ctx: object) -> dict:
+        return {args["save_df"]: frames[args["input"]].unique()}
+
+    config = write_config({"p.yml": CUSTOM})
+    with pytest.raises(ValidationError) as found:
+        load_project(config, registry)
+    assert [str(p) for p in found.value.problems] == [
+        "error: config/p.yml:9:7, transform 'pick' (used by pipeline 'p', stage 'pick' (#3)):"
+        " step 1 (select): column 'nme' not found - did you mean 'name'? (columns: name)"
+    ]
+
+
+def test_a_custom_schema_hook_that_fails_leaves_its_frames_unknown(
+    write_config: WriteConfig,
+) -> None:
+    registry = DEFAULT_REGISTRY.copy()
+
+    def broken(args: dict, inputs: object, ctx: object) -> dict:
+        raise KeyError("oops")
+
+    registry.task(
+        "dedupe",
+        reads=lambda a: [a["input"]],
+        writes=lambda a: [a["save_df"]],
+        output_schemas=broken,
+    )(lambda args, frames, ctx: {args["save_df"]: frames[args["input"]]})
+    project = load_project(write_config({"p.yml": CUSTOM}), registry)
+    assert [node.label for node in project.graphs["p"].nodes] == ["load", "dedupe", "pick", "save"]
+
+
 TWO_USERS = """
 pipeline:
   p:
