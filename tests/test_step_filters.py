@@ -35,8 +35,12 @@ PLAYERS = pl.DataFrame(
         "home": [{"city": "Oslo"}, {"city": "Rome"}, {"city": None}, None, {"city": "Oslo"}],
         "ok": [True, False, None, True, False],
     }
+).with_columns(
+    wait=pl.duration(days=pl.col("age")),
+    seen=pl.datetime(2006, 1, 1),
+    seen_utc=pl.datetime(2006, 1, 1, time_zone="UTC"),
 )
-COLUMNS = "name, age, team, rival, score, born, home, ok"
+COLUMNS = "name, age, team, rival, score, born, home, ok, wait, seen, seen_utc"
 OPERATORS = "eq, ne, gt, ge, lt, le, in, not_in, is_null, not_null, contains, starts_with"
 
 
@@ -63,6 +67,7 @@ def test_public_api() -> None:
     assert set(filters.__all__) == {
         "KINDS",
         "OPERATORS",
+        "ORDERED",
         "FilterStep",
         "dtype_of",
         "family",
@@ -298,6 +303,27 @@ def test_a_filter_step_takes_no_sibling_key() -> None:
         ),
         ({"age": {"contains": "1"}}, "column 'age' is Int64, but contains needs a string column"),
         (
+            {"home": {"gt": {"col": "home"}}},
+            "column 'home' is Struct({'city': String}), whose values have no order: gt compares"
+            " numbers, text, booleans, dates, times or durations",
+        ),
+        (
+            {"age": {"le": {"col": "home"}}},
+            "column 'age': le compares with column 'home' (Struct({'city': String})), whose"
+            " values have no order",
+        ),
+        (
+            {"born": {"eq": {"col": "wait"}}},
+            "column 'born' is Date and cannot be compared with column 'wait'"
+            " (Duration(time_unit='us')): write a typed literal, e.g. {date: '2024-01-31'}",
+        ),
+        (
+            {"seen": {"lt": {"col": "seen_utc"}}},
+            "column 'seen' is Datetime(time_unit='us', time_zone=None) and cannot be compared"
+            " with column 'seen_utc' (Datetime(time_unit='us', time_zone='UTC')): write a typed"
+            " literal, e.g. {datetime: '2024-01-31'}",
+        ),
+        (
             {"name": {"starts_with": 1}},
             "column 'name': starts_with needs a string to look for, got 1 (Int32)",
         ),
@@ -327,6 +353,12 @@ def test_a_filter_step_takes_no_sibling_key() -> None:
 )
 def test_check_errors(condition: Any, message: str) -> None:
     assert check_error({"filter": condition}) == f"transform 't', step 1 (filter): {message}"
+
+
+def test_datetimes_compare_with_dates_and_in_one_time_zone() -> None:
+    step = {"filter": {"seen": {"ge": {"col": "born"}}, "seen_utc": {"ge": {"col": "born"}}}}
+    plan = parse_transform("t", [step], LOC).apply(PLAYERS.lazy(), {})
+    assert_frame_equal(plan.collect(), rows(0, 2, 3))
 
 
 def test_every_check_error_of_a_filter_is_reported() -> None:

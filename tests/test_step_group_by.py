@@ -243,12 +243,12 @@ def test_parse_errors(args: Any, message: str) -> None:
         (
             {"by": "team", "agg": {"n": {"max": "tags"}}},
             "agg 'n': max needs a column whose values are ordered (numbers, text, booleans,"
-            " dates, times), but 'tags' is List(String)",
+            " dates, times, durations), but 'tags' is List(String)",
         ),
         (
             {"by": "team", "agg": {"n": {"min": "info"}}},
             "agg 'n': min needs a column whose values are ordered (numbers, text, booleans,"
-            " dates, times), but 'info' is Struct({'league': String})",
+            " dates, times, durations), but 'info' is Struct({'league': String})",
         ),
     ],
 )

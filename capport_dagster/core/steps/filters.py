@@ -35,7 +35,7 @@ from capport_dagster.core.steps.base import Schema, StepKind
 from capport_dagster.core.yaml_source import describe
 from capport_dagster.errors import did_you_mean
 
-__all__ = ["KINDS", "OPERATORS", "FilterStep", "dtype_of", "family", "show"]
+__all__ = ["KINDS", "OPERATORS", "ORDERED", "FilterStep", "dtype_of", "family", "show"]
 
 _COMPARE: dict[str, Callable[[pl.Expr, pl.Expr], pl.Expr]] = {
     "eq": operator.eq,
@@ -69,8 +69,12 @@ def family(dtype: pl.DataType) -> str:
         return "string"
     if isinstance(dtype, pl.Boolean):
         return "bool"
-    if dtype.is_temporal():
-        return "temporal"
+    if isinstance(dtype, (pl.Date, pl.Datetime)):
+        return "date"
+    if isinstance(dtype, pl.Time):
+        return "time"
+    if isinstance(dtype, pl.Duration):
+        return "duration"
     if isinstance(dtype, pl.Null):
         return "null"
     return str(dtype)
@@ -103,8 +107,15 @@ def show(raw: Any) -> str:
     return repr(raw)
 
 
+#: The families whose values have an order (what gt, ge, lt and le need).
+ORDERED = ("number", "string", "bool", "date", "time", "duration", "null")
+
+
 def _fits(left: pl.DataType, right: pl.DataType) -> bool:
+    """Polars compares the two: same family (or a null), and datetimes in one time zone."""
     one, other = family(left), family(right)
+    if isinstance(left, pl.Datetime) and isinstance(right, pl.Datetime):
+        return left.time_zone == right.time_zone
     return one == other or "null" in (one, other)
 
 
@@ -162,6 +173,11 @@ class Test:
         head = f"{self.where}column '{self.key}' is {dtype}"
         if self.op in _TEXT and not isinstance(dtype, (pl.String, pl.Null)):
             return [f"{head}, but {self.op} needs a string column"]
+        if self.op in ("gt", "ge", "lt", "le") and family(dtype) not in ORDERED:
+            return [
+                f"{head}, whose values have no order: {self.op} compares numbers, text,"
+                " booleans, dates, times or durations"
+            ]
         if self.op in _MEMBERS:
             values = self.series().dtype
             if not _fits(dtype, values):
@@ -175,6 +191,11 @@ class Test:
             return [
                 f"{self.where}column '{self.key}': {self.op} needs a string to look for,"
                 f" got {self.shown} ({value})"
+            ]
+        if self.op in ("gt", "ge", "lt", "le") and family(value) not in ORDERED:
+            return [
+                f"{self.where}column '{self.key}': {self.op} compares with {self.shown}"
+                f" ({value}), whose values have no order"
             ]
         if self.op in _COMPARE and not _fits(dtype, value):
             return [f"{head} and cannot be compared with {self.shown} ({value}){_hint(dtype)}"]

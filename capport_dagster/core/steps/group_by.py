@@ -23,7 +23,7 @@ from capport_dagster.core.expressions import Expr, parse_expr
 from capport_dagster.core.paths import split_path
 from capport_dagster.core.selects import Findings, column_list, unknown_keys
 from capport_dagster.core.steps.base import Schema, StepKind
-from capport_dagster.core.steps.filters import dtype_of, family, show
+from capport_dagster.core.steps.filters import ORDERED, dtype_of, family, show
 from capport_dagster.core.yaml_source import describe
 from capport_dagster.errors import count, did_you_mean
 
@@ -39,16 +39,16 @@ _ALIASES = {
 }  # fmt: skip
 #: The value families each function takes, where it does not take every dtype.
 _TAKES = {
-    "sum": ("number", "bool", "null"),
-    "mean": ("number", "bool", "temporal", "null"),
-    "min": ("number", "bool", "temporal", "string", "null"),
-    "max": ("number", "bool", "temporal", "string", "null"),
+    "sum": ("number", "bool", "duration", "null"),
+    "mean": ("number", "bool", "date", "time", "duration", "null"),
+    "min": ORDERED,
+    "max": ORDERED,
 }
 _NEEDS = {
     "sum": "a numeric column",
     "mean": "a numeric or temporal column",
-    "min": "a column whose values are ordered (numbers, text, booleans, dates, times)",
-    "max": "a column whose values are ordered (numbers, text, booleans, dates, times)",
+    "min": "a column whose values are ordered (numbers, text, booleans, dates, times, durations)",
+    "max": "a column whose values are ordered (numbers, text, booleans, dates, times, durations)",
 }
 
 
@@ -71,7 +71,7 @@ class Aggregation:
         if problems or self.function not in _TAKES:
             return problems
         dtype = dtype_of(self.expr, schema)
-        if dtype is None or family(dtype) in _TAKES[self.function] or dtype == pl.Duration:
+        if dtype is None or family(dtype) in _TAKES[self.function]:
             return []
         return [
             f"agg '{self.alias}': {self.function} needs {_NEEDS[self.function]},"
