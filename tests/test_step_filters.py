@@ -89,6 +89,11 @@ CASES = [
     pytest.param({"team": {"in": ["CGY", "VAN"]}}, rows(2), id="in"),
     pytest.param({"team": {"not_in": ["EDM"]}}, rows(2), id="not-in-drops-null"),
     pytest.param({"age": {"in": [15, 30.0]}}, rows(1, 3), id="in-numbers"),
+    pytest.param(
+        {"born": {"in": [{"date": "1994-03-03"}, {"date": "2004-05-01"}]}},
+        rows(0, 3),
+        id="in-typed-literals",
+    ),
     pytest.param({"age": {"is_null": True}}, rows(2), id="is-null"),
     pytest.param({"team": {"not_null": None}}, rows(0, 1, 2, 4), id="not-null-no-value"),
     pytest.param({"name": {"contains": "."}}, rows(4), id="contains-is-literal"),
@@ -211,8 +216,18 @@ def test_filter_keeps_exactly_these_rows(
             ["column 'age': in: null cannot be a value: null never matches (write is_null: true)"],
         ),
         (
-            {"age": {"in": [{"a": 1}]}},
-            ["column 'age': in: {a: 1} cannot be a value: it is not a literal"],
+            {"age": {"in": [{"col": "score"}]}},
+            [
+                "column 'age': in: column 'score' cannot be a value: it is not a literal (a plain"
+                " value, or a typed one such as {date: ...})"
+            ],
+        ),
+        (
+            {"age": {"in": [1, {"str": None}]}},
+            [
+                "column 'age': in: {str: null} cannot be a value: null never matches (write"
+                " is_null: true)"
+            ],
         ),
         ({"and": []}, ["and takes a non-empty list of conditions, got an empty list"]),
         ({"or": "x"}, ["or takes a non-empty list of conditions, got str 'x'"]),
@@ -292,6 +307,11 @@ def test_a_filter_step_takes_no_sibling_key() -> None:
             {"team": {"in": [1, 2]}},
             "column 'team' is String and cannot be compared with [1, 2] (Int64): quote the value"
             " to compare text",
+        ),
+        (
+            {"born": {"not_in": ["2004-05-01"]}},
+            "column 'born' is Date and cannot be compared with ['2004-05-01'] (String): write"
+            " typed literals, e.g. [{date: '2024-01-31'}]",
         ),
         (
             {"age": {"eq": {"col": "team"}}},

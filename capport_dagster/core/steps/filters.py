@@ -7,7 +7,7 @@
                | not: condition             not it
                | PATH: {OP: VALUE, ...}     a column's tests; several ops must all hold (AND)
     OP VALUE  := eq|ne|gt|ge|lt|le: EXPR    a plain YAML scalar is a literal, {col: name} a column
-               | in|not_in: [SCALAR, ...]   a non-empty list of literals of one type
+               | in|not_in: [LITERAL, ...]  literals of one type ({date: ...} too)
                | is_null|not_null: true
                | contains|starts_with: EXPR a string (a literal substring, not a regex)
 
@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Protocol
 
 import polars as pl
 
-from capport_dagster.core.expressions import Expr, output_dtype, parse_expr
+from capport_dagster.core.expressions import Expr, Lit, output_dtype, parse_expr
 from capport_dagster.core.paths import split_path
 from capport_dagster.core.selects import Findings
 from capport_dagster.core.steps.base import Schema, StepKind
@@ -181,7 +181,8 @@ class Test:
         if self.op in _MEMBERS:
             values = self.series().dtype
             if not _fits(dtype, values):
-                return [f"{head} and cannot be compared with {self.shown} ({values}){_hint(dtype)}"]
+                hint = _hint(dtype, members=True)
+                return [f"{head} and cannot be compared with {self.shown} ({values}){hint}"]
             return []
         assert self.value is not None
         value = dtype_of(self.value, schema)
@@ -202,10 +203,13 @@ class Test:
         return []
 
 
-def _hint(dtype: pl.DataType) -> str:
+def _hint(dtype: pl.DataType, *, members: bool = False) -> str:
     if isinstance(dtype, (pl.Date, pl.Datetime)):
         name = "date" if isinstance(dtype, pl.Date) else "datetime"
-        return f": write a typed literal, e.g. {{{name}: '2024-01-31'}}"
+        example = f"{{{name}: '2024-01-31'}}"
+        if members:
+            return f": write typed literals, e.g. [{example}]"
+        return f": write a typed literal, e.g. {example}"
     if family(dtype) == "string":
         return ": quote the value to compare text"
     return ""
@@ -407,19 +411,40 @@ def _members(value: Any, here: str, found: Findings) -> tuple[Any, ...] | None:
         got = "an empty list" if isinstance(value, list) else describe(value)
         found.errors.append(f"{here} takes a non-empty list of values, got {got}")
         return None
-    kinds = {_scalar_kind(item) for item in value}
-    if None in kinds:
-        bad = next(item for item in value if _scalar_kind(item) is None)
-        what = "null never matches (write is_null: true)" if bad is None else "it is not a literal"
-        found.errors.append(f"{here}: {show(bad)} cannot be a value: {what}")
-        return None
+    values: list[Any] = []
+    for item in value:
+        literal = _literal(item, here, found) if isinstance(item, Mapping) else item
+        if literal is _REPORTED:
+            return None
+        if _scalar_kind(literal) is None:
+            what = (
+                "null never matches (write is_null: true)"
+                if literal is None
+                else "it is not a literal (a plain value, or a typed one such as {date: ...})"
+            )
+            found.errors.append(f"{here}: {show(item)} cannot be a value: {what}")
+            return None
+        values.append(literal)
+    kinds = {_scalar_kind(item) for item in values}
     if len(kinds) > 1:
         found.errors.append(
             f"{here}: the values {show(value)} mix {' and '.join(sorted(map(str, kinds)))};"
             " give values of one type"
         )
         return None
-    return tuple(value)
+    return tuple(values)
+
+
+_REPORTED = object()
+
+
+def _literal(item: Mapping, here: str, found: Findings) -> Any:
+    """The Python value of a typed literal (`{date: "2024-01-31"}`); `_REPORTED` when it is
+    not an expression (reported), itself when it is another expression (for the caller)."""
+    expr = parse_expr(item, here, found, scalars="literal")
+    if expr is None:
+        return _REPORTED
+    return pl.select(expr.polars()).item() if isinstance(expr, Lit) else item
 
 
 def _scalar_kind(value: Any) -> str | None:
