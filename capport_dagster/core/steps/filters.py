@@ -258,7 +258,10 @@ class SqlCondition:
             return [f"{self.where}{problem}" for problem in problems]
         if any(dtype is None for dtype in schema.values()):
             return []
-        row = pl.LazyFrame(schema=dict(schema)).select(pl.all().extend_constant(None, 1))
+        try:
+            row = pl.DataFrame(schema=dict(schema)).clear(1).lazy()
+        except (pl.exceptions.PolarsError, TypeError, ValueError):
+            return []  # a dtype with no null row: Polars will say at run time
         try:
             row.filter(self.expr.polars()).collect()
         except pl.exceptions.PolarsError as exc:
