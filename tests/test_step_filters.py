@@ -365,6 +365,16 @@ def test_a_filter_step_takes_no_sibling_key() -> None:
             " (i32)",
         ),
         (
+            "age + 1",
+            "sql 'age + 1' gives Int64, not true or false: a filter keeps the rows its condition"
+            " is true for",
+        ),
+        (
+            {"or": ["name", "age > 1"]},
+            "or item 1: sql 'name' gives String, not true or false: a filter keeps the rows its"
+            " condition is true for",
+        ),
+        (
             {"not": "age >= 'x'"},
             "not: sql \"age >= 'x'\" does not fit the frame: cannot compare string with numeric"
             " type (i64)",

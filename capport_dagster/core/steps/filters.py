@@ -49,11 +49,10 @@ _TEXT = ("contains", "starts_with")
 _NULLS = ("is_null", "not_null")
 _MEMBERS = ("in", "not_in")
 OPERATORS: tuple[str, ...] = (*_COMPARE, *_MEMBERS, *_NULLS, *_TEXT)
-_LOGIC = ("and", "or", "not")
 #: What other tools call our operators (for the hint only).
 _ALIASES = {
     "=": "eq", "==": "eq", "!=": "ne", "<>": "ne", ">": "gt", ">=": "ge", "gte": "ge",
-    "<": "lt", "<=": "le", "lte": "le", "is_in": "in", "not_in_": "not_in",
+    "<": "lt", "<=": "le", "lte": "le", "is_in": "in",
     "is_not_null": "not_null", "startswith": "starts_with",
 }  # fmt: skip
 
@@ -123,13 +122,15 @@ def _fits(left: pl.DataType, right: pl.DataType) -> bool:
 
 
 class Condition(Protocol):
+    """A node of the condition: a column's test, and/or of conditions, not, or SQL."""
+
     def polars(self) -> pl.Expr: ...
 
     def check(self, schema: Schema) -> list[str]: ...
 
 
 @dataclass(frozen=True)
-class Test:
+class ColumnTest:
     """One `PATH: {OP: VALUE}` test; `where` locates it inside the filter (`or item 2: `)."""
 
     where: str
@@ -256,6 +257,12 @@ class SqlCondition:
         problems = self.expr.check(schema)
         if problems:
             return [f"{self.where}{problem}" for problem in problems]
+        gives = dtype_of(self.expr, schema)
+        if gives is not None and not isinstance(gives, (pl.Boolean, pl.Null)):
+            return [
+                f"{self.where}sql {self.text!r} gives {gives}, not true or false: a filter keeps"
+                " the rows its condition is true for"
+            ]
         if any(dtype is None for dtype in schema.values()):
             return []
         try:
@@ -394,10 +401,14 @@ def _test(
                 f"{f'; for the opposite write {other}: true' if value is False else ''}"
             )
             return None
-        return Test(where, key, column, op)
+        return ColumnTest(where, key, column, op)
     if op in _MEMBERS:
         members = _members(value, here, found)
-        return None if members is None else Test(where, key, column, op, None, show(value), members)
+        return (
+            None
+            if members is None
+            else ColumnTest(where, key, column, op, None, show(value), members)
+        )
     if value is None:
         instead = {"eq": "is_null: true", "ne": "not_null: true"}.get(op)
         found.errors.append(
@@ -406,7 +417,7 @@ def _test(
         )
         return None
     parsed = parse_expr(value, here, found, scalars="literal")
-    return None if parsed is None else Test(where, key, column, op, parsed, show(value))
+    return None if parsed is None else ColumnTest(where, key, column, op, parsed, show(value))
 
 
 def _members(value: Any, here: str, found: Findings) -> tuple[Any, ...] | None:
