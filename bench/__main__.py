@@ -33,6 +33,7 @@ from bench.overhead import overhead
 from bench.projection import projection
 from bench.shared import shared_frame
 from bench.sql import sql
+from bench.transform_lang import transform_lang
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ SUITES: dict[str, Suite] = {
     "load_time": lambda work, s: [load_time(work, s.config_stages, s.rounds)],
     "files": lambda work, s: files(work, s.projection_rows, s.rounds),
     "sql": lambda work, s: sql(work, s.fanout_rows, s.rounds),
+    "transform_lang": lambda work, s: transform_lang(work, s.event_rows[-1], s.rounds),
 }
 
 
