@@ -365,6 +365,11 @@ def test_a_filter_step_takes_no_sibling_key() -> None:
             " (i32)",
         ),
         (
+            'team = "EDM"',
+            f"sql 'team = \"EDM\"': column 'EDM' not found (columns: {COLUMNS}); in SQL, \"EDM\""
+            " names a column: write 'EDM' for text",
+        ),
+        (
             "age + 1",
             "sql 'age + 1' gives Int64, not true or false: a filter keeps the rows its condition"
             " is true for",

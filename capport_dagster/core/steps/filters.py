@@ -256,7 +256,7 @@ class SqlCondition:
     def check(self, schema: Schema) -> list[str]:
         problems = self.expr.check(schema)
         if problems:
-            return [f"{self.where}{problem}" for problem in problems]
+            return [f"{self.where}{problem}{self._quoted(problem)}" for problem in problems]
         gives = dtype_of(self.expr, schema)
         if gives is not None and not isinstance(gives, (pl.Boolean, pl.Null)):
             return [
@@ -275,6 +275,13 @@ class SqlCondition:
             detail = str(exc).split("\n\n")[0].strip()
             return [f"{self.where}sql {self.text!r} does not fit the frame: {detail}"]
         return []
+
+    def _quoted(self, problem: str) -> str:
+        """`team = "EDM"`: a double-quoted word is a column in SQL, most likely meant as text."""
+        for name in self.expr.polars().meta.root_names():
+            if f"column '{name}' not found" in problem and f'"{name}"' in self.text:
+                return f"; in SQL, \"{name}\" names a column: write '{name}' for text"
+        return ""
 
 
 @dataclass(frozen=True)
