@@ -202,6 +202,47 @@ def test_a_file_an_earlier_stage_writes_is_unknown(
     assert validate(config, capsys) == (0, [])
 
 
+def test_a_file_another_pipeline_writes_is_unknown(
+    write_config: WriteConfig, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # shared.csv is left by an older run of 'make', before it gained the column 'name': 'use'
+    # reads what 'make' writes now, so the stale file must not fail validate (nor Dagster).
+    (tmp_path / "shared.csv").write_text("id\n1\n")
+    (tmp_path / "raw.csv").write_text("id,name\n1,Ann\n")
+    config = write_config(
+        {
+            "p.yml": """
+            pipeline:
+              make:
+                - { label: read, task: load_csv, args: { filepath: raw.csv, df_name: R } }
+                - { label: save, task: save_csv, args: { filepath: shared.csv, df_name: R } }
+              use:
+                - { label: load, task: load_csv, args: { filepath: shared.csv, df_name: P } }
+                - { label: pick, task: transform, args: { name: pick, input: P, save_df: Q } }
+                - { label: save, task: save_csv, args: { filepath: out.csv, df_name: Q } }
+            transform:
+              pick:
+                - select: { player: name }
+            """
+        }
+    )
+    assert validate(config, capsys) == (0, [])
+    assert main(["validate", "-c", str(config), "-p", "use"]) == 0
+    capsys.readouterr()
+    # Read by nobody else, the same file is checked.
+    (config / "p.yml").write_text(
+        (config / "p.yml").read_text().replace("shared.csv, df_name: R", "other.csv, df_name: R")
+    )
+    assert validate(config, capsys) == (
+        2,
+        [
+            "error: config/p.yml:11:7, transform 'pick' (used by pipeline 'use', stage 'pick'"
+            " (#2)): step 1 (select): column 'name' not found (columns: id)",
+            "the configuration has 1 error",
+        ],
+    )
+
+
 def test_a_mistake_through_two_chained_transforms(
     write_config: WriteConfig, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -197,13 +197,18 @@ class PipelineGraph:
         pipeline: Pipeline,
         registry: TaskRegistry,
         lookups: ConfigLookups,
+        *,
+        bound: list[Bound] | None = None,
+        files: WrittenFiles | None = None,
     ) -> None:
-        """Build through `Project.from_config`, which shares the parsed models and transforms."""
+        """Build through `Project.from_config`, which shares the parsed models and transforms
+        (and gives the stages already `bound`, and the files every pipeline writes)."""
         self.pipeline = pipeline
-        bound = [bind(stage, registry, lookups) for stage in pipeline.stages]
+        if bound is None:
+            bound = [bind(stage, registry, lookups) for stage in pipeline.stages]
         wired, problems = _wire(bound)
         problems += lookups.entry_problems(bound)
-        problems += _schema_flow(wired, lookups)
+        problems += _schema_flow(wired, lookups, pipeline.name, files)
         if any(p.severity == "error" for p in problems):
             raise ValidationError(problems)
         self.nodes: tuple[StageNode, ...] = _nodes(wired)
@@ -325,7 +330,9 @@ def _wire(bound: list[Bound]) -> tuple[list[_Wired], list[Problem]]:
     return wired, problems
 
 
-def _schema_flow(wired: list[_Wired], lookups: ConfigLookups) -> list[Problem]:
+def _schema_flow(
+    wired: list[_Wired], lookups: ConfigLookups, pipeline: str, files: WrittenFiles | None
+) -> list[Problem]:
     """The schema of every frame version that can be known before a run, stage by stage in
     list order (each task's `output_schemas`, from the schemas of what it reads), and the
     problems found on the way: a transform step naming a column its input lacks is reported
@@ -338,7 +345,7 @@ def _schema_flow(wired: list[_Wired], lookups: ConfigLookups) -> list[Problem]:
         spec = item.spec
         if spec is not None and spec.output_schemas is not None and not item.broken:
             known = {name: schemas[v] for name, v in inputs.items() if v in schemas}
-            context = _SchemaFlow(item.stage.location, written, lookups)
+            context = _SchemaFlow(item.stage.location, written, lookups, pipeline, files)
             found: Mapping[str, Any] = {}
             try:
                 found = spec.output_schemas(item.args, known, context)
@@ -364,6 +371,8 @@ class _SchemaFlow:
     location: Location
     written: Collection[str]
     lookups: ConfigLookups
+    pipeline: str
+    files: WrittenFiles | None
 
     def existing_file(self, template: str) -> Path | None:
         try:
@@ -371,6 +380,8 @@ class _SchemaFlow:
         except ConfigError:
             return None
         if "\0" in canonical or canonical in self.written:  # known at run time only
+            return None
+        if self.files is not None and self.files.by_another(canonical, self.pipeline):
             return None
         path = Path(canonical)
         return path if path.is_file() else None
@@ -386,6 +397,44 @@ class _SchemaFlow:
         if problems is not None:
             raise ValidationError(problems)
         return value
+
+
+class WrittenFiles:
+    """The files the stages of each pipeline write (canonical paths), for the schema flow.
+
+    A file another pipeline writes is not read at validate time: its columns are what that
+    pipeline makes of it, which a file left by an older run may not show yet (a stale file
+    must not make `validate`, or Dagster's loading of the definitions, fail). The pipelines
+    not being validated are bound only if a load asks, in lookups of their own (no user of
+    an entry, no problem of theirs, reaches the validation's).
+    """
+
+    def __init__(
+        self, config: CapportConfig, registry: TaskRegistry, bound: Mapping[str, list[Bound]]
+    ) -> None:
+        self._config = config
+        self._registry = registry
+        self._bound = bound
+        self._writers: dict[str, set[str]] | None = None
+
+    def by_another(self, path: str, pipeline: str) -> bool:
+        """Whether a stage of a pipeline other than `pipeline` writes `path`."""
+        if self._writers is None:
+            self._writers = self._collect()
+        return bool(self._writers.get(path, set()) - {pipeline})
+
+    def _collect(self) -> dict[str, set[str]]:
+        writers: dict[str, set[str]] = {}
+        scratch: ConfigLookups | None = None
+        for name, pipeline in self._config.pipelines.items():
+            items = self._bound.get(name)
+            if items is None:
+                scratch = scratch or ConfigLookups(self._config)
+                items = [bind(stage, self._registry, scratch) for stage in pipeline.stages]
+            for item in items:
+                for path in item.write_files:
+                    writers.setdefault(path, set()).add(name)
+        return writers
 
 
 def _nodes(wired: list[_Wired]) -> tuple[StageNode, ...]:
@@ -500,6 +549,12 @@ class Project:
         problems.extend(runner_problems(runners))
 
         selected = list(config.pipelines) if pipelines is None else list(pipelines)
+        bound = {
+            name: [bind(stage, registry, lookups) for stage in config.pipelines[name].stages]
+            for name in dict.fromkeys(selected)
+            if name in config.pipelines
+        }
+        files = WrittenFiles(config, registry, bound)
         graphs: dict[str, PipelineGraph] = {}
         for name in selected:
             pipeline = config.pipelines.get(name)
@@ -514,7 +569,7 @@ class Project:
                 )
                 continue
             try:
-                graph = PipelineGraph(pipeline, registry, lookups)
+                graph = PipelineGraph(pipeline, registry, lookups, bound=bound[name], files=files)
             except ValidationError as exc:
                 problems.extend(exc.problems)
                 continue

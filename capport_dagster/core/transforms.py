@@ -26,10 +26,13 @@ of 2 of 20 CSV columns reads only those 2). Decisions a user of the YAML sees:
 - **drop** takes exact column names; `true`, `null` or the string `"true"` (any case) drop,
   `false`/`"false"` keep. Dropping a column the frame does not have is an error.
 - Steps are numbered from 1 in messages (`step 2` is the second step).
-- **Checked before data**: where a transform itself fixes the columns (after a `select`, and
-  after a join whose right side is a `right_select`), `validate` reports a later step naming a
-  column that is not there. At run time every step is checked against the real schema first, so
-  a mistake is a located `TaskError` naming the step, never a bare Polars message.
+- **Checked before data**: `validate` runs `apply`'s own checks on empty frames of the input
+  schemas known before the run (`Transform.output_schema`, fed by the schema flow of
+  `core/graph.py`), so it says what a run would, at the step's line; and where a transform
+  itself fixes the columns (after a `select`, and after a join whose right side is a
+  `right_select`), a later step naming a column not there is found even without an input
+  schema. At run time every step is checked against the real schema first, so a mistake is a
+  located `TaskError` naming the step, never a bare Polars message.
 """
 
 from __future__ import annotations
