@@ -82,8 +82,9 @@ class SchemaContext(Protocol):
     location: Location
 
     def existing_file(self, template: str) -> Path | None:
-        """The file a path template names, when it is there now and no earlier stage of the
-        pipeline writes it (its columns then are the run's); None otherwise."""
+        """The file a path template names, when it is there now and neither an earlier stage
+        of the pipeline nor a stage of another pipeline writes it (its columns then are the
+        run's); None otherwise."""
 
     def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
         """`compute()`, once per key for the whole validation (a transform used by 1,000 stages
