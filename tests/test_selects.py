@@ -160,13 +160,16 @@ def test_columns_keep_the_order_of_the_mapping(tmp_path: Path, mode: RunMode) ->
 
 
 @MODES
-def test_a_select_of_literals_and_missing_optional_columns_only_has_one_row(
+def test_a_missing_optional_column_keeps_the_inputs_rows_and_literals_alone_have_one(
     tmp_path: Path, mode: RunMode
 ) -> None:
-    """As in capport (and Polars): nothing ties the result to the input's rows."""
+    """capport gives one row for both (its fallback is a null literal); a missing column is a
+    column here, so the row count does not depend on whether the file had it."""
     result = select(tmp_path, mode, {"a": "^absent$", "b": {"str": "x"}})
-    expected = pl.DataFrame({"a": pl.Series([None], dtype=pl.Null), "b": ["x"]})
+    expected = pl.DataFrame({"a": pl.Series([None] * 3, dtype=pl.Null), "b": ["x"] * 3})
     assert_frame_equal(result, expected)
+    literals = select(tmp_path, mode, {"b": {"str": "x"}})
+    assert_frame_equal(literals, pl.DataFrame({"b": ["x"]}))
 
 
 @MODES

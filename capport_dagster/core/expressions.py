@@ -126,7 +126,7 @@ _REGEX_SPECIAL = re.compile(r"([\\.+*?()|\[\]{}^$#&\-~])")
 
 @dataclass(frozen=True)
 class OptionalColumn:
-    """`^name$.field`: the column when the frame has it, else an all-null (dtype Null) value.
+    """`^name$.field`: the column when the frame has it, else an all-null (dtype Null) column.
 
     Written as Polars' regex column selection, as capport does, so one plan serves frames with
     and without the column; the name is matched literally (regex characters are escaped)."""
@@ -139,7 +139,9 @@ class OptionalColumn:
         expr = pl.col(f"^{escaped}$")
         for name in self.fields:
             expr = expr.struct.field(name)
-        return pl.coalesce([expr, pl.lit(None)])
+        # a column of the frame's (or the group's) length, so that sorts and aggregations
+        # see one null per row, as they would see the column
+        return pl.coalesce([expr, pl.repeat(None, pl.len())])
 
     def paths(self) -> tuple[str, ...]:
         return ()

@@ -46,8 +46,8 @@ class SortStep:
         return list(dict.fromkeys(problem for key in self.keys for problem in key.check(schema)))
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
-        # A key that is not a column may be one value (an optional column the frame lacks is a
-        # null literal), which Polars' sort refuses: it sorts as a column of that value.
+        # A key that is not a column may be one value (a literal), which Polars' sort refuses:
+        # it sorts as a column of that value.
         temporary = {
             f"__capport_sort_{number}": key.polars()
             for number, key in enumerate(self.keys)
