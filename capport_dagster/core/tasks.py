@@ -95,9 +95,15 @@ def _transform_schemas(
     names = _transform_reads(args)
     if not transform.steps or any(name not in inputs for name in names):
         return {}
-    key = ("transform", id(transform), tuple((n, tuple(inputs[n].items())) for n in names))
+    key = ("transform", id(transform), tuple((n, _columns(inputs[n], ctx)) for n in names))
     schema = ctx.cached(key, lambda: _checked(transform, inputs[args.input], inputs))
     return {args.save_df: schema}
+
+
+def _columns(schema: pl.Schema, ctx: SchemaContext) -> tuple[tuple[str, pl.DataType], ...]:
+    """A schema as a cache key, computed once per schema object: a transform's output, cached,
+    is one object read by many stages. The object is kept with it, so its id is never reused."""
+    return ctx.cached(("columns", id(schema)), lambda: (schema, tuple(schema.items())))[1]
 
 
 def _checked(transform: Transform, schema: pl.Schema, inputs: Mapping[str, pl.Schema]) -> pl.Schema:
@@ -136,15 +142,21 @@ def _file_schemas(scan: FileSchema) -> SchemaFn:
             path = ctx.existing_file(file.filepath)
             if path is None:
                 continue
-            try:
-                schema = scan(file, path)
-            except (pl.exceptions.PolarsError, OSError, ValueError):
-                continue
+            key = ("file schema", scan, str(path), repr(file.options))
+            # Once per file and options: 100 pipelines loading one file scan it once.
+            schema = ctx.cached(key, lambda file=file, path=path: _scanned(scan, file, path))
             if schema is not None:
                 schemas[file.df_name] = schema
         return schemas
 
     return output_schemas
+
+
+def _scanned(scan: FileSchema, file: FileFrame, path: Path) -> pl.Schema | None:
+    try:
+        return scan(file, path)
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        return None
 
 
 def model_schema(model: Model) -> pl.Schema:
