@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
@@ -286,7 +286,7 @@ def _known_after(
         return None
     left_frame = pl.LazyFrame(schema=dict.fromkeys(known, pl.String))
     right_frame = pl.LazyFrame(schema=dict.fromkeys(right, pl.String))
-    bare = JoinStep(step.right, step.how, step.left_on, step.right_on)
+    bare = replace(step, right_select=None)  # the right frame is the right_select already
     try:
         names = bare.apply(left_frame, {step.right: right_frame}).collect_schema().names()
     except pl.exceptions.PolarsError as exc:
