@@ -32,9 +32,11 @@ TITLES = [
     "Load time of generated configs",
     "NDJSON load and save, 20,000 rows, in process",
     "JSON array load and save, 20,000 rows, in process",
-    "Parquet load and save, 20,000 rows, in process",
+    "Parquet load and save, 200,000 rows, in process",
     "load_sql from PostgreSQL, 20,000 rows, in process",
     "save_sql to PostgreSQL, 20,000 rows, in process",
+    "Transform language (filter, join, sql, group_by, sort), 20,000 event rows, in process, lazy",
+    "Transform language (filter, join, sql, group_by, sort), 20,000 event rows, in process, eager",
 ]
 
 

@@ -15,7 +15,7 @@ from dagster import Definitions
 from capport_dagster import load_definitions
 from tests.conftest import EXAMPLE_CONFIG, REPO, free_port
 
-PIPELINES = ["branches", "enrich_events", "formats", "label_teams", "player_api"]
+PIPELINES = ["branches", "enrich_events", "formats", "goals", "label_teams", "player_api"]
 #: A job per pipeline and an asset job per pipeline, sorted by name.
 JOBS = sorted([*PIPELINES, *(f"{p}__assets" for p in PIPELINES)])
 

@@ -29,7 +29,7 @@ from capport_dagster.translate.build import build_definitions
 from tests.conftest import EXAMPLE_CONFIG
 
 MODES = ["sync_lazy", "sync_eager", "async_lazy", "async_eager"]
-EXAMPLE_PIPELINES = ["enrich_events", "label_teams", "branches", "player_api", "formats"]
+EXAMPLE_PIPELINES = ["enrich_events", "label_teams", "branches", "player_api", "formats", "goals"]
 
 
 def run_job(config_dir: Path, pipeline: str, instance: DagsterInstance, **run_config: object):
