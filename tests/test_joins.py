@@ -197,12 +197,6 @@ def test_check_errors(extra: dict, left: dict, right: dict, message: str) -> Non
     assert info.value.message == f"transform 't', step 1 (join): {message}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/transforms.py `_known_after` rebuilds the join without its prefixes"
-    " (`bare = JoinStep(step.right, step.how, step.left_on, step.right_on)`); it needs"
-    " `dataclasses.replace(step, right_select=None)`",
-)
 def test_a_transform_whose_columns_are_known_validates_a_prefixed_join() -> None:
     join = {
         **KEYS,

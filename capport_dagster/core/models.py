@@ -139,6 +139,10 @@ class Model:
     def names(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns)
 
+    def schema(self) -> pl.Schema:
+        """What `reshape` gives: exactly the model's columns, in its order, with its dtypes."""
+        return pl.Schema({column.name: column.dtype for column in self.columns})
+
     def reading_dtypes(self) -> dict[str, pl.DataType]:
         """The dtype a text file's reader gives each column, before :func:`reshape` casts it.
 

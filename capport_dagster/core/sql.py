@@ -396,7 +396,7 @@ def _load_schemas(
     columns are the database's, unknown before the run."""
     if args.model is None:
         return {}
-    return {args.df_name: pl.Schema({c.name: c.dtype for c in args.model.columns})}
+    return {args.df_name: args.model.schema()}
 
 
 def register_sql_tasks(registry: TaskRegistry) -> TaskRegistry:

@@ -8,26 +8,20 @@ stay lazy: `load_csv` scans, `transform` builds a plan and only `save_csv` execu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from capport_dagster.core.files import FileFrame, FileFrames, raw_names, register_file_tasks
-from capport_dagster.core.files.csv_files import csv_schema
-from capport_dagster.core.files.json_files import ndjson_schema
-from capport_dagster.core.files.parquet_files import parquet_schema
-from capport_dagster.core.models import Model
 from capport_dagster.core.registry import (
     DEFAULT_REGISTRY,
     BindContext,
     Frame,
     RunContext,
     SchemaContext,
-    SchemaFn,
     TaskRegistry,
     validate_model,
 )
@@ -38,7 +32,6 @@ __all__ = [
     "FileFrame",
     "FileFrames",
     "TransformArgs",
-    "model_schema",
     "raw_names",
     "register_builtin_tasks",
 ]
@@ -119,58 +112,6 @@ def _run_transform(args: TransformArgs, frames: Mapping[str, Frame], ctx: RunCon
     return {args.save_df: args.transform.apply(lazy[args.input], lazy, location=ctx.location)}
 
 
-# --- what loads give, for validate ---------------------------------------------------------
-
-#: What a load's file holds when it has no model: the columns Polars would give it, read from
-#: the file's header or footer (never all of it); None: not known before the run.
-FileSchema = Callable[[FileFrame, Path], "pl.Schema | None"]
-
-
-def _file_schemas(scan: FileSchema) -> SchemaFn:
-    """A load's hook: a model's columns where it has one, else those of a file already there
-    that no earlier stage writes. A file that cannot be read now is unknown, never an error: a
-    run may find it mended, or made by then."""
-
-    def output_schemas(
-        args: FileFrames, inputs: Mapping[str, pl.Schema], ctx: SchemaContext
-    ) -> dict[str, pl.Schema]:
-        schemas: dict[str, pl.Schema] = {}
-        for file in args.files:
-            if file.model is not None:
-                schemas[file.df_name] = model_schema(file.model)
-                continue
-            path = ctx.existing_file(file.filepath)
-            if path is None:
-                continue
-            key = ("file schema", scan, str(path), repr(file.options))
-            # Once per file and options: 100 pipelines loading one file scan it once.
-            schema = ctx.cached(key, lambda file=file, path=path: _scanned(scan, file, path))
-            if schema is not None:
-                schemas[file.df_name] = schema
-        return schemas
-
-    return output_schemas
-
-
-def _scanned(scan: FileSchema, file: FileFrame, path: Path) -> pl.Schema | None:
-    try:
-        return scan(file, path)
-    except (pl.exceptions.PolarsError, OSError, ValueError):
-        return None
-
-
-def model_schema(model: Model) -> pl.Schema:
-    """What `reshape` gives: exactly the model's columns, in its order, with its dtypes."""
-    return pl.Schema({column.name: column.dtype for column in model.columns})
-
-
-_FILE_SCHEMAS: Mapping[str, FileSchema] = {
-    "load_csv": csv_schema,
-    "load_json": ndjson_schema,
-    "load_parquet": parquet_schema,
-}
-
-
 # --- registration ---------------------------------------------------------------------------
 
 
@@ -189,9 +130,6 @@ def register_builtin_tasks(registry: TaskRegistry) -> TaskRegistry:
         )
     )
     register_file_tasks(registry)
-    for name, scan in _FILE_SCHEMAS.items():
-        spec = registry.get(name)
-        registry.register(replace(spec, output_schemas=_file_schemas(scan)), replace=True)
     registry.register(
         TaskSpec(
             "transform",
@@ -201,7 +139,7 @@ def register_builtin_tasks(registry: TaskRegistry) -> TaskRegistry:
             parse=_parse_transform,
             salvage_reads=lambda raw: raw_names(raw, "input"),
             output_schemas=_transform_schemas,
-            description="Apply a named transform (select, join, drop) to a frame.",
+            description="Apply a named transform (select, filter, join, sql, ...) to a frame.",
         )
     )
     return registry

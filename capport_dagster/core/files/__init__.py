@@ -17,29 +17,41 @@ from capport_dagster.core.files.common import (
 from capport_dagster.core.files.csv_files import (
     CsvLoadEntry,
     CsvSaveEntry,
+    csv_schema,
     run_load_csv,
     run_save_csv,
 )
 from capport_dagster.core.files.json_files import (
     JsonLoadEntry,
     JsonSaveEntry,
+    ndjson_schema,
     run_load_json,
     run_save_json,
 )
 from capport_dagster.core.files.parquet_files import (
     ParquetLoadEntry,
     ParquetSaveEntry,
+    parquet_schema,
     run_load_parquet,
     run_save_parquet,
 )
+from capport_dagster.core.files.schemas import file_schemas
 from capport_dagster.core.files.write_modes import WriteMode
 from capport_dagster.core.registry import TaskRegistry, TaskSpec
 
 __all__ = ["FileFrame", "FileFrames", "WriteMode", "raw_names", "register_file_tasks"]
 
 _FORMATS = (
-    ("csv", "CSV", CsvLoadEntry, CsvSaveEntry, run_load_csv, run_save_csv),
-    ("json", "JSON (array or NDJSON)", JsonLoadEntry, JsonSaveEntry, run_load_json, run_save_json),
+    ("csv", "CSV", CsvLoadEntry, CsvSaveEntry, run_load_csv, run_save_csv, csv_schema),
+    (
+        "json",
+        "JSON (array or NDJSON)",
+        JsonLoadEntry,
+        JsonSaveEntry,
+        run_load_json,
+        run_save_json,
+        ndjson_schema,
+    ),
     (
         "parquet",
         "Parquet",
@@ -47,13 +59,14 @@ _FORMATS = (
         ParquetSaveEntry,
         run_load_parquet,
         run_save_parquet,
+        parquet_schema,
     ),
 )
 
 
 def register_file_tasks(registry: TaskRegistry) -> TaskRegistry:
     """Register `load_<format>` and `save_<format>` for every format in `registry`."""
-    for name, label, load_entry, save_entry, load, save in _FORMATS:
+    for name, label, load_entry, save_entry, load, save, scan in _FORMATS:
         load_entry_t: type[LoadEntry] = load_entry
         save_entry_t: type[SaveEntry] = save_entry
         registry.register(
@@ -65,6 +78,7 @@ def register_file_tasks(registry: TaskRegistry) -> TaskRegistry:
                 parse=file_frames_parser(load_entry_t, f"load_{name}", "save_df"),
                 model_frames=FileFrames.model_frames,
                 reads_files=FileFrames.paths,
+                output_schemas=file_schemas(scan),
                 description=f"Read {label} files into frames, optionally reshaped by a model.",
             )
         )
