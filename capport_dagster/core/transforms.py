@@ -4,15 +4,12 @@ Parsing and applying are apart so `capport validate` reports every bad step of e
 without data, and a run only builds a lazy plan that Polars can optimise as a whole (a `select`
 of 2 of 20 CSV columns reads only those 2). Decisions a user of the YAML sees:
 
-- **Column paths** (`core/paths.py`): a dot goes into a struct field: `team.name` is
-  `pl.col("team").struct.field("name")`; a name holding a dot escapes it: `stats\\.goals`.
-- **Sources**: a path, null (the key's own name), or a mapping; a mapping whose `action` is
-  missing or null is a plain column, its `args` the path (null: the key's own name), as in
-  capport.
-- **format / concat** (`core/selects.py`) cast each column to a string; any null input gives a
-  null result. A format template writes `{}` for a value and `{{`/`}}` for literal braces; it
-  does not expand `$NAME` (warned about when NAME is a variable). The concat `separator`
-  defaults to one space.
+- **Values** are expressions (`core/expressions.py`, the user's guide `docs/expressions.md`):
+  a column path (`core/paths.py`: a dot goes into a struct field, `stats\\.goals` escapes one),
+  an optional column `^name$`, an action, a typed literal or a SQL expression. A select's
+  source may also be null (the key's own name) or capport's `{action, args}` mapping.
+- **Steps** are a module each (`core/steps/`, guides `docs/steps-capport.md` and
+  `docs/steps-planned.md`); a step mapping has one step key plus its kind's sibling options.
 - **Join keys** (`core/joins.py`) are column names (not paths). As in capport (Polars'
   defaults), `left`, `inner` and `right` joins coalesce their keys into one column (left and
   inner keep the left key names, right keeps the right ones), while a `full` join keeps both
