@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import polars as pl
 import pytest
@@ -161,6 +162,18 @@ def run_transform(
     store = run_stages(load_project(config).graphs["p"], mode, {})
     (result,) = [frame for version, frame in store.items() if version.name == "RESULT"]
     return result.lazy().collect()
+
+
+def parse_errors(step: Mapping[str, Any]) -> list[str]:
+    """The messages reading a transform of this one step gives (it must fail to parse)."""
+    from capport_dagster.core.transforms import parse_transform
+    from capport_dagster.errors import ConfigError, Location, ValidationError
+
+    with pytest.raises(ConfigError) as info:
+        parse_transform("t", [step], Location(file="t.yml", section="transform", name="t"))
+    if isinstance(info.value, ValidationError):
+        return [problem.message for problem in info.value.problems]
+    return [info.value.message]
 
 
 class PolarsExecutions:

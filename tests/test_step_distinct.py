@@ -13,8 +13,8 @@ from polars.testing import assert_frame_equal
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.steps import distinct
 from capport_dagster.core.transforms import parse_transform
-from capport_dagster.errors import ConfigError, Location, TaskError, ValidationError
-from tests.conftest import run_transform
+from capport_dagster.errors import Location, TaskError, ValidationError
+from tests.conftest import parse_errors, run_transform
 
 LOC = Location(file="t.yml", section="transform", name="t")
 GOALS = pl.DataFrame(
@@ -65,14 +65,6 @@ def test_distinct_keeps_the_input_order_on_many_rows(tmp_path: Path, mode: RunMo
     frame = pl.DataFrame({"k": [(i * 7919) % 1000 for i in range(30_000)], "i": range(30_000)})
     result = run_transform(tmp_path, [{"distinct": {"subset": "k"}}], {"F": frame}, mode)
     assert_frame_equal(result, frame.head(1000))
-
-
-def parse_errors(step: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse_transform("t", [step], LOC)
-    if isinstance(info.value, ValidationError):
-        return [problem.message for problem in info.value.problems]
-    return [info.value.message]
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ from polars.testing import assert_frame_equal
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.steps import fill_null
 from capport_dagster.core.transforms import parse_transform
-from capport_dagster.errors import ConfigError, Location, TaskError, ValidationError
-from tests.conftest import run_transform
+from capport_dagster.errors import Location, TaskError, ValidationError
+from tests.conftest import parse_errors, run_transform
 
 LOC = Location(file="t.yml", section="transform", name="t")
 DAY = datetime.date(2024, 1, 1)
@@ -74,14 +74,6 @@ def test_fill_null_gives_exactly_this_frame(
 ) -> None:
     result = run_transform(tmp_path, [{"fill_null": args}], {"F": FRAME}, mode)
     assert_frame_equal(result, expected)
-
-
-def parse_errors(step: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse_transform("t", [step], LOC)
-    if isinstance(info.value, ValidationError):
-        return [problem.message for problem in info.value.problems]
-    return [info.value.message]
 
 
 @pytest.mark.parametrize(

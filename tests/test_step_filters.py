@@ -14,8 +14,8 @@ from polars.testing import assert_frame_equal
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.steps import filters
 from capport_dagster.core.transforms import parse_transform
-from capport_dagster.errors import ConfigError, Location, TaskError, ValidationError
-from tests.conftest import run_transform
+from capport_dagster.errors import Location, TaskError, ValidationError
+from tests.conftest import parse_errors, run_transform
 
 LOC = Location(file="t.yml", section="transform", name="t")
 PLAYERS = pl.DataFrame(
@@ -47,14 +47,6 @@ OPERATORS = "eq, ne, gt, ge, lt, le, in, not_in, is_null, not_null, contains, st
 def rows(*indexes: int) -> pl.DataFrame:
     """The input's rows at these indexes, in this order: what a filter keeps."""
     return PLAYERS[list(indexes)]
-
-
-def parse_errors(step: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse_transform("t", [step], LOC)
-    if isinstance(info.value, ValidationError):
-        return [problem.message for problem in info.value.problems]
-    return [info.value.message]
 
 
 def check_error(step: dict[str, Any]) -> str:

@@ -14,8 +14,8 @@ from polars.testing import assert_frame_equal
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.steps import group_by
 from capport_dagster.core.transforms import parse_transform
-from capport_dagster.errors import ConfigError, Location, TaskError, ValidationError
-from tests.conftest import run_transform
+from capport_dagster.errors import Location, TaskError, ValidationError
+from tests.conftest import parse_errors, run_transform
 
 LOC = Location(file="t.yml", section="transform", name="t")
 DAY = datetime.date(2024, 1, 1)
@@ -146,14 +146,6 @@ def test_groups_keep_their_first_seen_order_on_many_rows(tmp_path: Path, mode: R
 
 
 # -- errors --------------------------------------------------------------------------------------
-
-
-def parse_errors(step: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse_transform("t", [step], LOC)
-    if isinstance(info.value, ValidationError):
-        return [problem.message for problem in info.value.problems]
-    return [info.value.message]
 
 
 NUMBER_HELP = "quote it ('3') if it names a column, or write a typed literal such as {int64: 3}"

@@ -13,8 +13,8 @@ from polars.testing import assert_frame_equal
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.steps import ordering
 from capport_dagster.core.transforms import parse_transform
-from capport_dagster.errors import ConfigError, Location, TaskError, ValidationError
-from tests.conftest import run_transform
+from capport_dagster.errors import Location, TaskError, ValidationError
+from tests.conftest import parse_errors, run_transform
 
 LOC = Location(file="t.yml", section="transform", name="t")
 PLAYERS = pl.DataFrame(
@@ -31,14 +31,6 @@ COLUMNS = "name, team, age, home"
 def named(*names: str) -> pl.DataFrame:
     """The input's rows of these names, in this order."""
     return PLAYERS[["abcdef".index(name) for name in names]]
-
-
-def parse_errors(step: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse_transform("t", [step], LOC)
-    if isinstance(info.value, ValidationError):
-        return [problem.message for problem in info.value.problems]
-    return [info.value.message]
 
 
 def test_public_api() -> None:

@@ -13,8 +13,8 @@ from polars.testing import assert_frame_equal
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.steps import rename
 from capport_dagster.core.transforms import parse_transform
-from capport_dagster.errors import ConfigError, Location, TaskError, ValidationError
-from tests.conftest import run_transform
+from capport_dagster.errors import Location, TaskError, ValidationError
+from tests.conftest import parse_errors, run_transform
 
 LOC = Location(file="t.yml", section="transform", name="t")
 FRAME = pl.DataFrame({"a": [1, None], "b": ["x", "y"], "c.d": [True, False]})
@@ -47,14 +47,6 @@ def test_later_steps_see_the_new_names(tmp_path: Path, mode: RunMode) -> None:
     steps = [{"rename": {"a": "id"}}, {"select": {"key": "id"}}]
     result = run_transform(tmp_path, steps, {"F": FRAME}, mode)
     assert_frame_equal(result, pl.DataFrame({"key": [1, None]}))
-
-
-def parse_errors(step: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigError) as info:
-        parse_transform("t", [step], LOC)
-    if isinstance(info.value, ValidationError):
-        return [problem.message for problem in info.value.problems]
-    return [info.value.message]
 
 
 @pytest.mark.parametrize(

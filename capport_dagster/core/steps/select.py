@@ -17,14 +17,13 @@ from capport_dagster.core.selects import (
 )
 from capport_dagster.core.steps.base import Schema, StepKind
 
-__all__ = ["KINDS", "SelectStep"]
+__all__ = ["KINDS", "ItemsStep", "SelectStep"]
 
 
 @dataclass(frozen=True)
-class SelectStep:
-    """`select`: the output has exactly these columns, so later steps see a known shape."""
+class ItemsStep:
+    """A step of `{alias: EXPR}` items (select, with_columns): what they read is checked alike."""
 
-    kind: ClassVar[str] = "select"
     items: tuple[SelectItem, ...]
 
     def reads(self) -> tuple[str, ...]:
@@ -32,6 +31,13 @@ class SelectStep:
 
     def check(self, schema: Schema, frames: Mapping[str, pl.LazyFrame]) -> list[str]:
         return check_items(self.items, schema)
+
+
+@dataclass(frozen=True)
+class SelectStep(ItemsStep):
+    """`select`: the output has exactly these columns, so later steps see a known shape."""
+
+    kind: ClassVar[str] = "select"
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         return frame.select(select_exprs(self.items))

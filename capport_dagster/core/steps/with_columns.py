@@ -14,30 +14,18 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from capport_dagster.core.selects import (
-    Findings,
-    SelectItem,
-    check_items,
-    parse_items,
-    select_exprs,
-)
-from capport_dagster.core.steps.base import Schema, StepKind
+from capport_dagster.core.selects import Findings, parse_items, select_exprs
+from capport_dagster.core.steps.base import StepKind
+from capport_dagster.core.steps.select import ItemsStep
 
 __all__ = ["KINDS", "WithColumnsStep"]
 
 
 @dataclass(frozen=True)
-class WithColumnsStep:
+class WithColumnsStep(ItemsStep):
     """`with_columns`: a select that keeps the columns it does not name."""
 
     kind: ClassVar[str] = "with_columns"
-    items: tuple[SelectItem, ...]
-
-    def reads(self) -> tuple[str, ...]:
-        return ()
-
-    def check(self, schema: Schema, frames: Mapping[str, pl.LazyFrame]) -> list[str]:
-        return check_items(self.items, schema)
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         return frame.with_columns(select_exprs(self.items))
