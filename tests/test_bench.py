@@ -7,6 +7,7 @@ a quiet machine (docs/benchmarks.md), never in tests.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -43,15 +44,28 @@ TITLES = [
 def test_the_quick_benchmark_runs_every_comparison(tmp_path: Path) -> None:
     require_service("postgres")  # the sql suite reads and writes a real PostgreSQL
     results = tmp_path / "results.json"
-    done = subprocess.run(
+    process = subprocess.Popen(
         # faulthandler: a native crash prints every thread's Python stack, not just -11.
         [sys.executable, "-X", "faulthandler", "-m", "bench", "--quick", "--json", str(results)],
         cwd=REPO,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
-    assert done.returncode == 0, (done.stdout[-1000:], done.stderr[-3000:])
+    try:
+        stdout, stderr = process.communicate(timeout=300)  # ~90 s alone on 2 cores
+    except subprocess.TimeoutExpired:
+        # A hang: SIGABRT makes faulthandler print where every thread of the bench stands,
+        # and the processes it started say what it was waiting for.
+        children = subprocess.run(
+            ["ps", "-o", "pid,etime,args", "--ppid", str(process.pid)],
+            capture_output=True,
+            text=True,
+        ).stdout
+        process.send_signal(signal.SIGABRT)
+        stdout, stderr = process.communicate(timeout=30)
+        pytest.fail(f"the quick benchmark hung:\n{stdout[-1500:]}\n{children}\n{stderr[-6000:]}")
+    assert process.returncode == 0, (stdout[-1000:], stderr[-3000:])
     comparisons = json.loads(results.read_text())
     assert [c["title"] for c in comparisons] == TITLES
     for comparison in comparisons:
@@ -60,7 +74,7 @@ def test_the_quick_benchmark_runs_every_comparison(tmp_path: Path) -> None:
         assert all(r["value"] > 0 for r in comparison["ratios"])
     processes = comparisons[2]["medians"]
     assert all(s["rss_mb"] > 20 for s in processes.values())  # a Python process with Polars
-    assert "| capport sync_lazy |" in done.stdout
+    assert "| capport sync_lazy |" in stdout
 
 
 def test_a_variant_that_writes_a_different_file_stops_the_benchmark(tmp_path: Path) -> None:
