@@ -8,15 +8,16 @@ the message is ours); `apply` only builds the lazy plan, never collects.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import polars as pl
 
 from capport_dagster.core.selects import Findings
+from capport_dagster.errors import did_you_mean
 
-__all__ = ["Findings", "Schema", "Step", "StepKind", "StepParser"]
+__all__ = ["Findings", "Schema", "Step", "StepKind", "StepParser", "missing_columns"]
 
 #: A frame's columns; a dtype of None is unknown (the static checks know only names).
 Schema = Mapping[str, pl.DataType | None]
@@ -61,3 +62,14 @@ class StepKind:
     keys: tuple[str, ...]
     parse: StepParser
     options: tuple[str, ...] = ()
+
+
+def missing_columns(names: Iterable[str], schema: Schema, *, label: str = "") -> list[str]:
+    """One message per named column the frame lacks, with a did-you-mean and its columns;
+    `label` names the key that listed them (`subset: `)."""
+    columns = ", ".join(schema) or "none"
+    return [
+        f"{label}column '{name}' not found{did_you_mean(name, schema)} (columns: {columns})"
+        for name in dict.fromkeys(names)
+        if name not in schema
+    ]

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 
 from capport_dagster.core.selects import Findings, column_list, unknown_keys
-from capport_dagster.core.steps.base import Schema, StepKind
+from capport_dagster.core.steps.base import Schema, StepKind, missing_columns
 from capport_dagster.core.yaml_source import describe
 from capport_dagster.errors import did_you_mean
 
@@ -39,12 +39,7 @@ class DistinctStep:
         return ()
 
     def check(self, schema: Schema, frames: Mapping[str, pl.LazyFrame]) -> list[str]:
-        missing = [name for name in dict.fromkeys(self.subset or ()) if name not in schema]
-        columns = ", ".join(schema) or "none"
-        return [
-            f"subset: column '{name}' not found{did_you_mean(name, schema)} (columns: {columns})"
-            for name in missing
-        ]
+        return missing_columns(self.subset or (), schema, label="subset: ")
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         if not self.enabled:

@@ -17,10 +17,9 @@ import polars as pl
 
 from capport_dagster.core.expressions import Expr, parse_expr
 from capport_dagster.core.selects import Findings
-from capport_dagster.core.steps.base import Schema, StepKind
+from capport_dagster.core.steps.base import Schema, StepKind, missing_columns
 from capport_dagster.core.steps.filters import dtype_of, family, show
 from capport_dagster.core.yaml_source import describe
-from capport_dagster.errors import did_you_mean
 
 __all__ = ["KINDS", "Fill", "FillNullStep"]
 
@@ -44,11 +43,9 @@ class FillNullStep:
 
     def check(self, schema: Schema, frames: Mapping[str, pl.LazyFrame]) -> list[str]:
         problems: list[str] = []
-        columns = ", ".join(schema) or "none"
         for fill in self.fills:
             if fill.column not in schema:
-                hint = did_you_mean(fill.column, schema)
-                problems.append(f"column '{fill.column}' not found{hint} (columns: {columns})")
+                problems += missing_columns([fill.column], schema)
                 continue
             found = fill.value.check(schema)
             problems += [f"column '{fill.column}': {problem}" for problem in found]

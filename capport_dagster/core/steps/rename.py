@@ -15,9 +15,8 @@ from typing import Any, ClassVar
 import polars as pl
 
 from capport_dagster.core.selects import Findings
-from capport_dagster.core.steps.base import Schema, StepKind
+from capport_dagster.core.steps.base import Schema, StepKind, missing_columns
 from capport_dagster.core.yaml_source import describe
-from capport_dagster.errors import did_you_mean
 
 __all__ = ["KINDS", "RenameStep"]
 
@@ -33,12 +32,7 @@ class RenameStep:
         return ()
 
     def check(self, schema: Schema, frames: Mapping[str, pl.LazyFrame]) -> list[str]:
-        columns = ", ".join(schema) or "none"
-        problems = [
-            f"column '{old}' not found{did_you_mean(old, schema)} (columns: {columns})"
-            for old, _ in self.pairs
-            if old not in schema
-        ]
+        problems = missing_columns((old for old, _ in self.pairs), schema)
         renamed = {old for old, new in self.pairs if old != new}
         kept = [name for name in schema if name not in renamed]
         for old, new in self.pairs:

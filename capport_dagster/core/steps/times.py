@@ -25,8 +25,7 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 
 from capport_dagster.core.selects import Findings, column_list, unknown_keys
-from capport_dagster.core.steps.base import Schema, StepKind
-from capport_dagster.core.steps.uniform_id import missing_columns
+from capport_dagster.core.steps.base import Schema, StepKind, missing_columns
 from capport_dagster.core.yaml_source import describe
 
 __all__ = ["KINDS", "TimeStep", "target_of"]

@@ -17,11 +17,11 @@ import polars as pl
 
 from capport_dagster.core.models import DTYPES
 from capport_dagster.core.selects import Findings, column_list, unknown_keys
-from capport_dagster.core.steps.base import Schema, StepKind
+from capport_dagster.core.steps.base import Schema, StepKind, missing_columns
 from capport_dagster.core.yaml_source import describe
 from capport_dagster.errors import did_you_mean
 
-__all__ = ["KINDS", "UniformIdStep", "missing_columns"]
+__all__ = ["KINDS", "UniformIdStep"]
 
 _KEYS = ("include", "into")
 _NESTED = (pl.List, pl.Array, pl.Struct)
@@ -51,16 +51,6 @@ class UniformIdStep:
         target = DTYPES[self.into]
         names = dict.fromkeys(self.include)  # a column listed twice is cast once
         return frame.with_columns(pl.col(name).cast(target, strict=False) for name in names)
-
-
-def missing_columns(names: tuple[str, ...], schema: Schema) -> list[str]:
-    """One message per named column the frame lacks, with a did-you-mean and its columns."""
-    columns = ", ".join(schema) or "none"
-    return [
-        f"column '{name}' not found{did_you_mean(name, schema)} (columns: {columns})"
-        for name in dict.fromkeys(names)
-        if name not in schema
-    ]
 
 
 def _parse(step: Mapping[str, Any], context: str, found: Findings) -> UniformIdStep | None:

@@ -21,8 +21,7 @@ import polars as pl
 
 from capport_dagster.core.paths import escape_name, path_error, split_path
 from capport_dagster.core.selects import Findings
-from capport_dagster.core.steps.base import Schema, StepKind
-from capport_dagster.core.steps.uniform_id import missing_columns
+from capport_dagster.core.steps.base import Schema, StepKind, missing_columns
 from capport_dagster.core.yaml_source import describe
 
 __all__ = ["KINDS", "UnnestStep"]
