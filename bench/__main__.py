@@ -1,7 +1,7 @@
 """Benchmarks: capport vs plain Polars and vs hand-written Dagster, side by side in one run.
 
     python -m bench                 # the full set (about 10 minutes on 2 cores)
-    python -m bench --quick         # small sizes, one round: checks that everything still runs
+    python -m bench --quick         # small sizes, one round, no warm-up: everything still runs
     python -m bench --only data_path overhead --plot docs/benchmarks.png --json results.json
 
 Data is generated (deterministically) in a temporary directory. Each comparison runs its
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
+from bench import harness
 from bench.data_path import data_path
 from bench.fanout import cpu_fanout, http_fanout
 from bench.files import files
@@ -126,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    harness.WARM_UP = not args.quick
     workdir = args.workdir or in_memory_dir(needed=QUICK_BYTES if args.quick else FULL_BYTES)
     if args.rounds:
         sizes = Sizes(**{**asdict(sizes), "rounds": args.rounds})

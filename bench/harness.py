@@ -82,10 +82,18 @@ def timed(fn: Callable[[], object]) -> Callable[[], Sample]:
     return run
 
 
+#: Whether comparisons start with their unmeasured warm-up round. `--quick` turns it off: its
+#: one round only shows that everything runs, and is not judged, so warming up would only double
+#: its time (the quick benchmark is part of the test suite).
+WARM_UP = True
+
+
 def alternate(
-    variants: Mapping[str, Callable[[], Sample]], rounds: int, *, warm_up: bool = True
+    variants: Mapping[str, Callable[[], Sample]], rounds: int, *, warm_up: bool | None = None
 ) -> dict[str, Sample]:
-    """Median time (and peak RSS) of each variant over `rounds` alternating rounds."""
+    """Median time (and peak RSS) of each variant over `rounds` alternating rounds, after a
+    warm-up round unless `warm_up` (default: `WARM_UP`) says otherwise."""
+    warm_up = WARM_UP if warm_up is None else warm_up
     samples: dict[str, list[Sample]] = {name: [] for name in variants}
     for round_ in range(rounds + (1 if warm_up else 0)):
         for name, run in variants.items():

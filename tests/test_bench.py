@@ -53,7 +53,7 @@ def test_the_quick_benchmark_runs_every_comparison(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        stdout, stderr = process.communicate(timeout=300)  # ~90 s alone on 2 cores
+        stdout, stderr = process.communicate(timeout=300)  # ~50 s alone on 2 cores
     except subprocess.TimeoutExpired:
         # A hang: SIGABRT makes faulthandler print where every thread of the bench stands,
         # and the processes it started say what it was waiting for.
