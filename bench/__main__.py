@@ -70,7 +70,7 @@ SUITES: dict[str, Suite] = {
         http_fanout(work, s.rounds, s.http_delay, s.multiprocess),
     ],
     "load_time": lambda work, s: [load_time(work, s.config_stages, s.rounds)],
-    "files": lambda work, s: files(work, s.projection_rows, s.rounds),
+    "files": lambda work, s: files(work, s.event_rows[-1], s.rounds),
     "sql": lambda work, s: sql(work, s.fanout_rows, s.rounds),
     "transform_lang": lambda work, s: transform_lang(work, s.event_rows[-1], s.rounds),
 }

@@ -3,7 +3,9 @@
 - read: a `load_sql` stage (capport, `sync_lazy`, in process) vs ADBC's PostgreSQL driver
   (`cursor.execute` + `fetch_arrow_table` + `pl.from_arrow`), the engine load_sql uses there;
 - write: `load_parquet` + `save_sql` (mode replace: one transaction, TRUNCATE then COPY) vs
-  `pl.read_parquet` + ADBC's bulk ingest (COPY) into the table in one transaction.
+  `pl.read_parquet` + ADBC's bulk ingest (COPY) into the table in one transaction;
+- each beside a hand-written Dagster job of the same ops around the direct code (the floor: what
+  any Dagster run costs around its ops, in process on the shared instance).
 
 Needs the PostgreSQL server on 127.0.0.1:5432 (database `test`, trust auth); works in its own
 schema, dropped afterwards. Both sides' results are checked to hold the same rows.
@@ -11,18 +13,41 @@ schema, dropped afterwards. Both sides' results are checked to hold the same row
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
+from dagster import (
+    In,
+    JobDefinition,
+    Nothing,
+    Out,
+    build_reconstructable_job,
+    execute_job,
+    in_process_executor,
+    job,
+    mem_io_manager,
+    op,
+)
 from polars.testing import assert_frame_equal
 
 from bench.data import mixed_rows
-from bench.harness import Comparison, alternate, run_capport_job, timed
+from bench.harness import (
+    QUIET_CONSOLE,
+    Comparison,
+    alternate,
+    run_capport_job,
+    shared_instance,
+    timed,
+)
 
-__all__ = ["sql"]
+__all__ = ["read_job", "sql", "write_job"]
+
+HAND_WRITTEN = "hand-written Dagster job"
+_MEMORY = {"io_manager": mem_io_manager}
 
 URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -52,6 +77,52 @@ def _read(query: str) -> pl.DataFrame:
         return pl.from_arrow(cursor.fetch_arrow_table())  # type: ignore[return-value]
 
 
+def _write(frame: pl.DataFrame, schema: str, table: str) -> None:
+    with adbc.connect(URL) as conn, conn.cursor() as cursor:
+        cursor.adbc_ingest(table, frame.to_arrow(), mode="replace", db_schema_name=schema)
+        conn.commit()
+
+
+def _hand(factory: str, *args: str) -> None:
+    job = build_reconstructable_job("bench.sql", factory, reconstructable_args=args)
+    if not execute_job(job, instance=shared_instance(), run_config=QUIET_CONSOLE).success:
+        raise RuntimeError(f"the hand-written {factory} failed")
+
+
+@functools.cache
+def read_job(query: str) -> JobDefinition:
+    """One op reading `query` with ADBC, as a Dagster user would write load_sql's stage."""
+
+    @op(name="load")
+    def load() -> pl.DataFrame:
+        return _read(query)
+
+    @job(name="read", executor_def=in_process_executor, resource_defs=_MEMORY)
+    def read() -> None:
+        load()
+
+    return read
+
+
+@functools.cache
+def write_job(parquet: str, schema: str, table: str) -> JobDefinition:
+    """The write pipeline's two ops (read the Parquet file, ingest it) around the direct code."""
+
+    @op(name="load")
+    def load() -> pl.DataFrame:
+        return pl.read_parquet(parquet)
+
+    @op(name="save", ins={"frame": In()}, out=Out(Nothing))
+    def save(frame: pl.DataFrame) -> None:
+        _write(frame, schema, table)
+
+    @job(name="write", executor_def=in_process_executor, resource_defs=_MEMORY)
+    def write() -> None:
+        save(load())
+
+    return write
+
+
 def sql(work: Path, rows: int, rounds: int) -> list[Comparison]:
     schema = f"bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     config = work / "config"
@@ -66,36 +137,32 @@ def sql(work: Path, rows: int, rounds: int) -> list[Comparison]:
             conn.commit()
         settings = {"mode": "sync_lazy", "output_dir": str(work / "out")}
         read = Comparison(f"load_sql from PostgreSQL, {rows:,} rows, in process")
+        query = f'SELECT * FROM "{schema}".source'
         read.medians = alternate(
             {
                 "capport": timed(lambda: run_capport_job(config, "read", settings)),
-                "adbc": timed(lambda: _read(f'SELECT * FROM "{schema}".source')),
+                HAND_WRITTEN: timed(lambda: _hand("read_job", query)),
+                "adbc": timed(lambda: _read(query)),
             },
             rounds,
         )
         read.ratio("capport / adbc", "capport", "adbc", 1.1)
-
-        def direct_write() -> None:
-            frame = pl.read_parquet(config / "rows.parquet")
-            with adbc.connect(URL) as conn, conn.cursor() as cursor:
-                cursor.adbc_ingest(
-                    "direct_out", frame.to_arrow(), mode="replace", db_schema_name=schema
-                )
-                conn.commit()
-
+        read.ratio("capport / hand-written", "capport", HAND_WRITTEN)
+        parquet = str(config / "rows.parquet")
         write = Comparison(f"save_sql to PostgreSQL, {rows:,} rows, in process")
         write.medians = alternate(
             {
                 "capport": timed(lambda: run_capport_job(config, "write", settings)),
-                "adbc": timed(direct_write),
+                HAND_WRITTEN: timed(lambda: _hand("write_job", parquet, schema, "hand_out")),
+                "adbc": timed(lambda: _write(pl.read_parquet(parquet), schema, "direct_out")),
             },
             rounds,
         )
         write.ratio("capport / adbc", "capport", "adbc", 1.1)
-        assert_frame_equal(
-            _read(f'SELECT * FROM "{schema}".capport_out ORDER BY id'),
-            _read(f'SELECT * FROM "{schema}".direct_out ORDER BY id'),
-        )
+        write.ratio("capport / hand-written", "capport", HAND_WRITTEN)
+        expected = _read(f'SELECT * FROM "{schema}".direct_out ORDER BY id')
+        for table in ("capport_out", "hand_out"):
+            assert_frame_equal(_read(f'SELECT * FROM "{schema}".{table} ORDER BY id'), expected)
         return [read, write]
     finally:
         _execute(f'DROP SCHEMA "{schema}" CASCADE')

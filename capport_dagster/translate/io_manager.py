@@ -16,26 +16,33 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
-from dagster import ConfigurableIOManager, InitResourceContext, InputContext, OutputContext
-from pydantic import Field, PrivateAttr
+from dagster import (
+    Field,
+    InitResourceContext,
+    InputContext,
+    IOManager,
+    IOManagerDefinition,
+    Noneable,
+    OutputContext,
+    io_manager,
+)
 
 from capport_dagster.core.runtime import frame_failure
 
 if TYPE_CHECKING:
     from dagster_polars import PolarsParquetIOManager
 
-__all__ = ["CapportIOManager"]
+__all__ = ["CapportIOManager", "capport_io_manager"]
 
 
-class CapportIOManager(ConfigurableIOManager):
+class CapportIOManager(IOManager):
     """Frames in memory (`persist: false`, the default) or as Parquet under `base_dir`."""
 
-    persist: bool = False
-    base_dir: str | None = Field(
-        default=None, description="where persisted frames go (default: the instance's storage)"
-    )
-    _frames: dict[tuple[str, ...], Any] = PrivateAttr(default_factory=dict)
-    _parquet: PolarsParquetIOManager | None = PrivateAttr(default=None)
+    def __init__(self, *, persist: bool = False, base_dir: str | None = None) -> None:
+        self.persist = persist
+        self.base_dir = base_dir
+        self._frames: dict[tuple[str, ...], Any] = {}
+        self._parquet: PolarsParquetIOManager | None = None
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         if self.persist:
@@ -62,6 +69,29 @@ class CapportIOManager(ConfigurableIOManager):
         upstream = context.upstream_output
         assert upstream is not None
         return self._frames[tuple(upstream.get_identifier())]
+
+
+@io_manager(
+    config_schema={
+        "persist": Field(bool, default_value=False, is_required=False),
+        "base_dir": Field(
+            Noneable(str),
+            default_value=None,
+            is_required=False,
+            description="where persisted frames go (default: the instance's storage)",
+        ),
+    },
+    description="capport's frames: in memory, or as Parquet when stages run in processes.",
+)
+def _capport_io_manager(context: InitResourceContext) -> CapportIOManager:
+    """A function IO manager, not a `ConfigurableIOManager`, for the reason of
+    `capport_run_resource`: no schema inferred again at every run."""
+    manager = CapportIOManager(**context.resource_config)
+    manager.setup_for_execution(context)
+    return manager
+
+
+capport_io_manager: IOManagerDefinition = _capport_io_manager
 
 
 @functools.cache

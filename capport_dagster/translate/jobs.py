@@ -22,11 +22,11 @@ from capport_dagster.core.runners import Runner
 from capport_dagster.core.secrets import Redactor
 from capport_dagster.errors import ValidationError
 from capport_dagster.translate.executor import capport_executor
-from capport_dagster.translate.io_manager import CapportIOManager
+from capport_dagster.translate.io_manager import capport_io_manager
 from capport_dagster.translate.loggers import file_logger
 from capport_dagster.translate.ops import RUN_RESOURCE_KEY, build_op
 from capport_dagster.translate.progress import progress_logger
-from capport_dagster.translate.resources import CapportRun
+from capport_dagster.translate.resources import capport_run_resource
 from capport_dagster.translate.run_config import run_config_mapping
 from capport_dagster.translate.translator import CapportTranslator, TranslatorNaming
 
@@ -42,7 +42,7 @@ LOGGER_DEFS = {
 
 def run_resources(config_dir: str) -> dict[str, Any]:
     """The resources of every capport run; their config comes from the run config mapping."""
-    return {RUN_RESOURCE_KEY: CapportRun(config_dir=config_dir), "io_manager": CapportIOManager()}
+    return {RUN_RESOURCE_KEY: capport_run_resource(config_dir), "io_manager": capport_io_manager}
 
 
 def build_job(

@@ -9,14 +9,13 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pendulum
-from dagster import ConfigurableResource, InitResourceContext
-from pydantic import PrivateAttr
+from dagster import Field, InitResourceContext, Noneable, ResourceDefinition, resource
 
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.variables import run_variables
 from capport_dagster.errors import ConfigError
 
-__all__ = ["CapportRun", "parse_reference"]
+__all__ = ["CapportRun", "capport_run_resource", "parse_reference"]
 
 
 def parse_reference(text: str, timezone: str) -> datetime:
@@ -38,22 +37,31 @@ def parse_reference(text: str, timezone: str) -> datetime:
     return parsed
 
 
-class CapportRun(ConfigurableResource):
+class CapportRun:
     """Settings of one run, set through the job's run config (see `run_config.py`).
 
     `ref_datetime` defaults to the moment the run was created (so every stage of a run, and a
     re-execution of it, sees the same `$REF_DATE`), in the runner's timezone.
     """
 
-    config_dir: str
-    mode: str = RunMode.SYNC_LAZY.value
-    output_dir: str = "output"
-    ref_datetime: str | None = None
-    timezone: str = "UTC"
-    preview: bool = False
-
-    _reference: datetime | None = PrivateAttr(default=None)
-    _variables: Mapping[str, str] | None = PrivateAttr(default=None)
+    def __init__(
+        self,
+        *,
+        config_dir: str,
+        mode: str = RunMode.SYNC_LAZY.value,
+        output_dir: str = "output",
+        ref_datetime: str | None = None,
+        timezone: str = "UTC",
+        preview: bool = False,
+    ) -> None:
+        self.config_dir = config_dir
+        self.mode = mode
+        self.output_dir = output_dir
+        self.ref_datetime = ref_datetime
+        self.timezone = timezone
+        self.preview = preview
+        self._reference: datetime | None = None
+        self._variables: Mapping[str, str] | None = None
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._reference = self._resolve_reference(context)
@@ -92,3 +100,30 @@ class CapportRun(ConfigurableResource):
                 )
             )
         return self._variables
+
+
+def capport_run_resource(config_dir: str) -> ResourceDefinition:
+    """The `capport` resource of a config directory's jobs: a `CapportRun` per run.
+
+    A function resource, not a `ConfigurableResource`: Dagster rebuilds a Pydantic resource
+    with each run's config, inferring its schema again (~10 ms a run, in every run however
+    small; docs/benchmarks.md, "The fixed cost of a run").
+    """
+
+    @resource(
+        config_schema={
+            "config_dir": Field(str, default_value=config_dir, is_required=False),
+            "mode": Field(str, default_value=RunMode.SYNC_LAZY.value, is_required=False),
+            "output_dir": Field(str, default_value="output", is_required=False),
+            "ref_datetime": Field(Noneable(str), default_value=None, is_required=False),
+            "timezone": Field(str, default_value="UTC", is_required=False),
+            "preview": Field(bool, default_value=False, is_required=False),
+        },
+        description="Settings of one capport run: mode, output directory, reference date/time.",
+    )
+    def capport(context: InitResourceContext) -> CapportRun:
+        run = CapportRun(**context.resource_config)
+        run.setup_for_execution(context)
+        return run
+
+    return capport
