@@ -18,19 +18,11 @@ import filecmp
 from pathlib import Path
 
 import polars as pl
-from dagster import build_reconstructable_job, execute_job
 from polars.testing import assert_frame_equal
 
 from bench.dagster_jobs import COPIES
 from bench.data import mixed_rows
-from bench.harness import (
-    QUIET_CONSOLE,
-    Comparison,
-    alternate,
-    run_capport_job,
-    shared_instance,
-    timed,
-)
+from bench.harness import Comparison, alternate, run_capport_job, run_hand_written, timed
 
 __all__ = ["files"]
 
@@ -87,13 +79,7 @@ def files(work: Path, rows: int, rounds: int) -> list[Comparison]:
             write(read(source), str(plain_out / name))
 
         def hand(form: str = form, source: str = source, name: str = name) -> None:
-            job = build_reconstructable_job(
-                "bench.dagster_jobs",
-                "copy_job",
-                reconstructable_args=(form, source, str(hand_out / name)),
-            )
-            if not execute_job(job, instance=shared_instance(), run_config=QUIET_CONSOLE).success:
-                raise RuntimeError(f"the hand-written {form} job failed")
+            run_hand_written("bench.dagster_jobs", "copy_job", form, source, str(hand_out / name))
 
         comparison = Comparison(titles[form].format(sizes[form]))
         comparison.medians = alternate(

@@ -27,6 +27,7 @@ __all__ = [
     "alternate",
     "capport_command",
     "run_capport_job",
+    "run_hand_written",
     "run_process",
     "shared_instance",
     "timed",
@@ -180,6 +181,14 @@ QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 #: `capport run` always passes the reference date-time (`-d`, default now), so a run never
 #: looks up its creation time in run storage: the benchmark passes a fixed one.
 REFERENCE = "2026-01-05T00:00:00+00:00"
+
+
+def run_hand_written(module: str, factory: str, *args: object) -> None:
+    """Run a hand-written Dagster job (the framework floor) in this process on the shared
+    instance: `module.factory(*args)` builds it, cached, so that Dagster can rebuild it."""
+    job = build_reconstructable_job(module, factory, reconstructable_args=args)
+    if not execute_job(job, instance=shared_instance(), run_config=QUIET_CONSOLE).success:
+        raise RuntimeError(f"the hand-written job {module}.{factory}{args} failed")
 
 
 def run_capport_job(

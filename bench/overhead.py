@@ -11,14 +11,11 @@ from __future__ import annotations
 import filecmp
 from pathlib import Path
 
-from dagster import build_reconstructable_job, execute_job
-
 from bench.harness import (
-    QUIET_CONSOLE,
     Comparison,
     alternate,
     run_capport_job,
-    shared_instance,
+    run_hand_written,
     timed,
 )
 
@@ -54,12 +51,7 @@ def _hand_written(stages: int, csv: Path, out: Path) -> None:
     import os
 
     os.environ["BENCH_OUT"] = str(out)
-    job = build_reconstructable_job(
-        "bench.dagster_jobs", "chain_job", reconstructable_args=(stages, str(csv))
-    )
-    result = execute_job(job, instance=shared_instance(), run_config=QUIET_CONSOLE)
-    if not result.success:
-        raise RuntimeError("hand-written chain failed")
+    run_hand_written("bench.dagster_jobs", "chain_job", stages, str(csv))
 
 
 def overhead(work: Path, stages: int, rounds: int) -> Comparison:

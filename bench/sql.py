@@ -25,8 +25,6 @@ from dagster import (
     JobDefinition,
     Nothing,
     Out,
-    build_reconstructable_job,
-    execute_job,
     in_process_executor,
     job,
     mem_io_manager,
@@ -36,11 +34,10 @@ from polars.testing import assert_frame_equal
 
 from bench.data import mixed_rows
 from bench.harness import (
-    QUIET_CONSOLE,
     Comparison,
     alternate,
     run_capport_job,
-    shared_instance,
+    run_hand_written,
     timed,
 )
 
@@ -81,12 +78,6 @@ def _write(frame: pl.DataFrame, schema: str, table: str) -> None:
     with adbc.connect(URL) as conn, conn.cursor() as cursor:
         cursor.adbc_ingest(table, frame.to_arrow(), mode="replace", db_schema_name=schema)
         conn.commit()
-
-
-def _hand(factory: str, *args: str) -> None:
-    job = build_reconstructable_job("bench.sql", factory, reconstructable_args=args)
-    if not execute_job(job, instance=shared_instance(), run_config=QUIET_CONSOLE).success:
-        raise RuntimeError(f"the hand-written {factory} failed")
 
 
 @functools.cache
@@ -141,7 +132,7 @@ def sql(work: Path, rows: int, rounds: int) -> list[Comparison]:
         read.medians = alternate(
             {
                 "capport": timed(lambda: run_capport_job(config, "read", settings)),
-                HAND_WRITTEN: timed(lambda: _hand("read_job", query)),
+                HAND_WRITTEN: timed(lambda: run_hand_written("bench.sql", "read_job", query)),
                 "adbc": timed(lambda: _read(query)),
             },
             rounds,
@@ -153,7 +144,9 @@ def sql(work: Path, rows: int, rounds: int) -> list[Comparison]:
         write.medians = alternate(
             {
                 "capport": timed(lambda: run_capport_job(config, "write", settings)),
-                HAND_WRITTEN: timed(lambda: _hand("write_job", parquet, schema, "hand_out")),
+                HAND_WRITTEN: timed(
+                    lambda: run_hand_written("bench.sql", "write_job", parquet, schema, "hand_out")
+                ),
                 "adbc": timed(lambda: _write(pl.read_parquet(parquet), schema, "direct_out")),
             },
             rounds,

@@ -27,8 +27,6 @@ from dagster import (
     JobDefinition,
     Nothing,
     Out,
-    build_reconstructable_job,
-    execute_job,
     in_process_executor,
     job,
     mem_io_manager,
@@ -38,12 +36,11 @@ from dagster import (
 from bench.data import enrich_config
 from bench.data_path import _check_identical
 from bench.harness import (
-    QUIET_CONSOLE,
     Comparison,
     Sample,
     alternate,
     run_capport_job,
-    shared_instance,
+    run_hand_written,
     timed,
 )
 from bench.plain_enrich import load
@@ -75,13 +72,9 @@ def transform_lang(work: Path, rows: int, rounds: int) -> list[Comparison]:
 
     def hand_written() -> None:
         outputs["dagster"] = out / "dagster.csv"
-        job = build_reconstructable_job(
-            "bench.transform_lang",
-            "box_scores_job",
-            reconstructable_args=(str(data), str(outputs["dagster"])),
+        run_hand_written(
+            "bench.transform_lang", "box_scores_job", str(data), str(outputs["dagster"])
         )
-        if not execute_job(job, instance=shared_instance(), run_config=QUIET_CONSOLE).success:
-            raise RuntimeError("the hand-written box scores job failed")
 
     title = f"Transform language (filter, join, sql, group_by, sort), {rows:,} event rows"
     lazy = Comparison(f"{title}, in process, lazy")
