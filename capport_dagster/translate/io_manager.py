@@ -21,7 +21,6 @@ from dagster import (
     InitResourceContext,
     InputContext,
     IOManager,
-    IOManagerDefinition,
     Noneable,
     OutputContext,
     io_manager,
@@ -83,15 +82,12 @@ class CapportIOManager(IOManager):
     },
     description="capport's frames: in memory, or as Parquet when stages run in processes.",
 )
-def _capport_io_manager(context: InitResourceContext) -> CapportIOManager:
+def capport_io_manager(context: InitResourceContext) -> CapportIOManager:
     """A function IO manager, not a `ConfigurableIOManager`, for the reason of
     `capport_run_resource`: no schema inferred again at every run."""
     manager = CapportIOManager(**context.resource_config)
     manager.setup_for_execution(context)
     return manager
-
-
-capport_io_manager: IOManagerDefinition = _capport_io_manager
 
 
 @functools.cache

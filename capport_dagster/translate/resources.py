@@ -106,8 +106,8 @@ def capport_run_resource(config_dir: str) -> ResourceDefinition:
     """The `capport` resource of a config directory's jobs: a `CapportRun` per run.
 
     A function resource, not a `ConfigurableResource`: Dagster rebuilds a Pydantic resource
-    with each run's config, inferring its schema again (~10 ms a run, in every run however
-    small; docs/benchmarks.md, "The fixed cost of a run").
+    with each run's config, inferring its schema again: ~10 ms of every run, however small
+    (docs/benchmarks.md, "Files, SQL and the transform language against the Dagster floor").
     """
 
     @resource(
