@@ -114,7 +114,24 @@ def test_an_unordered_result_without_order_by_is_warned_about(sql: str, clause: 
     transform = parse_transform("t", [{"sql": sql, "sql_context": ["o"]}], LOC)
     assert [w.message for w in transform.warnings] == [
         f"step 1 (sql): sql has {clause} but no ORDER BY, so its row order may differ between"
-        " runs and run modes: add an ORDER BY for a stable output"
+        " runs and run modes: add an ORDER BY (or a sort step after it) for a stable output"
+    ]
+
+
+def test_a_sort_step_after_an_unordered_query_settles_its_warning() -> None:
+    query = {"sql": "SELECT team, COUNT(*) AS n FROM self GROUP BY team"}
+    sorted_later = parse_transform(
+        "t", [query, {"filter": {"n": {"gt": 1}}}, {"sort": ["team"]}], LOC
+    )
+    assert sorted_later.warnings == ()
+    # A sort before the query orders nothing the query gives; a second query needs its own.
+    transform = parse_transform("t", [{"sort": ["team"]}, query, {"sort": ["team"]}, query], LOC)
+    assert [(w.message, w.severity) for w in transform.warnings] == [
+        (
+            "step 4 (sql): sql has GROUP BY but no ORDER BY, so its row order may differ between"
+            " runs and run modes: add an ORDER BY (or a sort step after it) for a stable output",
+            "warning",
+        )
     ]
 
 

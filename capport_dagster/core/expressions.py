@@ -82,6 +82,9 @@ class Findings:
     warnings: list[str] = field(default_factory=list)
     #: Variable names a `$NAME` in a template is warned about.
     variables: Collection[str] = ()
+    #: Warnings that the step's rows come in no fixed order: a later `sort` in the same
+    #: transform settles them, so the transform decides whether they are shown.
+    unordered: list[str] = field(default_factory=list)
 
 
 class Expr(Protocol):

@@ -228,14 +228,18 @@ def parse_transform(
     if variables is None:
         variables = frozenset(BUILTIN_VARIABLES) | frozenset(os.environ)
     problems: list[Problem] = []
-    warnings: list[Problem] = []
+    warnings: list[tuple[int, Problem]] = []  # (step number, warning)
     steps: list[Step] = []
     locations: list[Location] = []
     known: dict[str, pl.DataType | None] | None = None  # the columns, where the steps fix them
+    unordered: list[tuple[int, Problem]] = []  # rows in no fixed order, unless sorted later
     for number, raw in enumerate(body, 1):
         found = Findings(variables=variables)
         step = parse_step(number, raw, found)
         where = location_at(location, body, number - 1)
+        if step is not None and step.kind == "sort":
+            unordered.clear()
+        unordered += [(number, Problem(where, message, "warning")) for message in found.unordered]
         if step is not None and not found.errors:
             steps.append(step)
             locations.append(where)
@@ -243,9 +247,10 @@ def parse_transform(
         else:
             known = None
         problems += [Problem(where, message) for message in found.errors]
-        warnings += [Problem(where, message, "warning") for message in found.warnings]
+        warnings += [(number, Problem(where, message, "warning")) for message in found.warnings]
     ValidationError.raise_if_any(problems)
-    return Transform(name, tuple(steps), tuple(warnings), tuple(locations))
+    shown = tuple(warning for _, warning in sorted([*warnings, *unordered], key=lambda w: w[0]))
+    return Transform(name, tuple(steps), shown, tuple(locations))
 
 
 def parse_select(mapping: Any, location: Location, context: str) -> tuple[SelectItem, ...]:

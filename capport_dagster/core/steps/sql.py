@@ -12,7 +12,7 @@ before the plan is built: its columns and functions.
 
 Row order is SQL's: only an ORDER BY fixes it. GROUP BY, JOIN, DISTINCT and UNION give rows in
 an order that may differ between modes and runs, so a query with one of them and no ORDER BY is
-warned about.
+warned about, unless a `sort` step later in the transform orders the rows.
 """
 
 from __future__ import annotations
@@ -176,9 +176,9 @@ def _parse(step: Mapping[str, Any], context: str, found: Findings) -> SqlStep | 
     unordered = _UNORDERED.search(text)
     if unordered and not _ORDER_BY.search(text):
         clause = " ".join(unordered[1].upper().split())
-        found.warnings.append(
+        found.unordered.append(
             f"{context}: sql has {clause} but no ORDER BY, so its row order may differ between"
-            " runs and run modes: add an ORDER BY for a stable output"
+            " runs and run modes: add an ORDER BY (or a sort step after it) for a stable output"
         )
     return SqlStep(sql, names)
 
