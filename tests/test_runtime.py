@@ -226,3 +226,45 @@ def test_a_task_returning_no_mapping_says_what_it_returned(write_config, tmp_pat
         f"config/p.yml:3, pipeline 'p', stage 'm' (#1): task 'make' returned {shown}, not a "
         "mapping of frame name to frame (return {'X': a frame, 'Y': a frame})"
     )
+
+
+STRICT_CAST = "- with_columns: { n: { cast: { column: v, dtype: int64, strict: true } } }"
+KEEP = "- with_columns: { w: v }"
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "failing"),
+    [(STRICT_CAST, KEEP, "cast' (#2)"), (KEEP, STRICT_CAST, "again' (#3)")],
+    ids=["first-transform", "second-transform"],
+)
+@pytest.mark.parametrize("mode", list(RunMode))
+def test_a_failure_a_stages_plan_causes_later_is_located_at_that_stage(
+    write_config, tmp_path, mode, first, second, failing
+):
+    """In lazy modes a transform's plan executes only in the sink, stages later: a strict cast
+    that fails there is still the transform's failure, located as an eager run locates it (and
+    a later stage's own failure is not blamed on an earlier transform)."""
+    config = write_config(
+        {
+            "p.yml": """
+            pipeline:
+              p:
+                - { label: load, task: load_csv, args: { filepath: $CONFIG_DIR/i.csv, df_name: A } }
+                - { label: cast, task: transform, args: { name: first, input: A, save_df: B } }
+                - { label: again, task: transform, args: { name: second, input: B, save_df: C } }
+                - { label: save, task: save_csv, args: { filepath: $OUTPUT_DIR/c.csv, df_name: C } }
+            """,
+            "t.yml": f"transform:\n  first:\n    {first}\n  second:\n    {second}\n",
+            "i.csv": "id,v\n1,a\n2,3\n",
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    out = tmp_path / "out"
+    with pytest.raises(TaskError) as info:
+        run_stages(graph, mode, {"CONFIG_DIR": str(config), "OUTPUT_DIR": str(out)})
+    assert str(info.value) == (
+        f"config/p.yml:{4 if failing.startswith('cast') else 5}, pipeline 'p', stage '{failing}:"
+        " task 'transform' failed: conversion from `str` to `i64` failed in column 'v' for 1 out"
+        ' of 2 values: ["a"]'
+    )
+    assert not out.exists() or list(out.iterdir()) == []

@@ -29,6 +29,7 @@ from capport_dagster.core.sinkpass import (
     Source,
     blame_source,
     carry_sources,
+    mark_source,
     sources_of,
     summarise,
 )
@@ -106,10 +107,11 @@ async def run_stage(
                     " a polars DataFrame or LazyFrame (return {'" + name + "': a frame})",
                     ctx.location,
                 )
-        suspects = sources_of([*frames.values(), *outputs.values()])
         if ctx.mode.is_lazy and not node.materialize:
             outputs = {name: _as_mode(frame, ctx) for name, frame in outputs.items()}
-        else:
+            _mark_own_plans(outputs, frames, node, ctx.location)
+        suspects = sources_of([*frames.values(), *outputs.values()])
+        if not ctx.mode.is_lazy or node.materialize:
             # Eager modes; or a lazy stage whose plans read a file a later stage overwrites,
             # so they must be executed now (see `graph._file_order`), then passed on lazily.
             outputs = await _off_loop(ctx, _collect_all, outputs)
@@ -150,6 +152,21 @@ async def run_stage(
         frozenset(checked | sink_pass.checked),
         dict(sink_pass.metadata),
     )
+
+
+def _mark_own_plans(
+    outputs: Mapping[str, Frame], inputs: Mapping[str, Frame], node: StageNode, at: Location
+) -> None:
+    """Mark the plans a lazy stage built as its own, so that a failure they cause stages later
+    (a strict cast in a transform, executed by a sink) is located at this stage, as an eager
+    run locates it (`blame_source`, on failures only). A load's plans already name their file;
+    an input passed on unchanged stays marked as the stage that built it."""
+    passed = {id(frame) for frame in inputs.values()}
+    for frame in outputs.values():
+        if not isinstance(frame, pl.LazyFrame) or id(frame) in passed:
+            continue
+        if not any(source.location == at for source in sources_of([frame])):
+            mark_source(frame, at, f"task '{node.stage.task}' failed")
 
 
 def _finish(
