@@ -1,6 +1,6 @@
 """Benchmarks: capport vs plain Polars and vs hand-written Dagster, side by side in one run.
 
-    python -m bench                 # the full set (about 15 minutes on 2 cores)
+    python -m bench                 # the full set (about 13 minutes on 2 cores)
     python -m bench --quick         # small sizes, one round, no warm-up: everything still runs
     python -m bench --only data_path overhead --plot docs/benchmarks.png --json results.json
 
