@@ -4,15 +4,10 @@ from capport_dagster import load_definitions
 defs = load_definitions("config")
 """
 
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY, task
 from capport_dagster.core.graph import PipelineGraph, Project, load_project
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import (
-    DEFAULT_REGISTRY,
-    RunContext,
-    TaskRegistry,
-    TaskSpec,
-    task,
-)
+from capport_dagster.core.registry import RunContext, TaskRegistry, TaskSpec
 from capport_dagster.errors import (
     CapportError,
     ConfigError,

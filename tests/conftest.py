@@ -18,9 +18,10 @@ from typing import Any
 import polars as pl
 import pytest
 
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.graph import FrameVersion, PipelineGraph
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import DEFAULT_REGISTRY, Frame, RunContext
+from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.core.runtime import run_stage
 
 #: Skips for a missing service, and their failure where CAPPORT_REQUIRE_SERVICES=1.

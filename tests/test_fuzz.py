@@ -46,11 +46,11 @@ import yaml
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.config import SECTIONS
 from capport_dagster.core.graph import Project, load_project
 from capport_dagster.core.loader import RUNNER_KEYS, STAGE_KEYS
 from capport_dagster.core.models import DTYPES
-from capport_dagster.core.registry import DEFAULT_REGISTRY
 from capport_dagster.core.transforms import ACTIONS, JOIN_HOWS, PLANNED_STEPS, STEPS
 from capport_dagster.errors import ConfigError, Problem, ValidationError
 from tests.conftest import EXAMPLE_CONFIG, SUMMARY_LINES

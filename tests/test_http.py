@@ -16,9 +16,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from capport_dagster.core import http
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.graph import PipelineGraph, load_project
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import DEFAULT_REGISTRY
 from capport_dagster.errors import TaskError, ValidationError
 from tests.conftest import free_port, run_stages
 

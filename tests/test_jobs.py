@@ -22,9 +22,10 @@ from dagster._core.execution.api import execute_run
 from polars.testing import assert_frame_equal
 
 from capport_dagster import load_definitions
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.graph import Project, load_project
 from capport_dagster.core.loader import load_config
-from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry
+from capport_dagster.core.registry import TaskRegistry
 from capport_dagster.translate.build import build_definitions
 from tests.conftest import EXAMPLE_CONFIG
 

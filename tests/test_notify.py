@@ -15,11 +15,11 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from capport_dagster.core import notify
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.graph import PipelineGraph, load_project
 from capport_dagster.core.http import HttpOptions
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.notify import NotifyArgs, Webhook, message
-from capport_dagster.core.registry import DEFAULT_REGISTRY
 from capport_dagster.errors import TaskError, ValidationError
 from tests.conftest import free_port, run_stages
 

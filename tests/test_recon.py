@@ -16,10 +16,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from capport_dagster.core import recon as recon_module
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.graph import load_project
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.recon import ReconArgs, recon
-from capport_dagster.core.registry import DEFAULT_REGISTRY
 from capport_dagster.errors import Location, TaskError, ValidationError
 from tests.conftest import PolarsExecutions, capport, run_stages
 from tests.services import require_service

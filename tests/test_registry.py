@@ -13,15 +13,10 @@ from polars.testing import assert_frame_equal
 from pydantic import BaseModel, ConfigDict
 
 import capport_dagster
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.graph import load_project
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import (
-    DEFAULT_REGISTRY,
-    RunContext,
-    TaskRegistry,
-    TaskSpec,
-    import_task_modules,
-)
+from capport_dagster.core.registry import RunContext, TaskRegistry, TaskSpec, import_task_modules
 from capport_dagster.core.runtime import run_stage
 from capport_dagster.errors import ConfigError, ValidationError
 from tests.conftest import REPO, builtin_tasks

@@ -96,9 +96,9 @@ def test_a_custom_sink_still_gets_its_result_previewed(write_config, tmp_path):
     from dagster._core.definitions.job_base import InMemoryJob
     from dagster._core.execution.api import execute_run
 
+    from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
     from capport_dagster.core.graph import Project
     from capport_dagster.core.loader import load_config
-    from capport_dagster.core.registry import DEFAULT_REGISTRY
     from capport_dagster.translate.build import build_definitions
 
     registry = DEFAULT_REGISTRY.copy()

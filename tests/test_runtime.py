@@ -10,10 +10,11 @@ import pytest
 from dagster import DagsterInstance
 from polars.testing import assert_frame_equal
 
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.graph import FrameVersion, PipelineGraph, Project, load_project
 from capport_dagster.core.loader import load_config
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import DEFAULT_REGISTRY, RunContext
+from capport_dagster.core.registry import RunContext
 from capport_dagster.core.runtime import frame_failure, run_stage
 from capport_dagster.core.secrets import Redactor
 from capport_dagster.errors import TaskError

@@ -16,9 +16,10 @@ import polars as pl
 import pytest
 
 from capport_dagster.cli import main
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.graph import load_project
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskSpec
+from capport_dagster.core.registry import TaskSpec
 from capport_dagster.core.transforms import parse_transform
 from capport_dagster.errors import Location, TaskError, ValidationError
 from tests.conftest import capport, run_stages

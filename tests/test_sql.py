@@ -22,10 +22,11 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from polars.testing import assert_frame_equal
 
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.graph import load_project
 from capport_dagster.core.models import DTYPES
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry, TaskSpec
+from capport_dagster.core.registry import TaskRegistry, TaskSpec
 from capport_dagster.core.sql import column_type
 from capport_dagster.errors import TaskError, ValidationError
 from tests.conftest import capport, run_stages

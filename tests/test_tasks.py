@@ -11,10 +11,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from capport_dagster.core import sinks
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.graph import FrameVersion, PipelineGraph, Project, load_project
 from capport_dagster.core.loader import load_config
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.registry import DEFAULT_REGISTRY
 from capport_dagster.errors import ModelCastError, TaskError, ValidationError
 from tests.conftest import run_stages
 

@@ -29,11 +29,12 @@ from capport_dagster.core.binding import (
     problems_of,
     user_of,
 )
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.config import CapportConfig, Pipeline, Stage
 from capport_dagster.core.loggers import LoggerSpec, parse_logger
 from capport_dagster.core.models import Model
 from capport_dagster.core.names import dagster_name_problems
-from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry, TaskSpec
+from capport_dagster.core.registry import TaskRegistry, TaskSpec
 from capport_dagster.core.runners import Runner, parse_runner, runner_problems
 from capport_dagster.core.secrets import SECRET_SECTIONS, Redactor, secret_values
 from capport_dagster.core.variables import check_template

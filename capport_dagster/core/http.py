@@ -91,7 +91,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from capport_dagster.core.models import Model, reshape
 from capport_dagster.core.registry import (
-    DEFAULT_REGISTRY,
     BindContext,
     Frame,
     RunContext,
@@ -752,6 +751,3 @@ def _parse_http_request_json(raw: Any, ctx: BindContext) -> HttpRequestArgs:
     path = _check_column_path(entry.select, "select", task, ctx)
     shape = _shape(same, task, ctx, select_arg="fields")
     return HttpRequestArgs(entry.df, path, entry.save_df, options, shape, task, "select")
-
-
-register_http_tasks(DEFAULT_REGISTRY)

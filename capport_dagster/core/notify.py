@@ -72,7 +72,6 @@ from capport_dagster.core.http import (
     send_with_retries,
 )
 from capport_dagster.core.registry import (
-    DEFAULT_REGISTRY,
     BindContext,
     Frame,
     RunContext,
@@ -387,6 +386,3 @@ def _salvage_reads(raw: Any) -> list[str]:
     inner = raw.get("args") if isinstance(raw, Mapping) else None
     frame = inner.get("df") if isinstance(inner, Mapping) else None
     return [frame] if isinstance(frame, str) else []
-
-
-register_notify_tasks(DEFAULT_REGISTRY)

@@ -44,7 +44,6 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from capport_dagster.core.registry import (
-    DEFAULT_REGISTRY,
     BindContext,
     Frame,
     RunContext,
@@ -212,6 +211,3 @@ def register_recon_task(registry: TaskRegistry) -> TaskRegistry:
         )
     )
     return registry
-
-
-register_recon_task(DEFAULT_REGISTRY)

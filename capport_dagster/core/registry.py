@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from capport_dagster.core.transforms import Transform
 
 __all__ = [
-    "DEFAULT_REGISTRY",
     "BindContext",
     "Frame",
     "RunContext",
@@ -53,7 +52,6 @@ __all__ = [
     "TaskRegistry",
     "TaskSpec",
     "import_task_modules",
-    "task",
 ]
 
 Frame: TypeAlias = pl.DataFrame | pl.LazyFrame
@@ -396,19 +394,3 @@ def _one_line(exc: BaseException) -> str:
 
 def _is_builtin(spec: TaskSpec) -> bool:
     return getattr(spec.run, "__module__", "").startswith("capport_dagster.")
-
-
-#: The registry `load_definitions` uses unless given another; built-in tasks live here.
-DEFAULT_REGISTRY = TaskRegistry()
-
-#: Register a task in the default registry: `@task("name", reads=..., writes=...)`.
-task = DEFAULT_REGISTRY.task
-
-# The built-in tasks register themselves in DEFAULT_REGISTRY; importing them here means nobody can
-# see the default registry without them.
-from capport_dagster.core import http as _http_tasks  # noqa: E402, F401
-from capport_dagster.core import notify as _notify_tasks  # noqa: E402, F401
-from capport_dagster.core import recon as _recon_task  # noqa: E402, F401
-from capport_dagster.core import sql as _sql_tasks  # noqa: E402, F401
-from capport_dagster.core import tasks as _builtin_tasks  # noqa: E402, F401
-from capport_dagster.core import unsupported as _unsupported_tasks  # noqa: E402, F401

@@ -34,7 +34,6 @@ from capport_dagster.core.connections import Connection, Target, lookup_connecti
 from capport_dagster.core.constraints import constraint_check
 from capport_dagster.core.models import Model, reshape
 from capport_dagster.core.registry import (
-    DEFAULT_REGISTRY,
     BindContext,
     Frame,
     RunContext,
@@ -432,6 +431,3 @@ def register_sql_tasks(registry: TaskRegistry) -> TaskRegistry:
         )
     )
     return registry
-
-
-register_sql_tasks(DEFAULT_REGISTRY)

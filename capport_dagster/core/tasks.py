@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict
 
 from capport_dagster.core.files import FileFrame, FileFrames, raw_names, register_file_tasks
 from capport_dagster.core.registry import (
-    DEFAULT_REGISTRY,
     BindContext,
     Frame,
     RunContext,
@@ -143,6 +142,3 @@ def register_builtin_tasks(registry: TaskRegistry) -> TaskRegistry:
         )
     )
     return registry
-
-
-register_builtin_tasks(DEFAULT_REGISTRY)

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from capport_dagster.core.registry import (
-    DEFAULT_REGISTRY,
     BindContext,
     Frame,
     RunContext,
@@ -64,6 +63,3 @@ def register_unsupported_tasks(registry: TaskRegistry) -> TaskRegistry:
             )
         )
     return registry
-
-
-register_unsupported_tasks(DEFAULT_REGISTRY)

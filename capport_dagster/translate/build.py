@@ -9,9 +9,10 @@ from pathlib import Path
 
 from dagster import AssetsDefinition, Definitions, JobDefinition
 
+from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.graph import Project, load_project
 from capport_dagster.core.loader import config_stamp
-from capport_dagster.core.registry import DEFAULT_REGISTRY, TaskRegistry, import_task_modules
+from capport_dagster.core.registry import TaskRegistry, import_task_modules
 from capport_dagster.translate.assets import build_pipeline_assets
 from capport_dagster.translate.executor import capport_executor
 from capport_dagster.translate.jobs import LOGGER_DEFS, build_job, check_names, run_resources
