@@ -26,7 +26,7 @@ from dagster import (
 
 from bench import plain_enrich
 
-__all__ = ["COPIES", "chain_job", "copy_job", "defs", "enrich_job"]
+__all__ = ["COPIES", "chain_job", "copy_job", "defs", "enrich_job", "sql_read_job", "sql_write_job"]
 
 _RESOURCES = {"io_manager": mem_io_manager}
 
@@ -131,6 +131,43 @@ def copy_job(form: str, source: str, target: str) -> JobDefinition:
         save(load())
 
     return copy
+
+
+@functools.cache
+def sql_read_job(query: str) -> JobDefinition:
+    """One op reading `query` from PostgreSQL with ADBC, as a Dagster user would write
+    `bench.sql`'s load_sql stage."""
+    from bench.sql import read_rows
+
+    @op(name="load")
+    def load():  # type: ignore[no-untyped-def]
+        return read_rows(query)
+
+    @job(name="sql_read", executor_def=in_process_executor, resource_defs=_RESOURCES)
+    def read() -> None:
+        load()
+
+    return read
+
+
+@functools.cache
+def sql_write_job(parquet: str, schema: str, table: str) -> JobDefinition:
+    """`bench.sql`'s write pipeline: read the Parquet file, ingest it with ADBC."""
+    from bench.sql import ingest
+
+    @op(name="load")
+    def load():  # type: ignore[no-untyped-def]
+        return pl.read_parquet(parquet)
+
+    @op(name="save", ins={"frame": In()}, out=Out(Nothing))
+    def save(frame) -> None:  # type: ignore[no-untyped-def]
+        ingest(frame, schema, table)
+
+    @job(name="sql_write", executor_def=in_process_executor, resource_defs=_RESOURCES)
+    def write() -> None:
+        save(load())
+
+    return write
 
 
 defs = Definitions(jobs=[enrich_job])

@@ -4,8 +4,9 @@
   (`cursor.execute` + `fetch_arrow_table` + `pl.from_arrow`), the engine load_sql uses there;
 - write: `load_parquet` + `save_sql` (mode replace: one transaction, TRUNCATE then COPY) vs
   `pl.read_parquet` + ADBC's bulk ingest (COPY) into the table in one transaction;
-- each beside a hand-written Dagster job of the same ops around the direct code (the floor: what
-  any Dagster run costs around its ops, in process on the shared instance).
+- each beside a hand-written Dagster job of the same ops around the direct code
+  (`bench.dagster_jobs.sql_read_job`, `sql_write_job`: the floor, what any Dagster run costs
+  around its ops, in process on the shared instance).
 
 Needs the PostgreSQL server on 127.0.0.1:5432 (database `test`, trust auth); works in its own
 schema, dropped afterwards. Both sides' results are checked to hold the same rows.
@@ -13,23 +14,12 @@ schema, dropped afterwards. Both sides' results are checked to hold the same row
 
 from __future__ import annotations
 
-import functools
 import os
 import uuid
 from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
-from dagster import (
-    In,
-    JobDefinition,
-    Nothing,
-    Out,
-    in_process_executor,
-    job,
-    mem_io_manager,
-    op,
-)
 from polars.testing import assert_frame_equal
 
 from bench.data import mixed_rows
@@ -41,10 +31,9 @@ from bench.harness import (
     timed,
 )
 
-__all__ = ["read_job", "sql", "write_job"]
+__all__ = ["ingest", "read_rows", "sql"]
 
 HAND_WRITTEN = "hand-written Dagster job"
-_MEMORY = {"io_manager": mem_io_manager}
 
 URL = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -68,50 +57,16 @@ def _execute(sql: str) -> None:
         conn.commit()
 
 
-def _read(query: str) -> pl.DataFrame:
+def read_rows(query: str) -> pl.DataFrame:
     with adbc.connect(URL) as conn, conn.cursor() as cursor:
         cursor.execute(query)
         return pl.from_arrow(cursor.fetch_arrow_table())  # type: ignore[return-value]
 
 
-def _write(frame: pl.DataFrame, schema: str, table: str) -> None:
+def ingest(frame: pl.DataFrame, schema: str, table: str) -> None:
     with adbc.connect(URL) as conn, conn.cursor() as cursor:
         cursor.adbc_ingest(table, frame.to_arrow(), mode="replace", db_schema_name=schema)
         conn.commit()
-
-
-@functools.cache
-def read_job(query: str) -> JobDefinition:
-    """One op reading `query` with ADBC, as a Dagster user would write load_sql's stage."""
-
-    @op(name="load")
-    def load() -> pl.DataFrame:
-        return _read(query)
-
-    @job(name="read", executor_def=in_process_executor, resource_defs=_MEMORY)
-    def read() -> None:
-        load()
-
-    return read
-
-
-@functools.cache
-def write_job(parquet: str, schema: str, table: str) -> JobDefinition:
-    """The write pipeline's two ops (read the Parquet file, ingest it) around the direct code."""
-
-    @op(name="load")
-    def load() -> pl.DataFrame:
-        return pl.read_parquet(parquet)
-
-    @op(name="save", ins={"frame": In()}, out=Out(Nothing))
-    def save(frame: pl.DataFrame) -> None:
-        _write(frame, schema, table)
-
-    @job(name="write", executor_def=in_process_executor, resource_defs=_MEMORY)
-    def write() -> None:
-        save(load())
-
-    return write
 
 
 def sql(work: Path, rows: int, rounds: int) -> list[Comparison]:
@@ -132,8 +87,10 @@ def sql(work: Path, rows: int, rounds: int) -> list[Comparison]:
         read.medians = alternate(
             {
                 "capport": timed(lambda: run_capport_job(config, "read", settings)),
-                HAND_WRITTEN: timed(lambda: run_hand_written("bench.sql", "read_job", query)),
-                "adbc": timed(lambda: _read(query)),
+                HAND_WRITTEN: timed(
+                    lambda: run_hand_written("bench.dagster_jobs", "sql_read_job", query)
+                ),
+                "adbc": timed(lambda: read_rows(query)),
             },
             rounds,
         )
@@ -145,17 +102,19 @@ def sql(work: Path, rows: int, rounds: int) -> list[Comparison]:
             {
                 "capport": timed(lambda: run_capport_job(config, "write", settings)),
                 HAND_WRITTEN: timed(
-                    lambda: run_hand_written("bench.sql", "write_job", parquet, schema, "hand_out")
+                    lambda: run_hand_written(
+                        "bench.dagster_jobs", "sql_write_job", parquet, schema, "hand_out"
+                    )
                 ),
-                "adbc": timed(lambda: _write(pl.read_parquet(parquet), schema, "direct_out")),
+                "adbc": timed(lambda: ingest(pl.read_parquet(parquet), schema, "direct_out")),
             },
             rounds,
         )
         write.ratio("capport / adbc", "capport", "adbc", 1.1)
         write.ratio("capport / hand-written", "capport", HAND_WRITTEN)
-        expected = _read(f'SELECT * FROM "{schema}".direct_out ORDER BY id')
+        expected = read_rows(f'SELECT * FROM "{schema}".direct_out ORDER BY id')
         for table in ("capport_out", "hand_out"):
-            assert_frame_equal(_read(f'SELECT * FROM "{schema}".{table} ORDER BY id'), expected)
+            assert_frame_equal(read_rows(f'SELECT * FROM "{schema}".{table} ORDER BY id'), expected)
         return [read, write]
     finally:
         _execute(f'DROP SCHEMA "{schema}" CASCADE')

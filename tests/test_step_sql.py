@@ -118,12 +118,14 @@ def test_an_unordered_result_without_order_by_is_warned_about(sql: str, clause: 
     ]
 
 
-def test_a_sort_step_after_an_unordered_query_settles_its_warning() -> None:
+def test_a_later_step_that_orders_the_rows_settles_an_unordered_querys_warning() -> None:
     query = {"sql": "SELECT team, COUNT(*) AS n FROM self GROUP BY team"}
     sorted_later = parse_transform(
         "t", [query, {"filter": {"n": {"gt": 1}}}, {"sort": ["team"]}], LOC
     )
     assert sorted_later.warnings == ()
+    ordered_query = {"sql": "SELECT * FROM self ORDER BY team"}
+    assert parse_transform("t", [query, ordered_query], LOC).warnings == ()
     # A sort before the query orders nothing the query gives; a second query needs its own.
     transform = parse_transform("t", [{"sort": ["team"]}, query, {"sort": ["team"]}, query], LOC)
     assert [(w.message, w.severity) for w in transform.warnings] == [

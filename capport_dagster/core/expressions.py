@@ -82,9 +82,11 @@ class Findings:
     warnings: list[str] = field(default_factory=list)
     #: Variable names a `$NAME` in a template is warned about.
     variables: Collection[str] = ()
-    #: Warnings that the step's rows come in no fixed order: a later `sort` in the same
-    #: transform settles them, so the transform decides whether they are shown.
+    #: Warnings that the step's rows come in no fixed order: a later step that orders them (a
+    #: sort, a query with ORDER BY) settles them, so the transform decides whether they show.
     unordered: list[str] = field(default_factory=list)
+    #: Whether the step leaves its rows in a fixed order of its own making.
+    ordered: bool = False
 
 
 class Expr(Protocol):

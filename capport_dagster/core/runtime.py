@@ -107,11 +107,12 @@ async def run_stage(
                     " a polars DataFrame or LazyFrame (return {'" + name + "': a frame})",
                     ctx.location,
                 )
-        if ctx.mode.is_lazy and not node.materialize:
+        stays_lazy = ctx.mode.is_lazy and not node.materialize
+        if stays_lazy:
             outputs = {name: _as_mode(frame, ctx) for name, frame in outputs.items()}
             _mark_own_plans(outputs, frames, node, ctx.location)
         suspects = sources_of([*frames.values(), *outputs.values()])
-        if not ctx.mode.is_lazy or node.materialize:
+        if not stays_lazy:
             # Eager modes; or a lazy stage whose plans read a file a later stage overwrites,
             # so they must be executed now (see `graph._file_order`), then passed on lazily.
             outputs = await _off_loop(ctx, _collect_all, outputs)

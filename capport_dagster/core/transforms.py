@@ -237,7 +237,7 @@ def parse_transform(
         found = Findings(variables=variables)
         step = parse_step(number, raw, found)
         where = location_at(location, body, number - 1)
-        if step is not None and step.kind == "sort":
+        if step is not None and found.ordered:
             unordered.clear()
         unordered += [(number, Problem(where, message, "warning")) for message in found.unordered]
         if step is not None and not found.errors:

@@ -37,7 +37,7 @@ __all__ = ["CapportIOManager", "capport_io_manager"]
 class CapportIOManager(IOManager):
     """Frames in memory (`persist: false`, the default) or as Parquet under `base_dir`."""
 
-    def __init__(self, *, persist: bool = False, base_dir: str | None = None) -> None:
+    def __init__(self, *, persist: bool, base_dir: str | None) -> None:
         self.persist = persist
         self.base_dir = base_dir
         self._frames: dict[tuple[str, ...], Any] = {}

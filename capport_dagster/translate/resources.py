@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -37,31 +38,23 @@ def parse_reference(text: str, timezone: str) -> datetime:
     return parsed
 
 
+@dataclass
 class CapportRun:
-    """Settings of one run, set through the job's run config (see `run_config.py`).
+    """Settings of one run, set through the job's run config (see `run_config.py`); their
+    defaults are the `capport` resource's config schema (`capport_run_resource`).
 
     `ref_datetime` defaults to the moment the run was created (so every stage of a run, and a
     re-execution of it, sees the same `$REF_DATE`), in the runner's timezone.
     """
 
-    def __init__(
-        self,
-        *,
-        config_dir: str,
-        mode: str = RunMode.SYNC_LAZY.value,
-        output_dir: str = "output",
-        ref_datetime: str | None = None,
-        timezone: str = "UTC",
-        preview: bool = False,
-    ) -> None:
-        self.config_dir = config_dir
-        self.mode = mode
-        self.output_dir = output_dir
-        self.ref_datetime = ref_datetime
-        self.timezone = timezone
-        self.preview = preview
-        self._reference: datetime | None = None
-        self._variables: Mapping[str, str] | None = None
+    config_dir: str
+    mode: str
+    output_dir: str
+    ref_datetime: str | None
+    timezone: str
+    preview: bool
+    _reference: datetime | None = field(default=None, init=False, repr=False)
+    _variables: Mapping[str, str] | None = field(default=None, init=False, repr=False)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._reference = self._resolve_reference(context)

@@ -130,6 +130,7 @@ def _parse_sort(step: Mapping[str, Any], context: str, found: Findings) -> SortS
             directions.append(parsed[1])
     if len(found.errors) > errors:
         return None
+    found.ordered = True
     return SortStep(tuple(keys), tuple(directions), nulls_last)
 
 

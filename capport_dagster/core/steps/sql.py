@@ -12,7 +12,7 @@ before the plan is built: its columns and functions.
 
 Row order is SQL's: only an ORDER BY fixes it. GROUP BY, JOIN, DISTINCT and UNION give rows in
 an order that may differ between modes and runs, so a query with one of them and no ORDER BY is
-warned about, unless a `sort` step later in the transform orders the rows.
+warned about, unless a later step of the transform orders the rows (a sort, an ORDER BY).
 """
 
 from __future__ import annotations
@@ -173,8 +173,9 @@ def _parse(step: Mapping[str, Any], context: str, found: Findings) -> SqlStep | 
             messages.append(f"{context}: {problem}")
     if len(messages) > errors:
         return None
+    found.ordered = _ORDER_BY.search(text) is not None
     unordered = _UNORDERED.search(text)
-    if unordered and not _ORDER_BY.search(text):
+    if unordered and not found.ordered:
         clause = " ".join(unordered[1].upper().split())
         found.unordered.append(
             f"{context}: sql has {clause} but no ORDER BY, so its row order may differ between"
