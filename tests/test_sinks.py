@@ -11,7 +11,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -270,6 +269,7 @@ from capport_dagster.core.sinks import atomic_path
 
 with atomic_path(Path(sys.argv[1])) as temporary:
     temporary.write_text("theirs, half")
+    print("half written", flush=True)  # the test reads this line before it writes
     sys.stdin.read()  # until the test closes stdin
     temporary.write_text("theirs\\n")
 """
@@ -280,15 +280,15 @@ def test_a_concurrent_writers_temporary_file_is_never_touched(tmp_path):
     writer = subprocess.Popen(
         [sys.executable, "-c", CONCURRENT_WRITER, str(destination)],
         stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     try:
+        # Waiting for the temporary file alone raced its first write (it exists, still empty).
+        assert writer.stdout.readline() == "half written\n"
         prefix = f".out.csv.{HOST_TAG}.{writer.pid}."
-        deadline = time.monotonic() + 30
-        while not (theirs := [p for p in tmp_path.iterdir() if p.name.startswith(prefix)]):
-            assert writer.poll() is None and time.monotonic() < deadline
-            time.sleep(0.01)
-        [their_temporary] = theirs
+        [their_temporary] = [p for p in tmp_path.iterdir() if p.name.startswith(prefix)]
 
         with atomic_path(destination) as temporary:  # our write finishes while theirs runs
             temporary.write_text("ours\n")
