@@ -28,7 +28,7 @@ from capport_dagster.cli_common import (
     print_warnings,
 )
 from capport_dagster.core import interrupts
-from capport_dagster.core.modes import RunMode
+from capport_dagster.core.modes import EXECUTORS, RunMode
 from capport_dagster.errors import CapportError, ConfigError, ValidationError, count
 
 __all__ = ["main"]
@@ -57,13 +57,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", type=Path, help=f"$OUTPUT_DIR (default: {DEFAULT_OUTPUT})")
     run.add_argument("-d", "--date", help="$REF_DATETIME of the run (ISO 8601; default: now)")
     run.add_argument("--mode", choices=[m.value for m in RunMode])
-    run.add_argument("--executor", choices=["in_process", "multiprocess"])
+    run.add_argument("--executor", choices=EXECUTORS)
+    run.add_argument(
+        "--frames-dir",
+        help="where frames persist between processes: a directory or an object-store URI"
+        " (default: the runner's frames_dir, $CAPPORT_FRAMES_DIR, else the instance's storage)",
+    )
     run.add_argument("--no-preview", action="store_true", help="do not print the final frames")
     run.add_argument(
         "--resume",
         metavar="RUN_ID",
-        help="re-execute a failed multiprocess run from its failure, with its settings (needs"
-        " DAGSTER_HOME)",
+        help="re-execute a failed multiprocess or celery run from its failure, with its settings"
+        " (needs DAGSTER_HOME)",
     )
 
     validate = commands.add_parser("validate", help="check a config and report every problem")

@@ -31,6 +31,7 @@ from dagster._core.snap import snapshot_from_execution_plan
 
 from capport_dagster.core.sinks import HOST_TAG, is_running
 from capport_dagster.errors import CapportError, ConfigError, Location
+from capport_dagster.translate.executor import PERSISTING_EXECUTORS
 
 __all__ = ["IN_PROGRESS", "PROCESS_TAG", "ResumeTarget", "resume_settings"]
 
@@ -94,10 +95,10 @@ def resume_settings(
             Location(),
         )
     original = {**job.defaults, **run.run_config}
-    if original["executor"] != "multiprocess":
+    if original["executor"] not in PERSISTING_EXECUTORS:
         raise ConfigError(
             f"--resume: run {run_id} kept its frames in memory, so there is nothing to resume "
-            "from; runs with --executor multiprocess persist them",
+            "from; runs with --executor multiprocess or celery persist them",
             Location(),
         )
     _refuse_other_settings(run_id, args, run_config, original)
@@ -144,7 +145,13 @@ def _settle_abandoned(instance: DagsterInstance, run: DagsterRun) -> DagsterRun:
 
 
 # What each option of `capport run` sets in the run config (besides `-r`, which sets several).
-_OPTIONS = {"mode": "--mode", "executor": "--executor", "output_dir": "-o", "ref_datetime": "-d"}
+_OPTIONS = {
+    "mode": "--mode",
+    "executor": "--executor",
+    "output_dir": "-o",
+    "ref_datetime": "-d",
+    "frames_dir": "--frames-dir",
+}
 
 
 def _refuse_other_settings(
@@ -159,6 +166,7 @@ def _refuse_other_settings(
         "executor": args.executor,
         "output_dir": args.output,
         "ref_datetime": args.date,
+        "frames_dir": args.frames_dir,
     }
     keys = [key for key, value in given.items() if value is not None]
     if args.runner:

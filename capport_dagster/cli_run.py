@@ -1,10 +1,11 @@
 """`capport run`: execute one pipeline through Dagster and show what it produced.
 
-The job is handed to Dagster as a *reconstructable* target (`job_for(config_dir, pipeline)`),
-so the multiprocess executor can rebuild it in worker processes. Run storage: the instance in
-`$DAGSTER_HOME` when it is set (runs then show in the UI); otherwise an ephemeral in-memory one
-(a one-off run writes nothing but its outputs), or a temporary one for the multiprocess executor,
-whose workers need storage they can share.
+The job is handed to Dagster as a *reconstructable* target (`job_for(config_dir, pipeline,
+modules, snapshot)`, the snapshot holding the config files' text), so the multiprocess and
+Celery executors rebuild the run's own config in their worker processes. Run storage: the
+instance in `$DAGSTER_HOME` when it is set (runs then show in the UI); otherwise an ephemeral
+in-memory one (a one-off run writes nothing but its outputs), or a temporary one for the
+multiprocess executor, whose workers need storage they can share.
 """
 
 from __future__ import annotations
@@ -33,14 +34,17 @@ from dagster._utils.error import SerializableErrorInfo
 from capport_dagster.cli_common import DEFAULT_OUTPUT, EXIT_OK, EXIT_RUN_FAILED, print_warnings
 from capport_dagster.cli_resume import IN_PROGRESS, PROCESS_TAG, ResumeTarget, resume_settings
 from capport_dagster.core import interrupts
+from capport_dagster.core.config import ConfigSnapshot
 from capport_dagster.core.graph import PipelineGraph, Project
-from capport_dagster.core.loader import NO_PIPELINES, NO_YAML_FILES
+from capport_dagster.core.loader import NO_PIPELINES, NO_YAML_FILES, config_snapshot
 from capport_dagster.core.secrets import Redactor
 from capport_dagster.core.sinks import HOST_TAG
+from capport_dagster.core.uris import is_uri
 from capport_dagster.errors import ConfigError, Location, ValidationError
 from capport_dagster.translate.build import project_for
+from capport_dagster.translate.executor import PERSISTING_EXECUTORS
 from capport_dagster.translate.resources import parse_reference
-from capport_dagster.translate.run_config import default_logger
+from capport_dagster.translate.run_config import FRAMES_DIR_VARIABLE, default_logger
 
 __all__ = ["check_dagster_home", "run_pipeline"]
 
@@ -68,19 +72,24 @@ def _run(args: argparse.Namespace) -> int:
     check_dagster_home()
     output_dir = Path(args.output or DEFAULT_OUTPUT).absolute()
     _check_output_dir(output_dir, given=args.output is not None)
+    # The run carries its config's text: the processes running its stages rebuild this very
+    # config (on other machines too), whatever happens to the files meanwhile.
+    snapshot = config_snapshot(config_dir)
     # The same cached project the job is built from when Dagster reconstructs it below.
-    project = _project(config_dir, args.pipeline)
+    project = _project(config_dir, args.pipeline, snapshot)
     print_warnings(project.warnings)
     graph = project.graphs[args.pipeline]
     runner = project.runner_for(args.pipeline, args.runner)
 
     mode = args.mode or (runner.mode.value if runner else "sync_lazy")
     executor = args.executor or (runner.executor if runner else "in_process")
+    _check_instance_for(executor)
     timezone = runner.schedule.timezone if runner and runner.schedule else "UTC"
     run_config = {
         "mode": mode,
         "executor": executor,
         "max_concurrent": runner.max_concurrent if runner else None,
+        "frames_dir": _frames_dir(args.frames_dir or (runner.frames_dir if runner else None)),
         "output_dir": str(output_dir),
         "ref_datetime": _reference(args.date, timezone),
         "preview": not args.no_preview,
@@ -92,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     job = build_reconstructable_job(
         "capport_dagster.translate.build",
         "job_for",
-        reconstructable_args=(config_dir, args.pipeline, tuple(args.module)),
+        reconstructable_args=(config_dir, args.pipeline, tuple(args.module), snapshot),
     )
     with _instance(executor, args.debug) as instance:
         reexecution = None
@@ -132,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
         events = result.all_events
         if not result.success:
             _print_failure(events, project.redactor)
-            if os.environ.get("DAGSTER_HOME") and executor == "multiprocess":
+            if os.environ.get("DAGSTER_HOME") and executor in PERSISTING_EXECUTORS:
                 print(f"resume with: --resume {result.run_id}", file=sys.stderr)
             return EXIT_RUN_FAILED
     if not args.no_preview:
@@ -168,11 +177,33 @@ def _stop_run(
 
         helper = threading.Thread(target=cancel, name="capport-cancel", daemon=True)
         helper.start()
-        if interrupts.wait_for(lambda: not helper.is_alive()) and executor == "multiprocess":
+        persisted = executor in PERSISTING_EXECUTORS
+        if interrupts.wait_for(lambda: not helper.is_alive()) and persisted:
             for run_id in ended:  # persisted frames: an interrupted run resumes like a failed one
                 interrupts.say(f"resume with: --resume {run_id}")
     elif executor == "multiprocess":  # the temporary instance of `_instance`
         interrupts.remove_before_exit(instance.root_directory)
+
+
+def _check_instance_for(executor: str) -> None:
+    """Celery workers record their stages' events in the run's instance and find its frames
+    through it: a temporary instance of this process is none they can reach."""
+    if executor == "celery" and not os.environ.get("DAGSTER_HOME"):
+        raise ConfigError(
+            "executor 'celery' needs DAGSTER_HOME: an instance the workers can reach (its"
+            " dagster.yaml with PostgreSQL storage, as deploy/dagster.yaml), set in this"
+            " process and the workers' (docs/deploy.md)",
+            Location(),
+        )
+
+
+def _frames_dir(location: str | None) -> str | None:
+    """A local frames directory made absolute here, as `-o` is: each worker process would
+    otherwise resolve it in its own working directory."""
+    location = location or os.environ.get(FRAMES_DIR_VARIABLE)
+    if location is None or is_uri(location):
+        return location
+    return str(Path(location).expanduser().absolute())
 
 
 def _reference(date: str | None, timezone: str) -> str:
@@ -184,11 +215,11 @@ def _reference(date: str | None, timezone: str) -> str:
         raise ConfigError(f"-d {exc.message}", Location()) from None
 
 
-def _project(config_dir: str, pipeline: str) -> Project:
+def _project(config_dir: str, pipeline: str, snapshot: ConfigSnapshot) -> Project:
     """The project, or "nothing to run" when the config defines no pipeline at all: the unknown
     pipeline is then not the news."""
     try:
-        return project_for(config_dir, pipeline)
+        return project_for(config_dir, pipeline, snapshot)
     except ValidationError as exc:
         empty = [p for p in exc.problems if p.message in (NO_YAML_FILES, NO_PIPELINES)]
         if empty:

@@ -697,3 +697,52 @@ def test_pipelines_with_names_dagster_refuses_validate_draw_and_run(write_config
         assert run.returncode == 0, run.stderr
         assert run.stdout.startswith("日本: shape (2, 2)\n")
         assert (tmp_path / "output" / "n.csv").read_text() == "id,name\n1,Ann\n2,Bob\n"
+
+
+# --- a run carries its config: later stages never see edits made while it runs ---------------
+
+EDITING_TASKS = """
+from capport_dagster import task
+
+
+@task("edit_config", reads=lambda a: [a["input"]], writes=lambda a: [a["save_df"]])
+def edit_config(args, frames, ctx):
+    # While the run is in flight its config is edited (the save goes elsewhere) and moved away.
+    config = ctx.path(args["config"])
+    pipeline = config / "p.yml"
+    pipeline.write_text(pipeline.read_text().replace("b.csv", "edited.csv"))
+    config.rename(config.with_name("config_moved"))
+    return {args["save_df"]: frames[args["input"]]}
+"""
+
+
+def test_a_runs_later_stages_use_the_config_it_was_launched_with(write_config, tmp_path):
+    """Each stage of a multiprocess run is a new process that rebuilds the job: it rebuilds it
+    from the config text the run carries, not from the directory, edited and gone by then."""
+    config = write_config(
+        {
+            "data/a.csv": "x\n1\n2\n",
+            "p.yml": """
+                pipeline:
+                  p:
+                    - { label: load, task: load_csv, args: { filepath: $CONFIG_DIR/data/a.csv,
+                        df_name: A } }
+                    - { label: edit, task: edit_config, args: { input: A, save_df: B,
+                        config: $CONFIG_DIR } }
+                    - { label: save, task: save_csv, args: { filepath: $OUTPUT_DIR/b.csv,
+                        df_name: B } }
+            """,
+        }
+    )
+    (tmp_path / "editing.py").write_text(EDITING_TASKS)
+    run = capport(
+        *("run", "-c", str(config), "-p", "p", "-m", "editing", "-o", "out"),
+        *("--executor", "multiprocess"),
+        cwd=tmp_path,
+        script=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out" / "b.csv").read_text() == "x\n1\n2\n"
+    assert not (tmp_path / "out" / "edited.csv").exists()
+    assert not config.exists()
+    assert "edited.csv" in (tmp_path / "config_moved" / "p.yml").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from types import MappingProxyType
 
@@ -44,6 +45,7 @@ def test_public_api() -> None:
         "RUNNER_KEYS",
         "STAGE_KEYS",
         "config_files",
+        "config_snapshot",
         "config_stamp",
         "load_config",
     }
@@ -464,3 +466,47 @@ def test_problem_prints_with_its_location(tmp_path: Path) -> None:
     config = load_config(make(tmp_path, a_yml="pipeline:\n  p:\n    - label: a\n"))
     (problem,) = config.problems
     assert str(problem).endswith("a.yml:3, pipeline 'p', stage 'a' (#1): the stage has no 'task'")
+
+
+def test_a_snapshot_loads_as_the_directory_did_without_reading_it(tmp_path: Path) -> None:
+    """A run carries the snapshot: its workers load the same config, even once the directory
+    is edited or gone, and problems are located at the directory's file names as before."""
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "a.yml").write_text("pipeline:\n  p:\n    - { label: x, task: nope }\n")
+    (config / "b.yaml").write_text("\ufeffrunner:\n  r: { run_with: sync_eager }\n")
+    (config / "notes.txt").write_text("not read")
+    snapshot = loader.config_snapshot(config)
+    assert snapshot == (
+        ("a.yml", "pipeline:\n  p:\n    - { label: x, task: nope }\n"),
+        ("b.yaml", "runner:\n  r: { run_with: sync_eager }\n"),
+    )
+    expected = loader.load_config(config)
+    shutil.rmtree(config)
+    loaded = loader.load_config(config, snapshot)
+    assert loaded.files == expected.files == (config / "a.yml", config / "b.yaml")
+    assert loaded.pipelines == expected.pipelines
+    assert loaded.entries == expected.entries
+    assert loaded.problems == expected.problems
+
+
+def test_a_snapshot_keeps_a_files_parse_error_located(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "a.yml").write_text("pipeline: [\n")
+    from_disk = loader.load_config(config).problems
+    from_snapshot = loader.load_config(config, loader.config_snapshot(config)).problems
+    assert from_snapshot == from_disk
+    assert [p.location.file for p in from_snapshot] == [str(config / "a.yml")]
+
+
+def test_a_file_that_is_not_utf8_cannot_be_snapshotted_and_says_where(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "a.yml").write_bytes(b"pipeline:\n  p: []\n# \xff\n")
+    with pytest.raises(ConfigError) as raised:
+        loader.config_snapshot(config)
+    assert (raised.value.message, raised.value.location) == (
+        "the file is not valid UTF-8",
+        Location(file=str(config / "a.yml"), line=3),
+    )

@@ -234,7 +234,7 @@ def test_a_run_that_succeeded(stored, monkeypatch, capsys):
 def test_a_run_that_kept_its_frames_in_memory(stored, monkeypatch, capsys):
     assert resume(stored, monkeypatch, capsys, stored.in_memory) == (
         f"error: --resume: run {stored.in_memory} kept its frames in memory, so there is nothing"
-        " to resume from; runs with --executor multiprocess persist them\n"
+        " to resume from; runs with --executor multiprocess or celery persist them\n"
     )
 
 
@@ -368,7 +368,7 @@ def test_a_run_in_progress_and_a_run_whose_process_was_killed(tmp_path):
         f"warning: run {run_id} was STARTED, but the capport process that ran it"
         f" ({running.pid}) is gone: marked failed by --resume\n"
         f"error: --resume: run {run_id} kept its frames in memory, so there is nothing to resume"
-        " from; runs with --executor multiprocess persist them\n"
+        " from; runs with --executor multiprocess or celery persist them\n"
     )
     with stored_instance(home) as instance:
         run = instance.get_run_by_id(run_id)

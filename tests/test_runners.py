@@ -140,7 +140,7 @@ def test_a_single_unnamed_runner_is_the_default_one(write_config):
     )
 
 
-KEYS = "keys: executor, logger, max_concurrent, pipelines, run_with, schedule"
+KEYS = "keys: executor, frames_dir, logger, max_concurrent, pipelines, run_with, schedule"
 
 
 def test_unknown_keys(write_config):
@@ -174,9 +174,9 @@ def test_unknown_run_with_mode(write_config):
 
 
 def test_unknown_executor(write_config):
-    assert errors(write_config, "runner:\n  r: { executor: celery }\n") == [
+    assert errors(write_config, "runner:\n  r: { executor: dask }\n") == [
         "error: config/r.yml:2, runner 'r': malformed runner: executor: input should be "
-        "'in_process' or 'multiprocess'"
+        "'in_process', 'multiprocess' or 'celery'"
     ]
 
 

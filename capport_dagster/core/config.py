@@ -16,7 +16,7 @@ from typing import Any
 
 from capport_dagster.errors import Location, Problem
 
-__all__ = ["SECTIONS", "CapportConfig", "Entry", "Pipeline", "Stage"]
+__all__ = ["SECTIONS", "CapportConfig", "ConfigSnapshot", "Entry", "Pipeline", "Stage"]
 
 #: Top-level keys a config file may use. `service` and `connection` hold settings that service
 #: tasks read by name; they are accepted as they are.
@@ -66,6 +66,12 @@ class Pipeline:
 
 def _frozen(mapping: Mapping | None = None) -> Mapping:
     return MappingProxyType(dict(mapping or {}))
+
+
+#: The text of every file `load_config` reads, by name, in reading order: a run carries it so
+#: that the processes executing its stages (on other machines too) rebuild the very config it
+#: was launched with, without the config directory (docs/deploy.md).
+ConfigSnapshot = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from capport_dagster.core.binding import (
     user_of,
 )
 from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
-from capport_dagster.core.config import CapportConfig, Pipeline, Stage
+from capport_dagster.core.config import CapportConfig, ConfigSnapshot, Pipeline, Stage
 from capport_dagster.core.loggers import LoggerSpec, parse_logger
 from capport_dagster.core.models import Model
 from capport_dagster.core.names import dagster_name_problems
@@ -673,8 +673,10 @@ def load_project(
     registry: TaskRegistry = DEFAULT_REGISTRY,
     *,
     pipelines: Iterable[str] | None = None,
+    snapshot: ConfigSnapshot | None = None,
 ) -> Project:
-    """Read and validate a config directory (raises `ValidationError` with every problem)."""
+    """Read and validate a config directory, or a snapshot of its files (raises
+    `ValidationError` with every problem)."""
     from capport_dagster.core.loader import load_config
 
-    return Project.from_config(load_config(config_dir), registry, pipelines=pipelines)
+    return Project.from_config(load_config(config_dir, snapshot), registry, pipelines=pipelines)

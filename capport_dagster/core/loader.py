@@ -15,8 +15,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
-from capport_dagster.core.config import SECTIONS, CapportConfig, Entry, Pipeline, Stage
-from capport_dagster.core.yaml_source import line_of, load_yaml_file
+from capport_dagster.core.config import (
+    SECTIONS,
+    CapportConfig,
+    ConfigSnapshot,
+    Entry,
+    Pipeline,
+    Stage,
+)
+from capport_dagster.core.yaml_source import line_of, load_yaml_file, parse_yaml, read_yaml_text
 from capport_dagster.errors import ConfigError, Location, Problem, did_you_mean
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "RUNNER_KEYS",
     "STAGE_KEYS",
     "config_files",
+    "config_snapshot",
     "config_stamp",
     "load_config",
 ]
@@ -39,6 +47,7 @@ RUNNER_KEYS: tuple[str, ...] = (
     "run_with",
     "executor",
     "max_concurrent",
+    "frames_dir",
     "pipelines",
     "schedule",
 )
@@ -137,18 +146,41 @@ def config_stamp(config_dir: str | os.PathLike[str]) -> tuple[tuple[str, int, in
     return tuple(stamp)
 
 
-def load_config(config_dir: str | os.PathLike[str]) -> CapportConfig:
-    """Read every ``*.yml`` / ``*.yaml`` file directly in ``config_dir``, in name order.
+def config_snapshot(config_dir: str | os.PathLike[str]) -> ConfigSnapshot:
+    """The files `load_config` would read, as (name, text) pairs. A file that cannot be read
+    as UTF-8 text raises its located ConfigError: load the directory itself to see every
+    problem at once (`capport run` validates it before it takes a snapshot)."""
+    directory = Path(os.path.abspath(config_dir))
+    snapshot = []
+    for path in config_files(directory):
+        unreadable = _unreadable(path)
+        if unreadable is not None:
+            raise ConfigError(unreadable, Location(file=str(path)))
+        snapshot.append((path.name, read_yaml_text(path)))
+    return tuple(snapshot)
+
+
+def load_config(
+    config_dir: str | os.PathLike[str], snapshot: ConfigSnapshot | None = None
+) -> CapportConfig:
+    """Read every ``*.yml`` / ``*.yaml`` file directly in ``config_dir``, in name order, or the
+    files of a `snapshot` taken from it (the directory is then not read at all; locations and
+    `$CONFIG_DIR` still name it).
 
     Raises :class:`ConfigError` only when the directory cannot be listed; every other problem
     is returned in ``CapportConfig.problems``. A directory with no YAML file, or none with a
     pipeline, is valid but has nothing to run: a warning says so.
     """
     directory = Path(os.path.abspath(config_dir))
-    files = config_files(directory)
     reader = _Reader()
-    for path in files:
-        reader.read_file(path)
+    if snapshot is None:
+        files = config_files(directory)
+        for path in files:
+            reader.read_file(path)
+    else:
+        files = tuple(directory / name for name, _ in snapshot)
+        for name, text in snapshot:
+            reader.read_document(str(directory / name), _parsed(text, str(directory / name)))
     if not files:
         reader.problem(Location(file=str(directory)), NO_YAML_FILES, "warning")
     elif not reader.pipelines and not reader.problems:
@@ -206,6 +238,12 @@ class _Reader:
             document = load_yaml_file(path)
         except ConfigError as exc:
             self.problem(exc.location, exc.message)
+            return
+        self.read_document(file, document)
+
+    def read_document(self, file: str, document: Any) -> None:
+        if isinstance(document, ConfigError):
+            self.problem(document.location, document.message)
             return
         if document is None:
             return
@@ -319,6 +357,13 @@ class _Reader:
         if not usable:
             return None
         return Stage(label=raw["label"], task=raw["task"], args=raw.get("args"), location=where)
+
+
+def _parsed(text: str, file: str) -> Any:
+    try:
+        return parse_yaml(text, file)
+    except ConfigError as exc:
+        return exc
 
 
 def _file_line(location: Location) -> str:

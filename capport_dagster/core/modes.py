@@ -1,10 +1,16 @@
-"""The four run modes of the original capport design (SPEC 8)."""
+"""The four run modes of the original capport design (SPEC 8), and the executors that run them."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal, get_args
 
-__all__ = ["DEFAULT_MODE", "RunMode"]
+__all__ = ["DEFAULT_MODE", "EXECUTORS", "Executor", "RunMode"]
+
+#: Where stages run: in the launching process, a process each on this machine, or as Celery
+#: tasks on any machine (`translate/executor.py` maps each to Dagster's executor).
+Executor = Literal["in_process", "multiprocess", "celery"]
+EXECUTORS: tuple[Executor, ...] = get_args(Executor)
 
 
 class RunMode(StrEnum):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pendulum
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -16,7 +16,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from capport_dagster.core.config import Entry
 from capport_dagster.core.every import CronTrigger, Every, IntervalTrigger, parse_every, translate
-from capport_dagster.core.modes import RunMode
+from capport_dagster.core.modes import Executor, RunMode
 from capport_dagster.core.registry import validate_model
 from capport_dagster.errors import (
     ConfigError,
@@ -28,8 +28,6 @@ from capport_dagster.errors import (
 )
 
 __all__ = ["Runner", "Schedule", "parse_runner", "runner_problems"]
-
-Executor = Literal["in_process", "multiprocess"]
 
 
 class _ScheduleBody(BaseModel):
@@ -44,6 +42,7 @@ class _RunnerBody(BaseModel):
     run_with: RunMode = RunMode.SYNC_LAZY
     executor: Executor = "in_process"
     max_concurrent: int | None = Field(default=None, ge=1)
+    frames_dir: str | None = None
     pipelines: tuple[str, ...] = ()
     schedule: _ScheduleBody | None = None
 
@@ -72,6 +71,8 @@ class Runner:
     pipelines: tuple[str, ...]
     schedule: Schedule | None
     location: Location
+    #: Where frames persist between processes (run config `frames_dir`); None: the default.
+    frames_dir: str | None = None
 
 
 def parse_runner(entry: Entry, pipelines: Collection[str], loggers: Collection[str]) -> Runner:
@@ -134,6 +135,7 @@ def parse_runner(entry: Entry, pipelines: Collection[str], loggers: Collection[s
         pipelines=body.pipelines,
         schedule=schedule,
         location=entry.location,
+        frames_dir=body.frames_dir,
     )
 
 

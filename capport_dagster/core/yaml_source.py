@@ -43,6 +43,7 @@ __all__ = [
     "load_yaml_file",
     "location_at",
     "parse_yaml",
+    "read_yaml_text",
 ]
 
 #: How many nodes aliases may add to a document in total (each use of ``*name`` adds the size of
@@ -401,6 +402,11 @@ def _config_error(exc: yaml.MarkedYAMLError, file: str) -> ConfigError:
 
 def load_yaml_file(path: Path) -> Any:
     """Load one YAML file safely: plain data in located containers, or a located ConfigError."""
+    return parse_yaml(read_yaml_text(path), str(path))
+
+
+def read_yaml_text(path: Path) -> str:
+    """A YAML file's text (UTF-8, a byte-order mark dropped), or a located ConfigError."""
     file = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -413,7 +419,7 @@ def load_yaml_file(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ConfigError("the file is not valid UTF-8", Location(file=file, line=line)) from None
-    return parse_yaml(text, file)
+    return text
 
 
 def location_at(location: Location, container: object, key: object) -> Location:

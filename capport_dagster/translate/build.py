@@ -10,6 +10,7 @@ from pathlib import Path
 from dagster import AssetsDefinition, Definitions, JobDefinition
 
 from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
+from capport_dagster.core.config import ConfigSnapshot
 from capport_dagster.core.graph import Project, load_project
 from capport_dagster.core.loader import config_stamp
 from capport_dagster.core.registry import TaskRegistry, import_task_modules
@@ -87,23 +88,31 @@ def load_definitions(
     return build_definitions(project=project, translator=translator)
 
 
-def project_for(config_dir: str, pipeline: str) -> Project:
-    """The validated project of one pipeline, loaded once per process while its files and the
-    environment stay the same.
+def project_for(config_dir: str, pipeline: str, snapshot: ConfigSnapshot | None = None) -> Project:
+    """The validated project of one pipeline, loaded once per process while its files (or its
+    snapshot) and the environment stay the same.
 
     Dagster rebuilds a reconstructable job several times in the process that launches a run
     (to check it, plan it, execute it): without this each rebuild re-read every YAML file.
     """
-    return _cached(config_dir, pipeline).project
+    return _cached(config_dir, pipeline, snapshot).project
 
 
-def job_for(config_dir: str, pipeline: str, modules: Sequence[str] = ()) -> JobDefinition:
+def job_for(
+    config_dir: str,
+    pipeline: str,
+    modules: Sequence[str] = (),
+    snapshot: ConfigSnapshot | None = None,
+) -> JobDefinition:
     """The job of one pipeline: the target `capport run` reconstructs (in worker processes too).
 
-    Built once per loaded project (see `project_for`), so rebuilds within a process are free.
+    `snapshot`: the config files' text as the run was launched (`capport run` passes it), so a
+    process on another machine rebuilds the same job without the config directory, and edits
+    to the YAML during the run do not reach its later stages. Built once per loaded project
+    (see `project_for`), so rebuilds within a process are free.
     """
     import_task_modules(modules)
-    cached = _cached(config_dir, pipeline)
+    cached = _cached(config_dir, pipeline, snapshot)
     if cached.job is None:
         project = cached.project
         cached.job = build_job(
@@ -127,13 +136,14 @@ _CACHE_SIZE = 8
 _CACHE: dict[tuple[object, ...], _Loaded] = {}
 
 
-def _cached(config_dir: str, pipeline: str) -> _Loaded:
+def _cached(config_dir: str, pipeline: str, snapshot: ConfigSnapshot | None) -> _Loaded:
     directory = os.path.abspath(config_dir)
+    files = config_stamp(directory) if snapshot is None else snapshot
     # The environment is part of the key: a config reads variables and secrets from it.
-    key = (directory, pipeline, config_stamp(directory), frozenset(os.environ.items()))
+    key = (directory, pipeline, files, frozenset(os.environ.items()))
     loaded = _CACHE.get(key)
     if loaded is None:
-        loaded = _Loaded(load_project(directory, pipelines=[pipeline]))
+        loaded = _Loaded(load_project(directory, pipelines=[pipeline], snapshot=snapshot))
         if len(_CACHE) >= _CACHE_SIZE:
             del _CACHE[next(iter(_CACHE))]
         _CACHE[key] = loaded

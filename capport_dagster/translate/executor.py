@@ -7,29 +7,38 @@ The mode is run configuration, not part of the job, so one job serves every mode
 - async modes: the asyncio executor of `dagster-async-executor`, in one process with frames in
   memory; ops are `async def` and push Polars work to threads, so independent stages overlap;
 - `executor: multiprocess`: Dagster's multiprocess executor (one process per stage, frames
-  persisted as Parquet); sync modes then run one stage at a time.
+  persisted as Parquet); sync modes then run one stage at a time;
+- `executor: celery`: dagster-celery's executor (each stage a task on a broker, run by the
+  Celery workers of any machine; frames persisted as Parquet where all can reach them). The
+  workers' number and concurrency bound how many stages run at once (`translate/celery.py`).
 """
 
 from __future__ import annotations
 
 import os
 
-from dagster import Enum, EnumValue, Field, Noneable, executor
+from dagster import Enum, EnumValue, Field, Noneable, Shape, executor
 from dagster._core.execution.retries import RetryMode
 from dagster._core.executor.in_process import InProcessExecutor
 
-from capport_dagster.core.modes import RunMode
+from capport_dagster.core.modes import EXECUTORS, RunMode
+from capport_dagster.translate.celery import DEFAULT_POLL_INTERVAL, celery_executor
 from capport_dagster.translate.translator import IO_TAG
 
 __all__ = [
+    "CELERY_CONFIG",
+    "CELERY_DEFAULTS",
     "EXECUTOR_ENUM",
     "EXECUTOR_KINDS",
     "MODE_ENUM",
+    "PERSISTING_EXECUTORS",
     "capport_executor",
     "default_concurrency",
 ]
 
-EXECUTOR_KINDS = ("in_process", "multiprocess")
+EXECUTOR_KINDS = EXECUTORS
+#: Executors whose stages run in separate processes: frames are persisted between stages.
+PERSISTING_EXECUTORS = ("multiprocess", "celery")
 
 MODE_ENUM = Enum("CapportRunMode", [EnumValue(mode.value) for mode in RunMode])
 EXECUTOR_ENUM = Enum("CapportExecutor", [EnumValue(kind) for kind in EXECUTOR_KINDS])
@@ -53,6 +62,31 @@ FORKSERVER_PRELOAD = [
 ]
 
 
+#: `celery:` in the run config, read by `executor: celery` only.
+CELERY_CONFIG = Shape(
+    {
+        "broker": Field(
+            Noneable(str),
+            default_value=None,
+            description="broker URL (default: $CAPPORT_CELERY_BROKER, else RabbitMQ on localhost)",
+        ),
+        "backend": Field(
+            Noneable(str),
+            default_value=None,
+            description="result backend (default: $CAPPORT_CELERY_BACKEND, else a Redis broker,"
+            " else rpc://)",
+        ),
+        "poll_interval": Field(
+            float,
+            default_value=DEFAULT_POLL_INTERVAL,
+            description="seconds between checks of the stages' results (dagster-celery: 1)",
+        ),
+    }
+)
+
+CELERY_DEFAULTS = {"broker": None, "backend": None, "poll_interval": DEFAULT_POLL_INTERVAL}
+
+
 def default_concurrency() -> int:
     return os.cpu_count() or 1
 
@@ -63,6 +97,7 @@ def default_concurrency() -> int:
         "mode": Field(MODE_ENUM, default_value=RunMode.SYNC_LAZY.value),
         "executor": Field(EXECUTOR_ENUM, default_value="in_process"),
         "max_concurrent": Field(Noneable(int), default_value=None),
+        "celery": Field(CELERY_CONFIG, default_value=CELERY_DEFAULTS),
     },
 )
 def capport_executor(init_context):  # type: ignore[no-untyped-def]
@@ -71,6 +106,8 @@ def capport_executor(init_context):  # type: ignore[no-untyped-def]
     limit = config["max_concurrent"] or default_concurrency()
     # The other executors are imported when a run asks for them: a sync in-process run (what
     # `capport run` does by default) does not pay for anyio and the multiprocess machinery.
+    if config["executor"] == "celery":
+        return celery_executor(config["celery"])
     if config["executor"] == "multiprocess":
         from dagster._core.executor.multiprocess import MultiprocessExecutor
 

@@ -3,8 +3,10 @@
 Users (and schedules, and `capport run`) write
 
     mode: async_eager          # sync_lazy | sync_eager | async_lazy | async_eager
-    executor: in_process       # or multiprocess
+    executor: in_process       # or multiprocess, or celery
     max_concurrent: 4
+    frames_dir: s3://bucket/frames   # where persisted frames go (or a local path)
+    celery: { broker: "redis://host:6379/0", backend: null, poll_interval: 0.05 }
     output_dir: output
     ref_datetime: "2026-01-05T15:00:00+08:00"
     preview: false             # compute head and row count of final frames (lazy modes)
@@ -38,15 +40,30 @@ from dagster._utils.error import SerializableErrorInfo
 from capport_dagster.core.loggers import LoggerSpec
 from capport_dagster.core.modes import DEFAULT_MODE
 from capport_dagster.core.runners import Runner
+from capport_dagster.core.uris import is_uri
 from capport_dagster.core.variables import expand, run_variables
 from capport_dagster.errors import ConfigError, Location, did_you_mean
-from capport_dagster.translate.executor import EXECUTOR_ENUM, MODE_ENUM
+from capport_dagster.translate.celery import MISSING_EXTRA, celery_available
+from capport_dagster.translate.executor import (
+    CELERY_CONFIG,
+    CELERY_DEFAULTS,
+    EXECUTOR_ENUM,
+    MODE_ENUM,
+    PERSISTING_EXECUTORS,
+)
 from capport_dagster.translate.ops import RUN_RESOURCE_KEY
 from capport_dagster.translate.resources import parse_reference
 
-__all__ = ["LOG_LEVELS", "run_config_mapping"]
+__all__ = [
+    "FRAMES_DIR_VARIABLE",
+    "LOG_LEVELS",
+    "frames_dir",
+    "run_config_mapping",
+    "unreachable_frames_dir",
+]
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FRAMES_DIR_VARIABLE = "CAPPORT_FRAMES_DIR"
 
 
 def default_logger(runner: Runner | None, loggers: Mapping[str, LoggerSpec]) -> str | None:
@@ -74,6 +91,15 @@ def run_config_mapping(
             Noneable(int),
             default_value=runner.max_concurrent if runner else None,
             description="stages running at once in async modes, 1 or more (default: CPU count)",
+        ),
+        "frames_dir": Field(
+            Noneable(str),
+            default_value=runner.frames_dir if runner else None,
+            description="where frames persist between processes: a directory or an object-store"
+            f" URI (default: ${FRAMES_DIR_VARIABLE}, else the instance's storage)",
+        ),
+        "celery": Field(
+            CELERY_CONFIG, default_value=CELERY_DEFAULTS, description="executor: celery"
         ),
         "output_dir": Field(str, default_value="output", description="$OUTPUT_DIR"),
         "ref_datetime": Field(
@@ -110,6 +136,7 @@ def run_config_mapping(
                     "mode": values["mode"],
                     "executor": values["executor"],
                     "max_concurrent": values["max_concurrent"],
+                    "celery": values["celery"],
                 }
             },
             "resources": {
@@ -124,7 +151,10 @@ def run_config_mapping(
                     }
                 },
                 "io_manager": {
-                    "config": {"persist": persist or values["executor"] == "multiprocess"}
+                    "config": {
+                        "persist": persist or values["executor"] in PERSISTING_EXECUTORS,
+                        "base_dir": frames_dir(values),
+                    }
                 },
             },
             "loggers": loggers_config,
@@ -144,6 +174,13 @@ def _check_values(
             parse_reference(values["ref_datetime"], timezone)
         except ConfigError as exc:
             problems["ref_datetime"] = exc.message
+    if values["executor"] == "celery" and not celery_available():
+        problems["executor"] = MISSING_EXTRA
+    location = frames_dir(values)
+    if location is not None and values["executor"] in PERSISTING_EXECUTORS:
+        problem = unreachable_frames_dir(location)
+        if problem is not None:
+            problems["frames_dir"] = problem
     if values["max_concurrent"] is not None and values["max_concurrent"] < 1:
         problems["max_concurrent"] = (
             f"must be 1 or more, or null for the CPU count (got {values['max_concurrent']})"
@@ -160,6 +197,26 @@ def _check_values(
         )
     if problems:
         raise _invalid(values, problems)
+
+
+def frames_dir(values: Mapping[str, Any]) -> str | None:
+    """Where a run persists its frames: `frames_dir`, else `$CAPPORT_FRAMES_DIR`, else None
+    (the instance's storage directory, dagster-polars' default)."""
+    return values.get("frames_dir") or os.environ.get(FRAMES_DIR_VARIABLE) or None
+
+
+def unreachable_frames_dir(location: str) -> str | None:
+    """Why processes other than this one could not find frames at `location`, or None.
+
+    A relative path would resolve in each worker's own working directory. Whether an absolute
+    path is on a filesystem all workers share cannot be known from here: docs/deploy.md."""
+    if is_uri(location) or Path(location).is_absolute():
+        return None
+    return (
+        f"{location!r} is a relative path: stages in other processes would each look for it in"
+        " their own working directory (give an absolute path on storage every worker shares,"
+        " or an object-store URI such as s3://bucket/frames)"
+    )
 
 
 def _invalid(values: Mapping[str, Any], problems: Mapping[str, str]) -> DagsterInvalidConfigError:

@@ -1,0 +1,90 @@
+"""`executor: celery`: stages on Dagster's Celery executor, workers on any machine.
+
+Nothing here executes a step: dagster-celery submits each step to the broker and its workers
+run it (`capport_dagster/celery_worker.py` is their app). What capport adds is where the broker
+and backend come from, and a poll interval users can set:
+
+- broker: run config `celery.broker`, else `$CAPPORT_CELERY_BROKER`, else dagster-celery's
+  default (RabbitMQ on localhost);
+- backend: `celery.backend`, else `$CAPPORT_CELERY_BACKEND`, else the broker when it is Redis,
+  else `rpc://` (results over AMQP, which a Redis broker cannot carry);
+- poll interval: dagster-celery's orchestrator checks its steps' results once a second (a
+  module global, `TICK_SECONDS`), which costs ~1 s per stage of a chain; capport sets it from
+  `celery.poll_interval` (default 0.05 s), here and nowhere else.
+
+dagster-celery is an optional extra (`pip install 'capport-dagster[celery]'`); `run_config.py`
+says so as a config error before a run starts.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import Executor
+from dagster._core.execution.retries import RetryMode
+
+__all__ = [
+    "BACKEND_VARIABLE",
+    "BROKER_VARIABLE",
+    "DEFAULT_POLL_INTERVAL",
+    "MISSING_EXTRA",
+    "broker_and_backend",
+    "celery_available",
+    "celery_executor",
+    "set_poll_interval",
+]
+
+BROKER_VARIABLE = "CAPPORT_CELERY_BROKER"
+BACKEND_VARIABLE = "CAPPORT_CELERY_BACKEND"
+#: Seconds between the orchestrator's checks of its steps' results. Measured on this 2-core
+#: machine (docs/benchmarks.md): a 16-stage chain takes 17.3 s at dagster-celery's 1 s and
+#: 3.4-5.0 s at 0.05 s; below that the poll only costs the launching process CPU.
+DEFAULT_POLL_INTERVAL = 0.05
+MISSING_EXTRA = (
+    "executor 'celery' needs dagster-celery, which is not installed:"
+    " pip install 'capport-dagster[celery]'"
+)
+
+
+def celery_available() -> bool:
+    return importlib.util.find_spec("dagster_celery") is not None
+
+
+def broker_and_backend(broker: str | None = None, backend: str | None = None) -> tuple[str, str]:
+    """The broker and backend URLs, for the launching process and the workers alike (they
+    must agree, or the workers never see the steps)."""
+    from dagster_celery.defaults import broker_url
+
+    broker = broker or os.environ.get(BROKER_VARIABLE) or broker_url
+    backend = backend or os.environ.get(BACKEND_VARIABLE)
+    if backend is None:
+        backend = broker if broker.startswith(("redis://", "rediss://")) else "rpc://"
+    return broker, backend
+
+
+def set_poll_interval(seconds: float) -> None:
+    """dagster-celery's poll interval is a module global with no public setting: set here
+    only, and loudly broken (tests/test_celery.py) if dagster-celery renames it."""
+    from dagster_celery import core_execution_loop
+
+    if not isinstance(getattr(core_execution_loop, "TICK_SECONDS", None), int | float):
+        raise RuntimeError(
+            "dagster_celery.core_execution_loop.TICK_SECONDS is gone: this dagster-celery"
+            " version is not one capport_dagster supports (see pyproject.toml)"
+        )
+    core_execution_loop.TICK_SECONDS = seconds  # type: ignore[attr-defined]
+
+
+def celery_executor(config: Mapping[str, Any]) -> Executor:
+    """The executor for `execution.config.celery` (broker, backend, poll_interval)."""
+    from dagster_celery.executor import CeleryExecutor
+
+    set_poll_interval(config["poll_interval"])
+    broker, backend = broker_and_backend(config["broker"], config["backend"])
+    # dagster-celery's own settings (one task prefetched per worker process, its queue), as
+    # `capport_dagster.celery_worker` builds the workers' app. No retries: a failed stage
+    # fails the run, which `capport run --resume` re-executes from the failure.
+    return CeleryExecutor(retries=RetryMode(RetryMode.DISABLED), broker=broker, backend=backend)
