@@ -3,6 +3,8 @@
 dagster-celery's own app module reads its broker from a `dagster_celery_config` module on the
 path; this one reads it as the launching process does (`$CAPPORT_CELERY_BROKER`,
 `$CAPPORT_CELERY_BACKEND`, see `translate/celery.py`), so a worker needs only the environment.
+It still listens to the queues its command line names (`-Q`, default `celery`): give it the
+queue the runs use (`$CAPPORT_CELERY_QUEUE`, else `dagster`).
 `deploy/start-worker.sh` starts one with the settings docs/deploy.md explains.
 """
 
@@ -12,11 +14,15 @@ from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_task
 
-from capport_dagster.translate.celery import broker_and_backend
+from capport_dagster.translate.celery import broker_and_backend, queue_name
 
 __all__ = ["app", "execute_plan"]
 
-app = make_app(CeleryExecutor.for_cli(*broker_and_backend()).app_args())
+app = make_app(
+    CeleryExecutor.for_cli(
+        *broker_and_backend(), config_source={"task_default_queue": queue_name()}
+    ).app_args()
+)
 
 #: The task dagster-celery's executor submits each step as.
 execute_plan = create_task(app)

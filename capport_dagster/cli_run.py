@@ -140,7 +140,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         events = result.all_events
         if not result.success:
-            _print_failure(events, project.redactor)
+            stored = [e.dagster_event for e in instance.all_logs(result.run_id) if e.dagster_event]
+            _print_failure(graph, events, stored, project.redactor)
             if os.environ.get("DAGSTER_HOME") and executor in PERSISTING_EXECUTORS:
                 print(f"resume with: --resume {result.run_id}", file=sys.stderr)
             return EXIT_RUN_FAILED
@@ -295,12 +296,19 @@ def _instance(executor: str, debug: bool = False) -> Iterator[DagsterInstance]:
             yield instance
 
 
-def _print_failure(events: list, redact: Redactor) -> None:
+def _print_failure(graph: PipelineGraph, events: list, stored: list, redact: Redactor) -> None:
+    """`events`: what the run yielded here; `stored`: the instance's record of it, workers'
+    events included."""
+    from capport_dagster.translate.worker_failures import worker_failures
+
     failures = [e for e in events if e.event_type == DagsterEventType.STEP_FAILURE]
     for event in failures:
         error = event.step_failure_data.error
         print(f"error: {redact(_our_message(error))}", file=sys.stderr)
-    if not failures:
+    lost = worker_failures(graph, stored)
+    for line in lost:
+        print(f"error: {redact(line)}", file=sys.stderr)
+    if not failures and not lost:
         for event in events:
             if event.event_type == DagsterEventType.RUN_FAILURE and event.message:
                 print(f"error: {redact(event.message)}", file=sys.stderr)

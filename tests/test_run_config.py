@@ -4,7 +4,12 @@ run starts, every bad value at once."""
 from __future__ import annotations
 
 import pytest
-from dagster import DagsterInstance, DagsterInvalidConfigError
+from dagster import (
+    DagsterInstance,
+    DagsterInvalidConfigError,
+    build_reconstructable_job,
+    execute_job,
+)
 
 from capport_dagster.core.graph import load_project
 from capport_dagster.errors import ConfigError
@@ -135,3 +140,54 @@ def test_a_log_file_path_that_no_longer_expands_is_a_config_error(write_config, 
         "$CAPPORT_TEST_LOG_ROOT in '$CAPPORT_TEST_LOG_ROOT' (define it in the environment; "
         "built-ins: CONFIG_DIR, OUTPUT_DIR, REF_DATE, REF_DATETIME)"
     ]
+
+
+def test_a_relative_frames_dir_is_refused_where_stages_run_in_other_processes(job, tmp_path):
+    assert config_errors(
+        job, {"output_dir": "out", "executor": "multiprocess", "frames_dir": "frames"}
+    ) == [
+        "Invalid value at path root:frames_dir: 'frames' is a relative path: stages in other"
+        " processes would each look for it in their own working directory (give an absolute"
+        " path on storage every worker shares, or an object-store URI such as"
+        " s3://bucket/frames)"
+    ]
+
+
+def test_a_relative_frames_dir_from_the_environment_is_refused_too(job, monkeypatch):
+    monkeypatch.setenv("CAPPORT_FRAMES_DIR", "frames")
+    [message] = config_errors(job, {"output_dir": "out", "executor": "multiprocess"})
+    assert message.startswith("Invalid value at path root:frames_dir: 'frames' is a relative")
+
+
+def test_celery_without_its_extra_is_a_config_error(job, monkeypatch):
+    monkeypatch.setattr("capport_dagster.translate.run_config.celery_available", lambda: False)
+    assert config_errors(job, {"output_dir": "out", "executor": "celery"}) == [
+        "Invalid value at path root:executor: executor 'celery' needs dagster-celery, which is"
+        " not installed: pip install 'capport-dagster[celery]'"
+    ]
+
+
+def test_frames_persist_under_frames_dir_with_the_multiprocess_executor(job, tmp_path):
+    frames = tmp_path / "frames"  # created by the run
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        reconstructable = build_reconstructable_job(
+            "capport_dagster.translate.build",
+            "job_for",
+            reconstructable_args=(str(tmp_path / "config"), "p", ()),
+        )
+        result = execute_job(
+            reconstructable,
+            instance=instance,
+            run_config={
+                "output_dir": str(tmp_path / "out"),
+                "ref_datetime": "2026-01-05",
+                "executor": "multiprocess",
+                "frames_dir": str(frames),
+            },
+        )
+        assert result.success
+    assert [p.relative_to(frames).as_posix() for p in frames.rglob("*.parquet")] == [
+        f"{result.run_id}/load/A.parquet"
+    ]
+    assert (tmp_path / "out" / "2026-01-05.csv").read_text() == "x\n1\n"

@@ -138,6 +138,8 @@ _CACHE: dict[tuple[object, ...], _Loaded] = {}
 
 def _cached(config_dir: str, pipeline: str, snapshot: ConfigSnapshot | None) -> _Loaded:
     directory = os.path.abspath(config_dir)
+    if snapshot is not None:  # as pairs of strings again: Celery carries it as JSON lists
+        snapshot = tuple((str(name), str(text)) for name, text in snapshot)
     files = config_stamp(directory) if snapshot is None else snapshot
     # The environment is part of the key: a config reads variables and secrets from it.
     key = (directory, pipeline, files, frozenset(os.environ.items()))

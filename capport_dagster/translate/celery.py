@@ -8,6 +8,9 @@ and backend come from, and a poll interval users can set:
   default (RabbitMQ on localhost);
 - backend: `celery.backend`, else `$CAPPORT_CELERY_BACKEND`, else the broker when it is Redis,
   else `rpc://` (results over AMQP, which a Redis broker cannot carry);
+- queue: `celery.queue`, else `$CAPPORT_CELERY_QUEUE`, else dagster-celery's `dagster`: the
+  workers started with `-Q <queue>` run the stages (a pool of workers per runner, or one per
+  team on a shared broker);
 - poll interval: dagster-celery's orchestrator checks its steps' results once a second (a
   module global, `TICK_SECONDS`), which costs ~1 s per stage of a chain; capport sets it from
   `celery.poll_interval` (default 0.05 s), here and nowhere else.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,15 +34,21 @@ __all__ = [
     "BACKEND_VARIABLE",
     "BROKER_VARIABLE",
     "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_QUEUE",
     "MISSING_EXTRA",
+    "QUEUE_VARIABLE",
     "broker_and_backend",
     "celery_available",
     "celery_executor",
+    "queue_name",
     "set_poll_interval",
 ]
 
 BROKER_VARIABLE = "CAPPORT_CELERY_BROKER"
 BACKEND_VARIABLE = "CAPPORT_CELERY_BACKEND"
+QUEUE_VARIABLE = "CAPPORT_CELERY_QUEUE"
+#: dagster-celery's queue, which its workers listen to unless told otherwise (`-Q`).
+DEFAULT_QUEUE = "dagster"
 #: Seconds between the orchestrator's checks of its steps' results. Measured on this 2-core
 #: machine (docs/benchmarks.md): a 16-stage chain takes 17.3 s at dagster-celery's 1 s and
 #: 3.4-5.0 s at 0.05 s; below that the poll only costs the launching process CPU.
@@ -51,6 +61,10 @@ MISSING_EXTRA = (
 
 def celery_available() -> bool:
     return importlib.util.find_spec("dagster_celery") is not None
+
+
+def queue_name(queue: str | None = None) -> str:
+    return queue or os.environ.get(QUEUE_VARIABLE) or DEFAULT_QUEUE
 
 
 def broker_and_backend(broker: str | None = None, backend: str | None = None) -> tuple[str, str]:
@@ -79,12 +93,21 @@ def set_poll_interval(seconds: float) -> None:
 
 
 def celery_executor(config: Mapping[str, Any]) -> Executor:
-    """The executor for `execution.config.celery` (broker, backend, poll_interval)."""
+    """The executor for `execution.config.celery` (broker, backend, queue, poll_interval)."""
+    from celery.exceptions import DuplicateTaskNameWarning
     from dagster_celery.executor import CeleryExecutor
 
+    # dagster-celery declares its task again for every step it submits: Celery's warning
+    # about it (on the terminal of `capport run`) says nothing a user could act on.
+    warnings.filterwarnings("ignore", category=DuplicateTaskNameWarning)
     set_poll_interval(config["poll_interval"])
     broker, backend = broker_and_backend(config["broker"], config["backend"])
     # dagster-celery's own settings (one task prefetched per worker process, its queue), as
     # `capport_dagster.celery_worker` builds the workers' app. No retries: a failed stage
     # fails the run, which `capport run --resume` re-executes from the failure.
-    return CeleryExecutor(retries=RetryMode(RetryMode.DISABLED), broker=broker, backend=backend)
+    return CeleryExecutor(
+        retries=RetryMode(RetryMode.DISABLED),
+        broker=broker,
+        backend=backend,
+        config_source={"task_default_queue": queue_name(config["queue"])},
+    )

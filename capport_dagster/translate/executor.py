@@ -22,7 +22,12 @@ from dagster._core.execution.retries import RetryMode
 from dagster._core.executor.in_process import InProcessExecutor
 
 from capport_dagster.core.modes import EXECUTORS, RunMode
-from capport_dagster.translate.celery import DEFAULT_POLL_INTERVAL, celery_executor
+from capport_dagster.translate.celery import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_QUEUE,
+    QUEUE_VARIABLE,
+    celery_executor,
+)
 from capport_dagster.translate.translator import IO_TAG
 
 __all__ = [
@@ -76,6 +81,12 @@ CELERY_CONFIG = Shape(
             description="result backend (default: $CAPPORT_CELERY_BACKEND, else a Redis broker,"
             " else rpc://)",
         ),
+        "queue": Field(
+            Noneable(str),
+            default_value=None,
+            description="queue of the workers that run the stages (default:"
+            f" ${QUEUE_VARIABLE}, else {DEFAULT_QUEUE})",
+        ),
         "poll_interval": Field(
             float,
             default_value=DEFAULT_POLL_INTERVAL,
@@ -84,7 +95,12 @@ CELERY_CONFIG = Shape(
     }
 )
 
-CELERY_DEFAULTS = {"broker": None, "backend": None, "poll_interval": DEFAULT_POLL_INTERVAL}
+CELERY_DEFAULTS = {
+    "broker": None,
+    "backend": None,
+    "queue": None,
+    "poll_interval": DEFAULT_POLL_INTERVAL,
+}
 
 
 def default_concurrency() -> int:

@@ -52,9 +52,11 @@ def default_op_description(node: StageNode) -> str:
 
 def default_op_tags(node: StageNode) -> Mapping[str, str]:
     # Higher priority for earlier stages: executors start the earliest ready stage first, so
-    # sync modes run in list order.
+    # sync modes run in list order. dagster-celery reads its own tag, on Celery's 0-10 scale
+    # (and warns of a step with Dagster's tag alone): the first ten stages in order, then 0.
     return {
         "dagster/priority": str(-node.index),
+        "dagster-celery/priority": str(max(0, 10 - node.index)),
         "capport/task": node.stage.task,
         "capport/stage": node.label,
         IO_TAG: "true" if node.spec.waits_on_io else "false",

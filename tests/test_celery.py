@@ -1,0 +1,394 @@
+"""`executor: celery`: capport runs on real Celery workers, with runs in PostgreSQL.
+
+The module starts its own cluster on 127.0.0.1 and stops it by pid: two Celery worker processes,
+each in its own working directory without the config directory (they rebuild the run's config
+from the text the run carries), listening on a queue of their own on the machine's Redis, and a
+PostgreSQL database of their own holding the Dagster instance. Frames persist in a directory
+both can reach; tests/test_celery_s3.py does the same with frames and data on S3.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance
+
+from tests.conftest import EXAMPLE_CONFIG, capport
+from tests.services import require_service, skip_for_service
+from tests.test_jobs import EXAMPLE_PIPELINES, MODES
+
+REDIS = "redis://127.0.0.1:6379/0"
+POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+#: Seconds a worker may take to say it is ready, and a run to end.
+READY_DEADLINE = 60
+RUN_TIMEOUT = 240
+
+
+@dataclass
+class Cluster:
+    """What the tests need of the cluster: its environment, workers and instance."""
+
+    home: Path
+    queue: str
+    frames: Path
+    tasks: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of `capport run`, and of the workers."""
+        return {
+            "DAGSTER_HOME": str(self.home),
+            "CAPPORT_CELERY_BROKER": REDIS,
+            "CAPPORT_CELERY_QUEUE": self.queue,
+            "PYTHONPATH": str(self.tasks),
+        }
+
+    def instance(self) -> DagsterInstance:
+        return DagsterInstance.from_config(str(self.home))
+
+    def worker_of(self, pid: int) -> int | None:
+        """The worker (its index) whose pool process `pid` is, if any."""
+        for index, worker in enumerate(self.workers):
+            if pid in _children(worker.pid):
+                return index
+        return None
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        found.update(int(child) for child in text.split())
+    return found
+
+
+def _create_database(name: str) -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+
+
+def _drop_database(name: str) -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    connection.close()
+
+
+def _start_worker(cluster: Cluster, name: str, directory: Path) -> subprocess.Popen[bytes]:
+    directory.mkdir()
+    log = (directory / "worker.log").open("wb")
+    command = [
+        *(str(Path(sys.executable).parent / "celery"), "-A", "capport_dagster.celery_worker"),
+        *("worker", "-Q", cluster.queue, "-n", f"{name}@%h", "--concurrency", "1"),
+        *("--prefetch-multiplier", "1", "--without-mingle", "--without-gossip", "-l", "INFO"),
+    ]
+    environment = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | cluster.env
+    return subprocess.Popen(
+        command,
+        cwd=directory,
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _wait_ready(worker: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_DEADLINE
+    while b" ready." not in log.read_bytes():
+        assert worker.poll() is None, f"the worker died:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"the worker never got ready:\n{log.read_text()}"
+        time.sleep(0.1)
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+
+
+SLOW_TASKS = '''
+import time
+from pathlib import Path
+
+from capport_dagster import task
+
+
+@task("wait_for_go", reads=lambda a: [a["input"]], writes=lambda a: [a["save_df"]])
+def wait_for_go(args, frames, ctx):
+    """Passes its frame on once the file `go` exists (bounded), so a test can kill it."""
+    go = ctx.path(args["go"])
+    deadline = time.monotonic() + 120
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {args["save_df"]: frames[args["input"]]}
+'''
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    require_service("redis")
+    require_service("postgres")
+    try:
+        import dagster_celery  # noqa: F401
+        import dagster_postgres  # noqa: F401
+    except ImportError as exc:
+        skip_for_service(f"{exc.name} is not installed (pip install -e '.[test]')")
+    root = tmp_path_factory.mktemp("celery")
+    suffix = uuid.uuid4().hex[:10]
+    database = f"capport_celery_{suffix}"
+    cluster = Cluster(
+        home=root / "home",
+        queue=f"capport-test-{suffix}",
+        frames=root / "frames",
+        tasks=root / "tasks",
+    )
+    cluster.home.mkdir()
+    cluster.tasks.mkdir()
+    (cluster.tasks / "slow_tasks.py").write_text(SLOW_TASKS)
+    (cluster.home / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\n"
+        f"storage:\n  postgres:\n    postgres_url: {POSTGRES}/{database}\n"
+    )
+    _create_database(database)
+    try:
+        for name in ("one", "two"):
+            cluster.workers.append(_start_worker(cluster, name, root / f"worker_{name}"))
+        for name, worker in zip(("one", "two"), cluster.workers, strict=True):
+            _wait_ready(worker, root / f"worker_{name}" / "worker.log")
+        yield cluster
+    finally:
+        for worker in cluster.workers:
+            _stop(worker)
+        _drop_database(database)
+
+
+def _run(cluster: Cluster, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return capport("run", *args, cwd=cwd, timeout=RUN_TIMEOUT, **cluster.env)
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    """The data files a run wrote (its log file aside: times and run ids differ)."""
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file() and p.suffix != ".log"
+    }
+
+
+def _step_starts(instance: DagsterInstance, run_id: str) -> list[tuple[str, int]]:
+    """(step, pid of the process that ran it) of each step the run started."""
+    entries = instance.all_logs(run_id, of_type=DagsterEventType.STEP_START)
+    return [(e.step_key or "", e.dagster_event.pid or 0) for e in entries if e.dagster_event]
+
+
+def _run_id(stderr: str) -> str | None:
+    for line in stderr.splitlines():
+        if line.startswith("resume with: --resume "):
+            return line.rsplit(" ", 1)[1]
+    return None
+
+
+@pytest.mark.parametrize("index", range(len(EXAMPLE_PIPELINES)))
+def test_every_example_pipeline_runs_on_the_workers_as_in_process(
+    cluster, example_api, tmp_path, index
+):
+    """The same files as an in-process run, with the stages on the workers (each pipeline in
+    another mode, so that all four are covered)."""
+    pipeline, mode = EXAMPLE_PIPELINES[index], MODES[index % len(MODES)]
+    here = capport(
+        *("run", "-c", str(example_api), "-p", pipeline, "-o", str(tmp_path / "here")),
+        *("--mode", mode, "--no-preview"),
+        cwd=tmp_path,
+    )
+    assert here.returncode == 0, here.stderr
+    there = _run(
+        cluster,
+        *("-c", str(example_api), "-p", pipeline, "-o", str(tmp_path / "there")),
+        *("--mode", mode, "--executor", "celery", "--no-preview"),
+        *("--frames-dir", str(cluster.frames)),
+        cwd=tmp_path,
+    )
+    assert there.returncode == 0, there.stderr
+    assert f"mode {mode}, executor celery" in there.stderr
+    expected = _files(tmp_path / "here")
+    assert expected, "the pipeline wrote nothing"
+    assert _files(tmp_path / "there") == expected
+    [log] = (tmp_path / "there" / "logs").glob("*.log")
+    assert " WARNING " not in log.read_text()
+
+
+def test_the_stages_ran_in_both_workers(cluster, example_api, tmp_path):
+    """Two independent branches at once (async mode): each worker takes one, and the event log
+    records the worker processes' pids, neither of them `capport run`'s."""
+    before = {r.run_id for r in cluster.instance().get_runs()}
+    pids: set[int] = set()
+    for attempt in range(5):  # who takes which step is Celery's choice: a few runs suffice
+        run = _run(
+            cluster,
+            *("-c", str(example_api), "-p", "branches", "-o", str(tmp_path / str(attempt))),
+            *("--mode", "async_lazy", "--executor", "celery", "--no-preview"),
+            *("--frames-dir", str(cluster.frames)),
+            cwd=tmp_path,
+        )
+        assert run.returncode == 0, run.stderr
+        with cluster.instance() as instance:
+            [new] = [r for r in instance.get_runs() if r.run_id not in before]
+            before.add(new.run_id)
+            pids.update(pid for _, pid in _step_starts(instance, new.run_id))
+        if {cluster.worker_of(pid) for pid in pids} == {0, 1}:
+            break
+    assert {cluster.worker_of(pid) for pid in pids} == {0, 1}, pids
+
+
+def test_a_worker_killed_mid_stage_fails_the_run_naming_it_and_resume_completes_it(
+    cluster, write_config, tmp_path
+):
+    config = write_config(
+        {
+            "data/a.csv": "x\n1\n2\n",
+            "p.yml": """
+                pipeline:
+                  p:
+                    - { label: load, task: load_csv, args: { filepath: $CONFIG_DIR/data/a.csv,
+                        df_name: A } }
+                    - { label: slow, task: wait_for_go, args: { input: A, save_df: B,
+                        go: $CONFIG_DIR/../go } }
+                    - { label: save, task: save_csv, args: { filepath: $OUTPUT_DIR/b.csv,
+                        df_name: B } }
+            """,
+        }
+    )
+    out = tmp_path / "out"
+    command = [
+        *("-c", str(config), "-p", "p", "-m", "slow_tasks", "-o", str(out)),
+        *("--executor", "celery", "--frames-dir", str(cluster.frames), "--no-preview"),
+    ]
+    environment = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | cluster.env
+    launched = subprocess.Popen(
+        [sys.executable, "-m", "capport_dagster.cli", "run", *command],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        victim = None
+        while victim is None:
+            assert launched.poll() is None, launched.communicate()
+            assert time.monotonic() < deadline, "the slow stage never started"
+            with cluster.instance() as instance:
+                runs = [r for r in instance.get_runs() if r.job_name == "p"]
+                if runs:
+                    starts = dict(_step_starts(instance, runs[0].run_id))
+                    victim = starts.get("slow")
+            time.sleep(0.2)
+        assert cluster.worker_of(victim) is not None
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = launched.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if launched.poll() is None:
+            os.killpg(launched.pid, signal.SIGKILL)
+            launched.wait(timeout=30)
+    assert launched.returncode == 1, stderr
+    assert (
+        "error: config/p.yml:5, pipeline 'p', stage 'slow' (#2): the Celery worker process"
+        f" running it ({victim}) died: Worker exited prematurely: signal 9 (SIGKILL)\n"
+    ) in stderr
+    assert not out.exists() or not (out / "b.csv").exists()
+    run_id = _run_id(stderr)
+    assert run_id is not None, stderr
+
+    (tmp_path / "go").touch()
+    resumed = _run(cluster, *command, "--resume", run_id, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "b.csv").read_text() == "x\n1\n2\n"
+    with cluster.instance() as instance:
+        [again] = [r for r in instance.get_runs() if r.parent_run_id == run_id]
+        assert sorted(step for step, _ in _step_starts(instance, again.run_id)) == [
+            "save",
+            "slow",
+        ]
+
+
+# --- the pieces, without a cluster ------------------------------------------------------------
+
+
+def test_the_poll_interval_is_dagster_celerys_module_global(monkeypatch):
+    """The one private thing capport sets: if dagster-celery renames it, this fails first."""
+    pytest.importorskip("dagster_celery")
+    from dagster_celery import core_execution_loop
+
+    from capport_dagster.translate.celery import set_poll_interval
+
+    monkeypatch.setattr(core_execution_loop, "TICK_SECONDS", core_execution_loop.TICK_SECONDS)
+    set_poll_interval(0.05)
+    assert core_execution_loop.TICK_SECONDS == 0.05
+    # and the loop still sleeps on it, under that name
+    source = Path(core_execution_loop.__file__).read_text()
+    assert "time.sleep(TICK_SECONDS)" in source
+    monkeypatch.delattr(core_execution_loop, "TICK_SECONDS")
+    with pytest.raises(RuntimeError, match="TICK_SECONDS is gone"):
+        set_poll_interval(0.05)
+
+
+@pytest.mark.parametrize(
+    ("given", "environ", "expected"),
+    [
+        ((None, None), {}, ("pyamqp://guest@localhost:5672//", "rpc://")),
+        ((None, None), {"CAPPORT_CELERY_BROKER": REDIS}, (REDIS, REDIS)),
+        (
+            (None, None),
+            {"CAPPORT_CELERY_BROKER": REDIS, "CAPPORT_CELERY_BACKEND": "redis://h:6379/1"},
+            (REDIS, "redis://h:6379/1"),
+        ),
+        (("amqp://h//", None), {"CAPPORT_CELERY_BROKER": REDIS}, ("amqp://h//", "rpc://")),
+        (("amqp://h//", "redis://b/2"), {}, ("amqp://h//", "redis://b/2")),
+    ],
+    ids=["defaults", "redis broker", "both from the environment", "run config", "both given"],
+)
+def test_broker_and_backend(monkeypatch, given, environ, expected):
+    pytest.importorskip("dagster_celery")
+    from capport_dagster.translate.celery import broker_and_backend
+
+    for name in ("CAPPORT_CELERY_BROKER", "CAPPORT_CELERY_BACKEND", "DAGSTER_CELERY_BROKER_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert broker_and_backend(*given) == expected
+
+
+def test_celery_without_dagster_home_is_refused_before_anything_runs(tmp_path):
+    run = capport(
+        *("run", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "-o", str(tmp_path / "o")),
+        *("--executor", "celery"),
+        cwd=tmp_path,
+    )
+    assert (run.returncode, run.stdout) == (2, "")
+    assert run.stderr == (
+        "error: executor 'celery' needs DAGSTER_HOME: an instance the workers can reach (its"
+        " dagster.yaml with PostgreSQL storage, as deploy/dagster.yaml), set in this process and"
+        " the workers' (docs/deploy.md)\n"
+    )
+    assert not (tmp_path / "o").exists()
