@@ -26,6 +26,7 @@ import polars as pl
 
 from bench import harness
 from bench.data_path import data_path
+from bench.executors import executors
 from bench.fanout import cpu_fanout, http_fanout
 from bench.files import files
 from bench.harness import Comparison
@@ -48,11 +49,12 @@ class Sizes:
     http_delay: float
     config_stages: tuple[int, ...]
     multiprocess: bool
+    executor_stages: int
 
 
 FULL = Sizes(3, (1_000_000, 5_000_000), (32, 200), 2_000_000, (4, 8), 1_000_000, 1.0,
-             (100, 1_000, 5_000), True)  # fmt: skip
-QUICK = Sizes(1, (20_000,), (8, 32), 20_000, (4,), 20_000, 0.2, (20, 100), False)
+             (100, 1_000, 5_000), True, 16)  # fmt: skip
+QUICK = Sizes(1, (20_000,), (8, 32), 20_000, (4,), 20_000, 0.2, (20, 100), False, 4)
 
 Suite = Callable[[Path, Sizes], list[Comparison]]
 SUITES: dict[str, Suite] = {
@@ -73,6 +75,7 @@ SUITES: dict[str, Suite] = {
     "files": lambda work, s: files(work, s.event_rows[-1], s.rounds),
     "sql": lambda work, s: sql(work, s.fanout_rows, s.rounds),
     "transform_lang": lambda work, s: transform_lang(work, s.event_rows[-1], s.rounds),
+    "executors": lambda work, s: [executors(work, s.executor_stages, s.rounds)],
 }
 
 

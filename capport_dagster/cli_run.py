@@ -126,18 +126,19 @@ def _run(args: argparse.Namespace) -> int:
         tags = {PROCESS_TAG: f"{HOST_TAG}.{os.getpid()}"}
         since = datetime.now(UTC)
         # In a worker thread, so that a signal is answered at once (see core/interrupts.py).
-        result = interrupts.run_in_worker(
-            lambda: execute_job(
-                job,
-                instance=instance,
-                run_config=run_config,
-                tags=tags,
-                raise_on_error=False,
-                reexecution_options=reexecution,
-            ),
-            on_stop=lambda signum: _stop_run(instance, executor, tags, since),
-            processes=executor == "multiprocess",
-        )
+        with _progress_from_workers(instance, executor, RunsFilter(tags=tags, created_after=since)):
+            result = interrupts.run_in_worker(
+                lambda: execute_job(
+                    job,
+                    instance=instance,
+                    run_config=run_config,
+                    tags=tags,
+                    raise_on_error=False,
+                    reexecution_options=reexecution,
+                ),
+                on_stop=lambda signum: _stop_run(instance, executor, tags, since),
+                processes=executor == "multiprocess",
+            )
         events = result.all_events
         if not result.success:
             stored = [e.dagster_event for e in instance.all_logs(result.run_id) if e.dagster_event]
@@ -184,6 +185,29 @@ def _stop_run(
                 interrupts.say(f"resume with: --resume {run_id}")
     elif executor == "multiprocess":  # the temporary instance of `_instance`
         interrupts.remove_before_exit(instance.root_directory)
+
+
+@contextmanager
+def _progress_from_workers(
+    instance: DagsterInstance, executor: str, run: RunsFilter
+) -> Iterator[None]:
+    """Celery workers print their stages' progress lines on their own machines: here they are
+    read back from the instance, as the workers store their events."""
+    if executor != "celery":
+        yield
+        return
+    from capport_dagster.translate.progress import follow_progress
+
+    stop = threading.Event()
+    follower = threading.Thread(
+        target=follow_progress, args=(instance, run, stop), name="capport-progress", daemon=True
+    )
+    follower.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        follower.join(timeout=10)
 
 
 def _check_instance_for(executor: str) -> None:

@@ -22,14 +22,16 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance
 
+from bench.celery_workers import celery_workers, pool_processes
+from capport_dagster.core.graph import load_project
+from capport_dagster.translate.translator import CapportTranslator
 from tests.conftest import EXAMPLE_CONFIG, capport
 from tests.services import require_service, skip_for_service
 from tests.test_jobs import EXAMPLE_PIPELINES, MODES
 
 REDIS = "redis://127.0.0.1:6379/0"
 POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432"
-#: Seconds a worker may take to say it is ready, and a run to end.
-READY_DEADLINE = 60
+#: Seconds a run may take.
 RUN_TIMEOUT = 240
 
 
@@ -59,70 +61,29 @@ class Cluster:
     def worker_of(self, pid: int) -> int | None:
         """The worker (its index) whose pool process `pid` is, if any."""
         for index, worker in enumerate(self.workers):
-            if pid in _children(worker.pid):
+            if pid in pool_processes(worker):
                 return index
         return None
 
 
-def _children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        text = (task / "children").read_text() if (task / "children").exists() else ""
-        found.update(int(child) for child in text.split())
-    return found
-
-
 def _create_database(name: str) -> None:
-    import psycopg2
-
-    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    connection.close()
+    _postgres(f'CREATE DATABASE "{name}"')
 
 
 def _drop_database(name: str) -> None:
+    _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _postgres(statement: str) -> None:
     import psycopg2
 
     connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
     connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    connection.close()
-
-
-def _start_worker(cluster: Cluster, name: str, directory: Path) -> subprocess.Popen[bytes]:
-    directory.mkdir()
-    log = (directory / "worker.log").open("wb")
-    command = [
-        *(str(Path(sys.executable).parent / "celery"), "-A", "capport_dagster.celery_worker"),
-        *("worker", "-Q", cluster.queue, "-n", f"{name}@%h", "--concurrency", "1"),
-        *("--prefetch-multiplier", "1", "--without-mingle", "--without-gossip", "-l", "INFO"),
-    ]
-    environment = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | cluster.env
-    return subprocess.Popen(
-        command,
-        cwd=directory,
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _wait_ready(worker: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_DEADLINE
-    while b" ready." not in log.read_bytes():
-        assert worker.poll() is None, f"the worker died:\n{log.read_text()}"
-        assert time.monotonic() < deadline, f"the worker never got ready:\n{log.read_text()}"
-        time.sleep(0.1)
-
-
-def _stop(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGKILL)
-    worker.wait(timeout=30)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        connection.close()
 
 
 SLOW_TASKS = '''
@@ -170,14 +131,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     )
     _create_database(database)
     try:
-        for name in ("one", "two"):
-            cluster.workers.append(_start_worker(cluster, name, root / f"worker_{name}"))
-        for name, worker in zip(("one", "two"), cluster.workers, strict=True):
-            _wait_ready(worker, root / f"worker_{name}" / "worker.log")
-        yield cluster
+        with celery_workers(root / "workers", cluster.env, cluster.queue) as workers:
+            cluster.workers = workers
+            yield cluster
     finally:
-        for worker in cluster.workers:
-            _stop(worker)
         _drop_database(database)
 
 
@@ -229,6 +186,12 @@ def test_every_example_pipeline_runs_on_the_workers_as_in_process(
     )
     assert there.returncode == 0, there.stderr
     assert f"mode {mode}, executor celery" in there.stderr
+    # Each stage's progress, read back from the instance as the workers store their events.
+    graph = load_project(example_api, pipelines=[pipeline]).graphs[pipeline]
+    for node in graph.nodes:
+        op = CapportTranslator().get_op_name(node)
+        assert there.stderr.count(f"[capport] {op}: started\n") == 1, there.stderr
+        assert there.stderr.count(f"[capport] {op}: done in ") == 1, there.stderr
     expected = _files(tmp_path / "here")
     assert expected, "the pipeline wrote nothing"
     assert _files(tmp_path / "there") == expected
