@@ -54,7 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     common(run)
     run.add_argument("-p", "--pipeline", required=True)
     run.add_argument("-r", "--runner", help="runner whose mode, executor and logger to use")
-    run.add_argument("-o", "--output", type=Path, help=f"$OUTPUT_DIR (default: {DEFAULT_OUTPUT})")
+    run.add_argument(
+        "-o",
+        "--output",
+        help=f"$OUTPUT_DIR, a directory or an object-store URI (default: {DEFAULT_OUTPUT})",
+    )
     run.add_argument("-d", "--date", help="$REF_DATETIME of the run (ISO 8601; default: now)")
     run.add_argument("--mode", choices=[m.value for m in RunMode])
     run.add_argument("--executor", choices=EXECUTORS)

@@ -42,7 +42,7 @@ from capport_dagster.core.sinks import HOST_TAG
 from capport_dagster.core.uris import is_uri
 from capport_dagster.errors import ConfigError, Location, ValidationError
 from capport_dagster.translate.build import project_for
-from capport_dagster.translate.executor import PERSISTING_EXECUTORS
+from capport_dagster.translate.executor import PERSISTING_EXECUTORS, REMOTE_EXECUTORS
 from capport_dagster.translate.resources import parse_reference
 from capport_dagster.translate.run_config import FRAMES_DIR_VARIABLE, default_logger
 
@@ -70,8 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     config_dir = str(Path(args.config).absolute())
     # What the environment and the command line get wrong is said before anything runs.
     check_dagster_home()
-    output_dir = Path(args.output or DEFAULT_OUTPUT).absolute()
-    _check_output_dir(output_dir, given=args.output is not None)
+    output_dir = _output_dir(args.output)
     # The run carries its config's text: the processes running its stages rebuild this very
     # config (on other machines too), whatever happens to the files meanwhile.
     snapshot = config_snapshot(config_dir)
@@ -191,9 +190,9 @@ def _stop_run(
 def _progress_from_workers(
     instance: DagsterInstance, executor: str, run: RunsFilter
 ) -> Iterator[None]:
-    """Celery workers print their stages' progress lines on their own machines: here they are
-    read back from the instance, as the workers store their events."""
-    if executor != "celery":
+    """Celery workers and Kubernetes pods print their stages' progress lines where they run:
+    here they are read back from the instance, as the workers store their events."""
+    if executor not in REMOTE_EXECUTORS:
         yield
         return
     from capport_dagster.translate.progress import follow_progress
@@ -211,11 +210,11 @@ def _progress_from_workers(
 
 
 def _check_instance_for(executor: str) -> None:
-    """Celery workers record their stages' events in the run's instance and find its frames
-    through it: a temporary instance of this process is none they can reach."""
-    if executor == "celery" and not os.environ.get("DAGSTER_HOME"):
+    """Celery workers and Kubernetes pods record their stages' events in the run's instance and
+    find its frames through it: a temporary instance of this process is none they can reach."""
+    if executor in REMOTE_EXECUTORS and not os.environ.get("DAGSTER_HOME"):
         raise ConfigError(
-            "executor 'celery' needs DAGSTER_HOME: an instance the workers can reach (its"
+            f"executor '{executor}' needs DAGSTER_HOME: an instance the workers can reach (its"
             " dagster.yaml with PostgreSQL storage, as deploy/dagster.yaml), set in this"
             " process and the workers' (docs/deploy.md)",
             Location(),
@@ -275,6 +274,16 @@ def check_dagster_home() -> None:
         " that keeps no history",
         Location(),
     )
+
+
+def _output_dir(given: str | None) -> str:
+    """`-o` as the run gets it: an object-store URI as it is, a directory made absolute (the
+    run's stages may run in other working directories) and checked."""
+    if given is not None and is_uri(given):
+        return given
+    output_dir = Path(given or DEFAULT_OUTPUT).absolute()
+    _check_output_dir(output_dir, given=given is not None)
+    return str(output_dir)
 
 
 def _check_output_dir(output_dir: Path, *, given: bool) -> None:

@@ -2,9 +2,10 @@
 
 - deploy/dagster.yaml validates against Dagster's instance schema, keeps capport's run queue
   limit, and a real `capport run` stores its run through it in PostgreSQL;
-- deploy/k8s/run_config.yaml's block validates against `k8s_job_executor`'s own schema (and
-  its Kubernetes blocks against the Kubernetes models), deploy/k8s/run_config_one_pod.yaml
-  against a capport job's run config; deploy/k8s/values.yaml agrees with the instance;
+- deploy/k8s/run_config.yaml (`executor: k8s`) and run_config_one_pod.yaml validate against a
+  capport job's run config, the first's `k8s:` block against `k8s_job_executor`'s own schema
+  and its Kubernetes blocks against the Kubernetes models; deploy/k8s/values.yaml agrees with
+  the instance;
 - deploy/start-worker.sh refuses to start without its environment, and starts a worker with it.
 """
 
@@ -25,6 +26,7 @@ import pytest
 import yaml
 from dagster import DagsterInvalidConfigError
 
+from capport_dagster.translate.k8s import k8s_config_problems
 from tests.conftest import REPO, capport
 from tests.services import require_service
 
@@ -178,58 +180,7 @@ def test_a_capport_run_is_stored_in_postgresql_through_the_deploy_instance(
 # --- deploy/k8s --------------------------------------------------------------------------------
 
 
-def _k8s_executor_problems(block: Any) -> list[str]:
-    """Why `block` is not a valid `execution.config` of dagster-k8s's `k8s_job_executor`: its
-    own schema, then each raw Kubernetes block (Permissive to Dagster) against the Kubernetes
-    API models dagster-k8s builds the step pods from."""
-    from dagster._config import process_config
-    from dagster_k8s import k8s_job_executor
-    from dagster_k8s.job import UserDefinedDagsterK8sConfig
-
-    result = process_config(k8s_job_executor.config_schema.config_type, block)
-    if not result.success:
-        return [error.message for error in result.errors or []]
-    value = result.value or {}
-    blocks = {"step_k8s_config": value["step_k8s_config"]}
-    blocks |= {f"per_step_k8s_config.{k}": v for k, v in value["per_step_k8s_config"].items()}
-    problems = []
-    for where, k8s_config in blocks.items():
-        try:
-            UserDefinedDagsterK8sConfig.from_dict(k8s_config)
-        except Exception as exc:  # dagster-k8s raises a bare Exception for unknown fields
-            problems.append(f"{where}: {exc}")
-    return problems
-
-
-def test_the_step_per_pod_run_config_validates_against_k8s_job_executor():
-    run_config = _yaml(DEPLOY / "k8s" / "run_config.yaml")
-    assert list(run_config) == ["execution"]
-    assert list(run_config["execution"]) == ["config"]
-    assert _k8s_executor_problems(run_config["execution"]["config"]) == []
-
-
-@pytest.mark.parametrize(
-    ("path", "typo"),
-    [
-        (["max_concurrent"], "max_concurent"),
-        (["step_k8s_config", "container_config", "resources"], "resorces"),
-        (["per_step_k8s_config", "join_players", "container_config"], "containr_config"),
-    ],
-)
-def test_a_typo_in_the_step_per_pod_run_config_is_caught(path, typo):
-    block = _yaml(DEPLOY / "k8s" / "run_config.yaml")["execution"]["config"]
-    *parents, key = path
-    parent = block
-    for name in parents:
-        parent = parent[name]
-    parent[typo] = parent.pop(key)
-    problems = _k8s_executor_problems(block)
-    assert problems and typo in " ".join(problems)
-
-
-def test_the_one_pod_run_config_is_a_capport_run_config(write_config):
-    from dagster import validate_run_config
-
+def _deployed_job(write_config):  # type: ignore[no-untyped-def]
     from capport_dagster import load_definitions
 
     config = write_config(
@@ -241,7 +192,46 @@ def test_the_one_pod_run_config_is_a_capport_run_config(write_config):
             """
         }
     )
-    job = load_definitions(config).resolve_job_def("deployed")
+    return load_definitions(config).resolve_job_def("deployed")
+
+
+def test_the_step_per_pod_run_config_is_a_capport_run_config_for_k8s_job_executor(write_config):
+    from dagster import validate_run_config
+
+    run_config = _yaml(DEPLOY / "k8s" / "run_config.yaml")
+    assert run_config["executor"] == "k8s"
+    assert k8s_config_problems(run_config["k8s"]) == []
+    validate_run_config(_deployed_job(write_config), run_config)
+
+
+@pytest.mark.parametrize(
+    ("path", "typo"),
+    [
+        (["max_concurrent"], "max_concurent"),
+        (["step_k8s_config", "container_config", "resources"], "resorces"),
+        (["per_step_k8s_config", "join_players", "container_config"], "containr_config"),
+    ],
+)
+def test_a_typo_in_the_step_per_pod_run_config_is_caught(write_config, path, typo):
+    from dagster import validate_run_config
+
+    run_config = _yaml(DEPLOY / "k8s" / "run_config.yaml")
+    *parents, key = path
+    parent = run_config["k8s"]
+    for name in parents:
+        parent = parent[name]
+    parent[typo] = parent.pop(key)
+    problems = k8s_config_problems(run_config["k8s"])
+    assert problems and typo in " ".join(problems)
+    # and capport says it before a run starts, under `k8s`
+    with pytest.raises(DagsterInvalidConfigError, match=f"root:k8s: .*{typo}"):
+        validate_run_config(_deployed_job(write_config), run_config)
+
+
+def test_the_one_pod_run_config_is_a_capport_run_config(write_config):
+    from dagster import validate_run_config
+
+    job = _deployed_job(write_config)
     run_config = _yaml(DEPLOY / "k8s" / "run_config_one_pod.yaml")
     assert run_config["executor"] in ("in_process", "multiprocess")
     validate_run_config(job, run_config)

@@ -7,9 +7,9 @@ from typing import Literal, get_args
 
 __all__ = ["DEFAULT_MODE", "EXECUTORS", "Executor", "RunMode"]
 
-#: Where stages run: in the launching process, a process each on this machine, or as Celery
-#: tasks on any machine (`translate/executor.py` maps each to Dagster's executor).
-Executor = Literal["in_process", "multiprocess", "celery"]
+#: Where stages run: in the launching process, a process each on this machine, as Celery tasks
+#: on any machine, or as Kubernetes Jobs (`translate/executor.py` maps each to Dagster's).
+Executor = Literal["in_process", "multiprocess", "celery", "k8s"]
 EXECUTORS: tuple[Executor, ...] = get_args(Executor)
 
 

@@ -10,14 +10,16 @@ The mode is run configuration, not part of the job, so one job serves every mode
   persisted as Parquet); sync modes then run one stage at a time;
 - `executor: celery`: dagster-celery's executor (each stage a task on a broker, run by the
   Celery workers of any machine; frames persisted as Parquet where all can reach them). The
-  workers' number and concurrency bound how many stages run at once (`translate/celery.py`).
+  workers' number and concurrency bound how many stages run at once (`translate/celery.py`);
+- `executor: k8s`: dagster-k8s's `k8s_job_executor` (each stage a Kubernetes Job; frames
+  persisted in object storage), configured by the run config's `k8s:` (`translate/k8s.py`).
 """
 
 from __future__ import annotations
 
 import os
 
-from dagster import Enum, EnumValue, Field, Noneable, Shape, executor
+from dagster import Enum, EnumValue, Field, Noneable, Permissive, Shape, executor
 from dagster._core.execution.retries import RetryMode
 from dagster._core.executor.in_process import InProcessExecutor
 
@@ -37,13 +39,16 @@ __all__ = [
     "EXECUTOR_KINDS",
     "MODE_ENUM",
     "PERSISTING_EXECUTORS",
+    "REMOTE_EXECUTORS",
     "capport_executor",
     "default_concurrency",
 ]
 
 EXECUTOR_KINDS = EXECUTORS
 #: Executors whose stages run in separate processes: frames are persisted between stages.
-PERSISTING_EXECUTORS = ("multiprocess", "celery")
+PERSISTING_EXECUTORS = ("multiprocess", "celery", "k8s")
+#: Executors whose stages may run on other machines: they need an instance all can reach.
+REMOTE_EXECUTORS = ("celery", "k8s")
 
 MODE_ENUM = Enum("CapportRunMode", [EnumValue(mode.value) for mode in RunMode])
 EXECUTOR_ENUM = Enum("CapportExecutor", [EnumValue(kind) for kind in EXECUTOR_KINDS])
@@ -114,6 +119,9 @@ def default_concurrency() -> int:
         "executor": Field(EXECUTOR_ENUM, default_value="in_process"),
         "max_concurrent": Field(Noneable(int), default_value=None),
         "celery": Field(CELERY_CONFIG, default_value=CELERY_DEFAULTS),
+        # dagster-k8s's `k8s_job_executor` config, checked against its schema by the run config
+        # mapping (`translate/k8s.py`): not imported here, Kubernetes' client is heavy.
+        "k8s": Field(Permissive(), default_value={}),
     },
 )
 def capport_executor(init_context):  # type: ignore[no-untyped-def]
@@ -124,6 +132,10 @@ def capport_executor(init_context):  # type: ignore[no-untyped-def]
     # `capport run` does by default) does not pay for anyio and the multiprocess machinery.
     if config["executor"] == "celery":
         return celery_executor(config["celery"])
+    if config["executor"] == "k8s":
+        from capport_dagster.translate.k8s import k8s_executor
+
+        return k8s_executor(init_context, config["k8s"])
     if config["executor"] == "multiprocess":
         from dagster._core.executor.multiprocess import MultiprocessExecutor
 

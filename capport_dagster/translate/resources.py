@@ -87,7 +87,7 @@ class CapportRun:
             self._variables = MappingProxyType(
                 run_variables(
                     config_dir=Path(self.config_dir),
-                    output_dir=Path(self.output_dir),
+                    output_dir=self.output_dir,  # a path, or an object-store URI
                     ref_datetime=self.reference,
                     environ=os.environ,
                 )

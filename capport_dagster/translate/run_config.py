@@ -3,10 +3,11 @@
 Users (and schedules, and `capport run`) write
 
     mode: async_eager          # sync_lazy | sync_eager | async_lazy | async_eager
-    executor: in_process       # or multiprocess, or celery
+    executor: in_process       # or multiprocess, celery, k8s
     max_concurrent: 4
     frames_dir: s3://bucket/frames   # where persisted frames go (or a local path)
     celery: { broker: "redis://host:6379/0", backend: null, poll_interval: 0.05 }
+    k8s: { job_namespace: capport, ... }   # executor: k8s (dagster-k8s's executor config)
     output_dir: output
     ref_datetime: "2026-01-05T15:00:00+08:00"
     preview: false             # compute head and row count of final frames (lazy modes)
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pendulum
-from dagster import ConfigMapping, DagsterInvalidConfigError, Field, Noneable
+from dagster import ConfigMapping, DagsterInvalidConfigError, Field, Noneable, Permissive
 from dagster._config import DagsterEvaluationErrorReason, EvaluationError
 from dagster._config.stack import EvaluationStackRoot
 from dagster._utils.error import SerializableErrorInfo
@@ -51,6 +52,7 @@ from capport_dagster.translate.executor import (
     MODE_ENUM,
     PERSISTING_EXECUTORS,
 )
+from capport_dagster.translate.k8s import K8S_MISSING_EXTRA, k8s_available, k8s_config_problems
 from capport_dagster.translate.ops import RUN_RESOURCE_KEY
 from capport_dagster.translate.resources import parse_reference
 
@@ -101,6 +103,11 @@ def run_config_mapping(
         "celery": Field(
             CELERY_CONFIG, default_value=CELERY_DEFAULTS, description="executor: celery"
         ),
+        "k8s": Field(
+            Permissive(),
+            default_value={},
+            description="executor: k8s (dagster-k8s's k8s_job_executor config)",
+        ),
         "output_dir": Field(str, default_value="output", description="$OUTPUT_DIR"),
         "ref_datetime": Field(
             Noneable(str), default_value=None, description="$REF_DATETIME (default: run start)"
@@ -137,6 +144,7 @@ def run_config_mapping(
                     "executor": values["executor"],
                     "max_concurrent": values["max_concurrent"],
                     "celery": values["celery"],
+                    "k8s": values["k8s"],
                 }
             },
             "resources": {
@@ -176,6 +184,11 @@ def _check_values(
             problems["ref_datetime"] = exc.message
     if values["executor"] == "celery" and not celery_available():
         problems["executor"] = MISSING_EXTRA
+    if values["executor"] == "k8s":
+        if not k8s_available():
+            problems["executor"] = K8S_MISSING_EXTRA
+        elif k8s := k8s_config_problems(values["k8s"]):
+            problems["k8s"] = "; ".join(k8s)
     location = frames_dir(values)
     if location is not None and values["executor"] in PERSISTING_EXECUTORS:
         problem = unreachable_frames_dir(location)
@@ -254,8 +267,15 @@ def _log_path(spec: LoggerSpec, config_dir: str, values: Mapping[str, Any], time
     reference = parse_reference(values["ref_datetime"], timezone) if values["ref_datetime"] else now
     variables = run_variables(
         config_dir=Path(config_dir),
-        output_dir=Path(values["output_dir"]),
+        output_dir=values["output_dir"],
         ref_datetime=reference,
         environ=os.environ,
     )
-    return Path(expand(spec.output, variables, spec.location)).absolute() / spec.file_name(now)
+    directory = expand(spec.output, variables, spec.location)
+    if is_uri(directory):
+        raise ConfigError(
+            f"its output {spec.output} is {directory}, an object-store URI: a log file is"
+            " appended to as the run goes, which objects cannot be (give it a local directory)",
+            spec.location,
+        )
+    return Path(directory).absolute() / spec.file_name(now)
