@@ -26,7 +26,7 @@ import polars as pl
 
 from bench import harness
 from bench.data_path import data_path
-from bench.executors import executors
+from bench.executors import executors, frames_on_s3
 from bench.fanout import cpu_fanout, http_fanout
 from bench.files import files
 from bench.harness import Comparison
@@ -75,7 +75,10 @@ SUITES: dict[str, Suite] = {
     "files": lambda work, s: files(work, s.event_rows[-1], s.rounds),
     "sql": lambda work, s: sql(work, s.fanout_rows, s.rounds),
     "transform_lang": lambda work, s: transform_lang(work, s.event_rows[-1], s.rounds),
-    "executors": lambda work, s: [executors(work, s.executor_stages, s.rounds)],
+    "executors": lambda work, s: [
+        executors(work, s.executor_stages, s.rounds),
+        frames_on_s3(work, s.event_rows[-1], s.rounds),
+    ],
 }
 
 
