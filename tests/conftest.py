@@ -24,8 +24,9 @@ from capport_dagster.core.modes import RunMode
 from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.core.runtime import run_stage
 
-#: Skips for a missing service, and their failure where CAPPORT_REQUIRE_SERVICES=1.
-pytest_plugins = ["tests.services"]
+#: Skips for a missing service, and their failure where CAPPORT_REQUIRE_SERVICES=1; moto's S3
+#: server and a bucket per test (`s3_server`, `s3_bucket`).
+pytest_plugins = ["tests.services", "tests.s3_server"]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO / "config"

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import DagsterEventType, DagsterInstance, RunsFilter
 
 from bench.celery_workers import celery_workers, pool_processes
 from capport_dagster.core.graph import load_project
 from capport_dagster.translate.translator import CapportTranslator
 from tests.conftest import EXAMPLE_CONFIG, capport
+from tests.s3_server import ACCESS_KEY, REGION, S3Server
 from tests.services import require_service, skip_for_service
 from tests.test_jobs import EXAMPLE_PIPELINES, MODES
 
@@ -41,19 +42,38 @@ class Cluster:
 
     home: Path
     queue: str
+    #: A local directory every worker reaches, and a bucket of moto's S3 server.
     frames: Path
+    bucket: str
+    s3: S3Server
     tasks: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def env(self) -> dict[str, str]:
-        """The environment of `capport run`, and of the workers."""
+        """The environment of `capport run`, and of the workers (the object store's too)."""
+        missing = str(self.home / "no-aws-config")
         return {
             "DAGSTER_HOME": str(self.home),
             "CAPPORT_CELERY_BROKER": REDIS,
             "CAPPORT_CELERY_QUEUE": self.queue,
             "PYTHONPATH": str(self.tasks),
+            "AWS_ENDPOINT_URL": self.s3.endpoint,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": "capport-celery-secret",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": missing,
+            "AWS_SHARED_CREDENTIALS_FILE": missing,
         }
+
+    @property
+    def s3_frames(self) -> str:
+        return f"s3://{self.bucket}/frames"
+
+    def frame_keys(self) -> list[str]:
+        listed = self.s3.client().list_objects_v2(Bucket=self.bucket, Prefix="frames/")
+        return sorted(item["Key"] for item in listed.get("Contents", []))
 
     def instance(self) -> DagsterInstance:
         return DagsterInstance.from_config(str(self.home))
@@ -105,7 +125,7 @@ def wait_for_go(args, frames, ctx):
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server) -> Iterator[Cluster]:
     require_service("redis")
     require_service("postgres")
     try:
@@ -120,8 +140,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         home=root / "home",
         queue=f"capport-test-{suffix}",
         frames=root / "frames",
+        bucket=f"capport-celery-{suffix}",
+        s3=s3_server,
         tasks=root / "tasks",
     )
+    s3_server.client().create_bucket(Bucket=cluster.bucket)
     cluster.home.mkdir()
     cluster.tasks.mkdir()
     (cluster.tasks / "slow_tasks.py").write_text(SLOW_TASKS)
@@ -157,6 +180,11 @@ def _step_starts(instance: DagsterInstance, run_id: str) -> list[tuple[str, int]
     return [(e.step_key or "", e.dagster_event.pid or 0) for e in entries if e.dagster_event]
 
 
+def _last_run(cluster: Cluster, pipeline: str) -> str:
+    with cluster.instance() as instance:
+        return instance.get_runs(RunsFilter(job_name=pipeline), limit=1)[0].run_id
+
+
 def _run_id(stderr: str) -> str | None:
     for line in stderr.splitlines():
         if line.startswith("resume with: --resume "):
@@ -168,8 +196,8 @@ def _run_id(stderr: str) -> str | None:
 def test_every_example_pipeline_runs_on_the_workers_as_in_process(
     cluster, example_api, tmp_path, index
 ):
-    """The same files as an in-process run, with the stages on the workers (each pipeline in
-    another mode, so that all four are covered)."""
+    """The same files as an in-process run, with the stages on the workers and the frames on
+    S3 (each pipeline in another mode, so that all four are covered)."""
     pipeline, mode = EXAMPLE_PIPELINES[index], MODES[index % len(MODES)]
     here = capport(
         *("run", "-c", str(example_api), "-p", pipeline, "-o", str(tmp_path / "here")),
@@ -181,11 +209,13 @@ def test_every_example_pipeline_runs_on_the_workers_as_in_process(
         cluster,
         *("-c", str(example_api), "-p", pipeline, "-o", str(tmp_path / "there")),
         *("--mode", mode, "--executor", "celery", "--no-preview"),
-        *("--frames-dir", str(cluster.frames)),
+        *("--frames-dir", cluster.s3_frames),
         cwd=tmp_path,
     )
     assert there.returncode == 0, there.stderr
     assert f"mode {mode}, executor celery" in there.stderr
+    run_id = _last_run(cluster, pipeline)
+    assert any(key.startswith(f"frames/{run_id}/") for key in cluster.frame_keys())
     # Each stage's progress, read back from the instance as the workers store their events.
     graph = load_project(example_api, pipelines=[pipeline]).graphs[pipeline]
     for node in graph.nodes:
@@ -243,7 +273,7 @@ def test_a_worker_killed_mid_stage_fails_the_run_naming_it_and_resume_completes_
     out = tmp_path / "out"
     command = [
         *("-c", str(config), "-p", "p", "-m", "slow_tasks", "-o", str(out)),
-        *("--executor", "celery", "--frames-dir", str(cluster.frames), "--no-preview"),
+        *("--executor", "celery", "--frames-dir", cluster.s3_frames, "--no-preview"),
     ]
     environment = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | cluster.env
     launched = subprocess.Popen(
@@ -283,6 +313,8 @@ def test_a_worker_killed_mid_stage_fails_the_run_naming_it_and_resume_completes_
     run_id = _run_id(stderr)
     assert run_id is not None, stderr
 
+    # The finished stage's frame is on S3, where the resumed run reads it back.
+    assert f"frames/{run_id}/load/A.parquet" in cluster.frame_keys()
     (tmp_path / "go").touch()
     resumed = _run(cluster, *command, "--resume", run_id, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr

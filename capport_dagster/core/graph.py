@@ -37,6 +37,7 @@ from capport_dagster.core.names import dagster_name_problems
 from capport_dagster.core.registry import TaskRegistry, TaskSpec
 from capport_dagster.core.runners import Runner, parse_runner, runner_problems
 from capport_dagster.core.secrets import SECRET_SECTIONS, Redactor, secret_values
+from capport_dagster.core.uris import is_uri
 from capport_dagster.core.variables import check_template
 from capport_dagster.errors import ConfigError, Location, Problem, ValidationError, did_you_mean
 
@@ -383,6 +384,8 @@ class _SchemaFlow:
         if "\0" in canonical or canonical in self.written:  # known at run time only
             return None
         if self.files is not None and self.files.by_another(canonical, self.pipeline):
+            return None
+        if is_uri(canonical):  # `validate` reads no object: its columns are the run's
             return None
         path = Path(canonical)
         return path if path.is_file() else None

@@ -121,7 +121,7 @@ def stop(signum: int) -> bool:
         return True
 
 
-def _refuse(path: Path) -> None:
+def _refuse(path: Path | str) -> None:
     signum = interrupted()
     if signum is not None:
         name = signal.Signals(signum).name
@@ -129,7 +129,7 @@ def _refuse(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def guarded(path: Path) -> Iterator[None]:
+def guarded(path: Path | str) -> Iterator[None]:
     """Hold this around what may not happen once the run is interrupted: the rename publishing a
     file, the creation of a temporary one. It raises instead when the run is interrupted, and
     `stop` waits for the block to end: a rename happens before the signal is handled, or never."""

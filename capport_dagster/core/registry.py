@@ -36,7 +36,8 @@ from pydantic import ValidationError as PydanticValidationError
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.secrets import Redactor
 from capport_dagster.core.sinkpass import SinkPass
-from capport_dagster.errors import ConfigError, Location, did_you_mean
+from capport_dagster.core.uris import is_uri, normalize_uri
+from capport_dagster.errors import ConfigError, Location, TaskError, did_you_mean
 
 if TYPE_CHECKING:
     from capport_dagster.core.config import CapportConfig
@@ -114,10 +115,29 @@ class RunContext:
     sink_pass: SinkPass = field(default_factory=SinkPass)
 
     def path(self, template: str) -> Path:
-        """Expand `$VARIABLES` in a path; relative paths resolve against the working directory."""
+        """Expand `$VARIABLES` in a path; relative paths resolve against the working directory.
+        A template naming an object-store URI is an error: a `Path` would fold `s3://b/k` into
+        the local path `./s3:/b/k` (tasks that handle URIs call `resolve`)."""
+        where = self.resolve(template)
+        if isinstance(where, str):
+            raise TaskError(
+                f"'{template}' is the object-store URI {where}, and this task reads and writes "
+                "local files only (give a local path)",
+                self.location,
+            )
+        return where
+
+    def resolve(self, template: str) -> Path | str:
+        """Expand `$VARIABLES` in a path or URI: an object-store URI stays a URI string,
+        normalized (`$OUTPUT_DIR/b.csv` is `s3://bucket/out/b.csv` when `$OUTPUT_DIR` is
+        `s3://bucket/out`); a local path becomes an absolute `Path` (relative ones resolve
+        against the working directory)."""
         from capport_dagster.core.variables import expand
 
-        return Path(expand(template, self.variables, self.location)).expanduser().absolute()
+        expanded = expand(template, self.variables, self.location)
+        if is_uri(expanded):
+            return normalize_uri(expanded)
+        return Path(expanded).expanduser().absolute()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,14 @@ rename, and the creation of a new temporary file, happen under `core/interrupts.
 refused once the run is interrupted; each temporary file is recorded there before it is created,
 so that the interrupted run removes the files of the writes it abandons (also those of stages in
 other processes, which it kills).
+
+An object store (`s3://bucket/key`) has no rename, but it makes an object visible in one request
+(a PUT, or the completion of a multipart upload), never half of one. So a sink writing an object
+writes the same temporary file, locally (in the temporary directory, `$TMPDIR`, under
+`capport-objects-<uid>/`), then uploads it (`atomic_object`): a failure before or during the upload
+leaves the object as it was, and no other object. The request publishing it is held under the
+interrupt guard, as the rename is. `atomic_new_object` creates an object that must not exist yet
+(`make_next`), `staged_copy` fetches one to append to.
 """
 
 from __future__ import annotations
@@ -31,11 +39,14 @@ import re
 import secrets
 import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from capport_dagster.core import interrupts
+from capport_dagster.core.object_store import ObjectExists, ObjectStore, store_for
+from capport_dagster.core.uris import PathOrUri, basename
 
 __all__ = [
     "HOST_TAG",
@@ -43,9 +54,13 @@ __all__ = [
     "DestinationError",
     "NewFile",
     "atomic_new_file",
+    "atomic_new_object",
+    "atomic_object",
     "atomic_path",
     "is_running",
     "remove_stale_temporaries",
+    "staged_copy",
+    "staging_directory",
 ]
 
 TEMP_SUFFIX = ".capport-tmp"
@@ -179,8 +194,9 @@ def is_running(pid: int) -> bool:
     return True
 
 
-def _create_temporary(destination: Path) -> Path:
+def _create_temporary(destination: Path, shown: PathOrUri | None = None) -> Path:
     """A new empty file beside `destination`, with the permissions a plain write would give.
+    `shown` names what it is written for, when that is not `destination` (an object).
 
     Not `tempfile.mkstemp`: it creates files readable by their owner only (0600), which the
     rename would hand on to the output. `os.open` with 0666 lets the umask decide, as `open` does.
@@ -189,7 +205,7 @@ def _create_temporary(destination: Path) -> Path:
         writer = f"{HOST_TAG}.{os.getpid()}.{secrets.token_hex(6)}"
         temporary = destination.with_name(f".{destination.name}.{writer}{TEMP_SUFFIX}")
         # Recorded before it exists, so that an interrupted run finds it (`core/interrupts.py`).
-        with interrupts.guarded(destination):
+        with interrupts.guarded(destination if shown is None else shown):
             interrupts.track(temporary)
             try:
                 fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -207,7 +223,7 @@ class NewFile:
 
     def __init__(self, temporary: Path) -> None:
         self.temporary = temporary
-        self.path: Path | None = None
+        self.path: PathOrUri | None = None
 
 
 @contextmanager
@@ -244,3 +260,100 @@ def atomic_new_file(names: Iterator[Path]) -> Iterator[NewFile]:
         temporary.unlink(missing_ok=True)
         interrupts.untrack(temporary)
     remove_stale_temporaries(first)
+
+
+# --- objects --------------------------------------------------------------------------------
+
+
+def staging_directory() -> Path:
+    """Where local copies of objects are written: `capport-objects-<uid>` in the temporary
+    directory (`$TMPDIR`), one per user (another user's would not be writable)."""
+    user = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"capport-objects-{user}"
+
+
+def _staging(uri: str) -> Path:
+    """Where the local copy of object `uri` is written, named after the object as a temporary
+    file beside a local destination would be (so that killed writers' leftovers are removed
+    the same way)."""
+    directory = staging_directory()
+    directory.mkdir(mode=0o700, exist_ok=True)
+    return directory / (basename(uri) or "object")
+
+
+@contextmanager
+def _staged(uri: str) -> Iterator[Path]:
+    """A new local temporary file for object `uri`, removed at the end whatever happens."""
+    staging = _staging(uri)
+    temporary = _create_temporary(staging, uri)
+    try:
+        yield temporary
+    finally:
+        temporary.unlink(missing_ok=True)
+        interrupts.untrack(temporary)
+    remove_stale_temporaries(staging)
+
+
+@contextmanager
+def atomic_object(
+    destination: str,
+    *,
+    store: ObjectStore | None = None,
+    if_absent: bool = False,
+    if_match: str | None = None,
+) -> Iterator[Path]:
+    """Yield a local temporary path to write; on success its bytes become object `destination`
+    in one write of the store (`ObjectStore.upload`), under the interrupt guard.
+
+    A missing bucket is said before anything is written (`ObjectStoreError`s say every failure
+    in the user's terms). On any failure, the upload's included, the object is left as it was.
+    `if_absent` (create only) and `if_match` (replace only the version read) make the write
+    conditional where the store allows (`ObjectExists`, `ObjectChanged` when refused)."""
+    store = store or store_for(destination)
+    store.check_bucket(destination)
+    with _staged(destination) as temporary:
+        yield temporary
+        store.upload(
+            temporary,
+            destination,
+            publish=lambda: interrupts.guarded(destination),
+            if_absent=if_absent,
+            if_match=if_match,
+        )
+
+
+@contextmanager
+def atomic_new_object(names: Iterator[str]) -> Iterator[NewFile]:
+    """Like `atomic_object`, for an object that must not exist yet: the first of `names` with
+    no object gets the data. Each name is looked at first, then written on condition that it is
+    still free (`If-None-Match`, on S3), so a concurrent writer's object is never replaced.
+    `NewFile.path` names the object made."""
+    first = next(names)
+    store = store_for(first)
+    store.check_bucket(first)
+    with _staged(first) as temporary:
+        new = NewFile(temporary)
+        yield new
+        candidate = first
+        while new.path is None:
+            if store.stat(candidate) is None:
+                try:
+                    store.upload(
+                        temporary,
+                        candidate,
+                        publish=lambda: interrupts.guarded(candidate),  # noqa: B023 (called at once)
+                        if_absent=True,
+                    )
+                    new.path = candidate
+                    continue
+                except ObjectExists:  # taken since it was looked at
+                    pass
+            candidate = next(names)
+
+
+@contextmanager
+def staged_copy(uri: str, store: ObjectStore) -> Iterator[Path]:
+    """A local copy of object `uri` (to append to), removed at the end."""
+    with _staged(uri) as copy:
+        store.download(uri, copy)
+        yield copy

@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from capport_dagster.core.uris import is_uri, normalize_uri
 from capport_dagster.core.yaml_source import LocatedDict, LocatedList
 from capport_dagster.errors import ConfigError, Location
 
@@ -130,14 +131,21 @@ def canonical_path(template: str, known: Mapping[str, str], location: Location) 
             parts.append(known[part[0]])
         else:
             parts.append(f"\0${{{part[0]}}}\0")
-    path = os.path.expanduser("".join(parts))
+    joined = "".join(parts)
+    if is_uri(joined):  # an object: normalized as a run names it, never made a local path
+        return normalize_uri(joined)
+    path = os.path.expanduser(joined)
     if not path.startswith(("/", "\0")):
         path = os.path.join(os.getcwd(), path)
     return os.path.normpath(path)
 
 
 def run_variables(
-    *, config_dir: Path, output_dir: Path, ref_datetime: datetime, environ: Mapping[str, str]
+    *,
+    config_dir: Path,
+    output_dir: Path | str,
+    ref_datetime: datetime,
+    environ: Mapping[str, str],
 ) -> dict[str, str]:
     """The variables of one run: the environment, overridden by the built-ins.
 
@@ -145,9 +153,11 @@ def run_variables(
     from ``-o``. ``REF_DATETIME`` keeps the offset of ``ref_datetime`` (none when it is naive).
     """
     values = dict(environ)
+    output = str(output_dir)
     values.update(
         CONFIG_DIR=os.path.abspath(config_dir),
-        OUTPUT_DIR=os.path.abspath(output_dir),
+        # An object-store URI (`s3://bucket/out`) stays one: `$OUTPUT_DIR/b.csv` is an object.
+        OUTPUT_DIR=output if is_uri(output) else os.path.abspath(output),
         REF_DATE=ref_datetime.date().isoformat(),
         REF_DATETIME=ref_datetime.isoformat(),
     )

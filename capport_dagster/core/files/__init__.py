@@ -1,7 +1,8 @@
 """The file tasks: `load_csv`/`save_csv`, `load_json`/`save_json`, `load_parquet`/`save_parquet`.
 
 One module per format; `common.py` holds their shared args and the atomic save in every write
-mode (`write_modes.py`). They are registered in the default registry by `core/tasks.py`.
+mode (`write_modes.py`). A `filepath` is a local path or an object-store URI (`s3://bucket/key`,
+`core/object_store.py`). They are registered in the default registry by `core/tasks.py`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,16 @@
 """What the file tasks share: their args (`filepath`, `df_name`, `model`, a format's options),
-the path checks, and the save routine that writes atomically in every write mode."""
+the path checks, and the save routine that writes atomically in every write mode.
+
+A `filepath` is a local path or an object-store URI (`s3://bucket/key`, `core/uris.py`): the
+run resolves it to an absolute `Path` or a URI string (`PathOrUri`), and every format reads
+and writes both. A save always writes a local temporary file; for an object, it is then
+uploaded in one write of the store (`core/sinks.py`)."""
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -13,14 +19,32 @@ import polars as pl
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from capport_dagster.core.constraints import constraint_check
-from capport_dagster.core.files.write_modes import WriteMode, next_names, parse_mode
+from capport_dagster.core.files.write_modes import WriteMode, next_names, next_uris, parse_mode
 from capport_dagster.core.models import Model, reshape
+from capport_dagster.core.object_store import (
+    CONDITIONAL_SCHEMES,
+    NoSuchBucket,
+    ObjectChanged,
+    ObjectStore,
+    ObjectStoreError,
+    polars_reason,
+    store_for,
+)
 from capport_dagster.core.registry import BindContext, Frame, RunContext, validate_model
-from capport_dagster.core.sinks import DestinationError, atomic_new_file, atomic_path
+from capport_dagster.core.sinks import (
+    DestinationError,
+    atomic_new_file,
+    atomic_new_object,
+    atomic_object,
+    atomic_path,
+    staged_copy,
+)
+from capport_dagster.core.uris import PathOrUri, is_uri, key_of, scheme_of
 from capport_dagster.core.variables import expand
 from capport_dagster.errors import ConfigError, TaskError
 
 __all__ = [
+    "Existing",
     "FileFrame",
     "FileFrames",
     "LoadEntry",
@@ -113,8 +137,12 @@ def file_frames_parser(
             assert isinstance(entry, LoadEntry | SaveEntry)
             if names_a_directory(entry.filepath):
                 raise ConfigError(f"task '{task}': {directory_path(entry.filepath)}", ctx.location)
+            if names_a_bucket(entry.filepath):
+                raise ConfigError(f"task '{task}': {bucket_path(entry.filepath)}", ctx.location)
             model = ctx.model(entry.model) if entry.model is not None else None
             mode = parse_mode(entry.mode) if isinstance(entry, SaveEntry) else WriteMode.REPLACE
+            if mode is WriteMode.APPEND and not appendable(entry.filepath):
+                raise ConfigError(f"task '{task}': {no_append(entry.filepath)}", ctx.location)
             files.append(
                 FileFrame(ctx.check_path(entry.filepath), entry.df_name, model, entry, mode)
             )
@@ -146,18 +174,52 @@ def directory_path(path: str, expanded: str | None = None) -> str:
     )
 
 
-def file_path(task: str, template: str, ctx: RunContext) -> Path:
-    """The file a path template names in this run; a variable ending in `/` cannot make it a
-    directory (checked here: validation saw only the template)."""
+def names_a_bucket(path: str) -> bool:
+    """`s3://bucket`: a URI with no key names a bucket, not an object."""
+    return is_uri(path) and not key_of(path)
+
+
+def bucket_path(path: str, expanded: str | None = None) -> str:
+    value = f" ('{expanded}')" if expanded not in (None, path) else ""
+    return (
+        f"filepath '{path}'{value} names a bucket, not an object (add the object's key: "
+        f"'{path.rstrip('/')}/name.csv')"
+    )
+
+
+def appendable(path: str) -> bool:
+    """Whether `mode: append` may write `path`: a local file, or an object of a store with
+    conditional writes (S3): elsewhere a concurrent writer's rows could be lost."""
+    return not is_uri(path) or scheme_of(path) in CONDITIONAL_SCHEMES
+
+
+def no_append(path: str) -> str:
+    return (
+        f"mode: append cannot write {path}: appending to an object needs a store with "
+        "conditional writes (s3://), and on this one a concurrent writer's rows could be lost "
+        "(save with mode: replace or make_next)"
+    )
+
+
+def file_path(task: str, template: str, ctx: RunContext) -> PathOrUri:
+    """The file (a `Path`) or object (a URI) a path template names in this run; a variable
+    ending in `/` cannot make it a directory (checked here: validation saw only the template)."""
     expanded = expand(template, ctx.variables, ctx.location)
     if names_a_directory(expanded):
         raise TaskError(f"{task}: {directory_path(template, expanded)}", ctx.location)
-    return ctx.path(template)
+    if names_a_bucket(expanded):
+        raise TaskError(f"{task}: {bucket_path(template, expanded)}", ctx.location)
+    return ctx.resolve(template)
 
 
-def loadable_path(task: str, kind: str, template: str, ctx: RunContext) -> Path:
-    """The file a load reads, which must be a file (`kind` names its format: 'a CSV file')."""
+def loadable_path(task: str, kind: str, template: str, ctx: RunContext) -> PathOrUri:
+    """The file a load reads, which must be a file (`kind` names its format: 'a CSV file'), or
+    the object, which must be there (looked at with one request, in every mode: a lazy scan
+    would fail only where a later stage executes it)."""
     path = file_path(task, template, ctx)
+    if isinstance(path, str):
+        _check_object(task, path, ctx)
+        return path
     if path.is_dir():
         raise TaskError(
             f"{task}: {path} is a directory, not {kind} (give the file's path)", ctx.location
@@ -167,14 +229,27 @@ def loadable_path(task: str, kind: str, template: str, ctx: RunContext) -> Path:
     return path
 
 
+def _check_object(task: str, uri: str, ctx: RunContext) -> None:
+    try:
+        store = store_for(uri)
+        found = store.stat(uri)
+    except ObjectStoreError as exc:
+        raise TaskError(f"{task}: cannot read {uri}: {exc.strerror}", ctx.location) from exc
+    if found is None:
+        folder = store.is_prefix(uri)
+        hint = " (objects lie under it: give the key of an object)" if folder else ""
+        raise TaskError(f"{task}: no such object {uri}{hint}", ctx.location)
+
+
 def file_gone(exc: Exception) -> str | None:
-    """The reason of a lazy load whose file went away before a sink read it."""
+    """The reason of a lazy load whose file (or object) went away before a sink read it, or
+    that the store refused."""
     if isinstance(exc, FileNotFoundError):
         return (
             "the file is gone: it was removed after this stage, and lazy modes read a file "
             "only when a later stage needs its data (keep it until the run ends)"
         )
-    return None
+    return polars_reason(exc)
 
 
 def raw_names(raw: Any, *keys: str) -> list[str]:
@@ -198,12 +273,21 @@ class WriteRefused(Exception):
     columns differ); its message is the whole error, located at the stage by `save_files`."""
 
 
+@dataclass(frozen=True)
+class Existing:
+    """What an append adds to: `path`, a local file to read (the file itself, or a local copy of
+    the object), and `shown`, how messages name it (the file, or the object's URI)."""
+
+    path: Path
+    shown: PathOrUri
+
+
 #: Runs the queries of a write in the stage's sink pass (with its checks and previews).
 RunPass = Callable[[list[pl.LazyFrame]], None]
 
 #: A format's write: `(file, frame, temporary, existing, run_pass)` writes `frame` to the
-#: temporary file through `run_pass`; `existing` is the file to append to (None: a new file).
-Writer = Callable[[FileFrame, pl.LazyFrame, Path, "Path | None", RunPass], None]
+#: temporary file through `run_pass`; `existing` is what to append to (None: a new file).
+Writer = Callable[[FileFrame, pl.LazyFrame, Path, "Existing | None", RunPass], None]
 
 _DESTINATION_ADVICE = {
     errno.EISDIR: " (give filepath the file's name too)",
@@ -221,7 +305,7 @@ def save_files(
     ctx: RunContext,
     write: Writer,
     *,
-    explain: Callable[[str, Path, Frame], str | None] = lambda name, path, frame: None,
+    explain: Callable[[str, PathOrUri, Frame], str | None] = lambda name, path, frame: None,
 ) -> dict[str, Frame]:
     """Write each file of a save atomically in its mode. One streaming pass per file writes it,
     runs the model's constraint checks (a failure leaves the previous file in place) and takes
@@ -242,23 +326,21 @@ def save_files(
                 location=ctx.location,
             )
 
-        written = path
+        def write_to(temporary: Path, existing: Existing | None) -> None:
+            write(file, shaped.lazy(), temporary, existing, run_pass)  # noqa: B023
+
         try:
-            if file.mode is WriteMode.MAKE_NEXT:
-                with atomic_new_file(next_names(path)) as new:
-                    write(file, shaped.lazy(), new.temporary, None, run_pass)
-                assert new.path is not None
-                written = new.path
+            if isinstance(path, str):
+                written: PathOrUri = _save_object(task, file.mode, path, write_to)
             else:
-                append = file.mode is WriteMode.APPEND
-                with atomic_path(path) as temporary:
-                    existing = path if append and path.is_file() else None
-                    write(file, shaped.lazy(), temporary, existing, run_pass)
+                written = _save_file(file.mode, path, write_to)
         except DestinationError as exc:
             advice = _DESTINATION_ADVICE.get(exc.errno or 0, "")
             raise TaskError(
                 f"{task}: cannot write {exc.filename}: {exc.strerror}{advice}", ctx.location
             ) from exc
+        except ObjectStoreError as exc:
+            raise TaskError(_object_failure(task, file, path, exc), ctx.location) from exc
         except WriteRefused as exc:
             raise TaskError(str(exc), ctx.location) from None
         except pl.exceptions.PolarsError as exc:
@@ -269,6 +351,76 @@ def save_files(
         verb = "appended" if file.mode is WriteMode.APPEND else "wrote"
         ctx.log.info(f"{task}: {verb} {file.df_name} to {written}")
     return {}
+
+
+#: Writes the frame to a temporary file, after `existing`'s rows when appending.
+WriteTo = Callable[[Path, "Existing | None"], None]
+
+
+def _save_file(mode: WriteMode, path: Path, write_to: WriteTo) -> Path:
+    """A local file: written beside `path`, renamed (or hard-linked) into place."""
+    if mode is WriteMode.MAKE_NEXT:
+        with atomic_new_file(next_names(path)) as new:
+            write_to(new.temporary, None)
+        assert isinstance(new.path, Path)
+        return new.path
+    with atomic_path(path) as temporary:
+        append = mode is WriteMode.APPEND and path.is_file()
+        write_to(temporary, Existing(path, path) if append else None)
+    return path
+
+
+def _save_object(task: str, mode: WriteMode, uri: str, write_to: WriteTo) -> str:
+    """An object: written to a local temporary file, uploaded in one write of the store.
+    `append` reads the object, writes it with the new rows, and replaces it only if no other
+    writer changed it meanwhile (`If-Match` on its version): otherwise nothing is written."""
+    if mode is WriteMode.MAKE_NEXT:
+        with atomic_new_object(next_uris(uri)) as new:
+            write_to(new.temporary, None)
+        assert isinstance(new.path, str)
+        return new.path
+    if mode is WriteMode.REPLACE:
+        with atomic_object(uri) as temporary:
+            write_to(temporary, None)
+        return uri
+    if not appendable(uri):  # said first: no store to reach for a refusal
+        raise WriteRefused(f"{task}: {no_append(uri)}")
+    store = store_for(uri)
+    found = store.stat(uri)
+    if found is None:
+        with atomic_object(uri, store=store, if_absent=True) as temporary:
+            write_to(temporary, None)
+        return uri
+    with (
+        _copy(uri, store, found.size) as copy,
+        atomic_object(uri, store=store, if_match=found.etag) as temporary,
+    ):
+        write_to(temporary, None if copy is None else Existing(copy, uri))
+    return uri
+
+
+@contextmanager
+def _copy(uri: str, store: ObjectStore, size: int) -> Iterator[Path | None]:
+    """A local copy of the object to append to; None for an empty one (a new file)."""
+    if size == 0:
+        yield None
+        return
+    with staged_copy(uri, store) as copy:
+        yield copy
+
+
+def _object_failure(task: str, file: FileFrame, uri: PathOrUri, exc: ObjectStoreError) -> str:
+    """What a save says when the store refused, or failed, its write to `uri` (the object
+    configured: a `make_next` failure names it, not the new name it tried)."""
+    if isinstance(exc, ObjectChanged):
+        return (
+            f"{task}: cannot append frame '{file.df_name}' to {uri}: another writer changed the "
+            "object while this append ran, and nothing was written (run the save again)"
+        )
+    advice = " (create it, or give a filepath in an existing bucket)"
+    return f"{task}: cannot write {uri}: {exc.strerror}" + (
+        advice if isinstance(exc, NoSuchBucket) else ""
+    )
 
 
 def sink_columns(frame: pl.LazyFrame) -> list[str]:

@@ -9,9 +9,10 @@ are `separator`, `has_header`, `null_values`, `encoding` and `quote_char`; `save
 from __future__ import annotations
 
 import csv
+import io
 import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ from pydantic import field_validator
 from pydantic_core import PydanticCustomError
 
 from capport_dagster.core.files.common import (
+    Existing,
     FileFrame,
     FileFrames,
     LoadEntry,
@@ -33,9 +35,11 @@ from capport_dagster.core.files.common import (
 )
 from capport_dagster.core.files.write_modes import column_mismatch
 from capport_dagster.core.models import reshape
+from capport_dagster.core.object_store import open_input
 from capport_dagster.core.paths import escape_name
 from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.core.sinkpass import mark_source
+from capport_dagster.core.uris import PathOrUri
 
 __all__ = [
     "INFER_ROWS",
@@ -179,9 +183,10 @@ _UNPARSED = re.compile(
 )
 
 
-def _csv_failure(path: Path, options: CsvLoadEntry) -> Callable[[Exception], str | None]:
+def _csv_failure(path: PathOrUri, options: CsvLoadEntry) -> Callable[[Exception], str | None]:
     """Why reading `path` failed, with the line: Polars gives a byte offset of the chunk it was
-    parsing, not of the row, so the line is found by reading the file again (failures only)."""
+    parsing, not of the row, so the line is found by reading the file (or object) again
+    (failures only)."""
 
     def reason(exc: Exception) -> str | None:
         gone = file_gone(exc)
@@ -218,18 +223,19 @@ def _csv_failure(path: Path, options: CsvLoadEntry) -> Callable[[Exception], str
     return reason
 
 
-def _records(path: Path, options: CsvLoadEntry):  # type: ignore[no-untyped-def]
+def _records(path: PathOrUri, options: CsvLoadEntry) -> Iterator[tuple[int, list[str]]]:
     """The file's records with the line each ends on, as the CSV module reads them."""
-    quoting = (
+    quoting: dict[str, Any] = (
         {"quotechar": options.quote_char} if options.quote_char else {"quoting": csv.QUOTE_NONE}
     )
-    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+    with open_input(path) as raw:
+        handle = io.TextIOWrapper(raw, newline="", encoding="utf-8", errors="replace")
         reader = csv.reader(handle, delimiter=options.separator, **quoting)
         for record in reader:
             yield reader.line_num, record
 
 
-def _first_long_row(path: Path, options: CsvLoadEntry) -> tuple[int, int, int] | None:
+def _first_long_row(path: PathOrUri, options: CsvLoadEntry) -> tuple[int, int, int] | None:
     """(line, fields, header fields) of the first row longer than the header."""
     header: int | None = None
     for line, record in _records(path, options):
@@ -240,8 +246,8 @@ def _first_long_row(path: Path, options: CsvLoadEntry) -> tuple[int, int, int] |
     return None
 
 
-def _first_invalid_utf8_line(path: Path) -> int | None:
-    with open(path, "rb") as handle:
+def _first_invalid_utf8_line(path: PathOrUri) -> int | None:
+    with open_input(path) as handle:
         for number, line in enumerate(handle, 1):
             try:
                 line.decode("utf-8")
@@ -250,7 +256,7 @@ def _first_invalid_utf8_line(path: Path) -> int | None:
     return None
 
 
-def _line_of_value(path: Path, column: int, value: str, options: CsvLoadEntry) -> int | None:
+def _line_of_value(path: PathOrUri, column: int, value: str, options: CsvLoadEntry) -> int | None:
     """The line of the first data row holding `value` in `column` (the value Polars refused:
     the first row holding it is the first that fails)."""
     first = 2 if options.has_header else 1
@@ -271,7 +277,7 @@ def _unquoted(raw: str) -> str:
 
 
 def run_save_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext) -> dict:
-    def explain(name: str, path: Path, frame: Frame) -> str | None:
+    def explain(name: str, path: PathOrUri, frame: Frame) -> str | None:
         nested = _nested_columns(frame)
         return f"save_csv: cannot write frame '{name}' to {path}: {nested}" if nested else None
 
@@ -279,7 +285,11 @@ def run_save_csv(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext)
 
 
 def _write_csv(
-    file: FileFrame, frame: pl.LazyFrame, temporary: Path, existing: Path | None, run: RunPass
+    file: FileFrame,
+    frame: pl.LazyFrame,
+    temporary: Path,
+    existing: Existing | None,
+    run: RunPass,
 ) -> None:
     options = file.options if isinstance(file.options, CsvSaveEntry) else None
     writing = {
@@ -287,21 +297,22 @@ def _write_csv(
         "null_value": options.null_value if options else "",
     }
     header = options.include_header if options else True
-    if existing is None or existing.stat().st_size == 0:
+    if existing is None or existing.path.stat().st_size == 0:
         run([frame.sink_csv(temporary, include_header=header, lazy=True, **writing)])
         return
-    columns, first = sink_columns(frame), _header(existing, writing["separator"])
+    columns, first = sink_columns(frame), _header(existing.path, writing["separator"])
     if header:
-        problem = column_mismatch("save_csv", file.df_name, existing, columns, first)
+        problem = column_mismatch("save_csv", file.df_name, existing.shown, columns, first)
         if problem:
             raise WriteRefused(problem)
     elif len(first) != len(columns):  # no header to compare names with: the count, at least
         raise WriteRefused(
-            f"save_csv: cannot append frame '{file.df_name}' to {existing}: its {len(columns)} "
-            f"columns ({', '.join(columns)}) do not fit the file's lines of {len(first)} fields "
-            "(give the frame the file's columns, or save with mode: replace or make_next)"
+            f"save_csv: cannot append frame '{file.df_name}' to {existing.shown}: its "
+            f"{len(columns)} columns ({', '.join(columns)}) do not fit the file's lines of "
+            f"{len(first)} fields (give the frame the file's columns, or save with mode: "
+            "replace or make_next)"
         )
-    shutil.copyfile(existing, temporary)
+    shutil.copyfile(existing.path, temporary)
     with open(temporary, "rb+") as handle:
         handle.seek(-1, 2)
         if handle.read(1) != b"\n":  # a last line without its newline gets one

@@ -2,22 +2,25 @@
 
 NDJSON is read lazily (`pl.scan_ndjson`) and written streaming (`sink_ndjson`). Polars has no
 scan for a JSON array, so `load_json` reads an array whole, at the load (`pl.read_json`), in every
-mode. `save_json` writes an array streaming too: the rows go out as NDJSON through a writer that
-turns each line break between two objects into a comma (NDJSON escapes line breaks inside
-strings, so every raw one is a separator), giving byte for byte what `write_json` gives.
+mode (an object's bytes are fetched first: `pl.read_json` reads no URI). `save_json` writes an
+array streaming too: the rows go out as NDJSON through a writer that turns each line break
+between two objects into a comma (NDJSON escapes line breaks inside strings, so every raw one is
+a separator), giving byte for byte what `write_json` gives.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
 import polars as pl
 
 from capport_dagster.core.files.common import (
+    Existing,
     FileFrame,
     FileFrames,
     LoadEntry,
@@ -31,8 +34,10 @@ from capport_dagster.core.files.common import (
 )
 from capport_dagster.core.files.write_modes import column_mismatch
 from capport_dagster.core.models import Model, reshape
+from capport_dagster.core.object_store import ObjectStoreError, open_input, polars_reason
 from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.core.sinkpass import mark_source
+from capport_dagster.core.uris import PathOrUri
 from capport_dagster.errors import TaskError
 
 __all__ = [
@@ -61,11 +66,11 @@ def run_load_json(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
     for file in args.files:
         path = loadable_path("load_json", "a JSON file", file.filepath, ctx)
         lines = file.options.lines if isinstance(file.options, JsonLoadEntry) else None
-        if lines is None:
-            lines = _is_ndjson(path, ctx)
         what = f"load_json: {path}"
         dtypes = _reading_dtypes(file.model) if file.model is not None else None
         try:
+            if lines is None:
+                lines = _is_ndjson(path, ctx)
             if lines:
                 if dtypes:
                     # Only the file's columns: a model column the file lacks (optional, or
@@ -101,16 +106,26 @@ def ndjson_schema(file: FileFrame, path: Path) -> pl.Schema | None:
     return pl.scan_ndjson(path).collect_schema()
 
 
-def _read_array(path: Path, dtypes: dict[str, pl.DataType] | None) -> pl.DataFrame:
+def _read_array(path: PathOrUri, dtypes: dict[str, pl.DataType] | None) -> pl.DataFrame:
     """The array, its model columns read as `dtypes` says; read again without the columns the
     file lacks (optional or missing ones: `reshape` then says which) if there are any."""
+    if isinstance(path, str):  # an object: its bytes, once
+        with open_input(path) as handle:
+            data = handle.read()
+        return _read_array_from(lambda: io.BytesIO(data), dtypes)
+    return _read_array_from(lambda: path, dtypes)
+
+
+def _read_array_from(
+    source: Callable[[], Path | io.BytesIO], dtypes: dict[str, pl.DataType] | None
+) -> pl.DataFrame:
     try:
-        return pl.read_json(path, schema_overrides=dtypes)
+        return pl.read_json(source(), schema_overrides=dtypes)
     except pl.exceptions.SchemaFieldNotFoundError:
         assert dtypes is not None
-        present = set(pl.read_json(path).columns)
+        present = set(pl.read_json(source()).columns)
         return pl.read_json(
-            path, schema_overrides={k: v for k, v in dtypes.items() if k in present}
+            source(), schema_overrides={k: v for k, v in dtypes.items() if k in present}
         )
 
 
@@ -131,9 +146,9 @@ def _reading_dtypes(model: Model) -> dict[str, pl.DataType]:
 _NARROW = (pl.Int8(), pl.Int16(), pl.UInt8(), pl.UInt16())
 
 
-def _is_ndjson(path: Path, ctx: RunContext) -> bool:
+def _is_ndjson(path: PathOrUri, ctx: RunContext) -> bool:
     """NDJSON when the first non-space byte opens an object, an array when it opens one."""
-    with open(path, "rb") as handle:
+    with open_input(path) as handle:
         while chunk := handle.read(4096):
             text = chunk.lstrip()
             if text:
@@ -153,6 +168,10 @@ def _is_ndjson(path: Path, ctx: RunContext) -> bool:
 
 
 def _reason(exc: Exception) -> str:
+    if isinstance(exc, ObjectStoreError):
+        return f"cannot read it: {exc.strerror}"
+    if (said := polars_reason(exc)) is not None:
+        return said
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc).split("\n\n")[0].strip()
@@ -166,7 +185,7 @@ def run_save_json(args: FileFrames, frames: Mapping[str, Frame], ctx: RunContext
 
 
 def _write_json(
-    file: FileFrame, frame: pl.LazyFrame, temporary: Path, existing: Path | None, run: RunPass
+    file: FileFrame, frame: pl.LazyFrame, temporary: Path, existing: Existing | None, run: RunPass
 ) -> None:
     lines = file.options.lines if isinstance(file.options, JsonSaveEntry) else False
     if lines:
@@ -176,13 +195,13 @@ def _write_json(
 
 
 def _write_ndjson(
-    file: FileFrame, frame: pl.LazyFrame, temporary: Path, existing: Path | None, run: RunPass
+    file: FileFrame, frame: pl.LazyFrame, temporary: Path, existing: Existing | None, run: RunPass
 ) -> None:
-    if existing is None or not _head(existing).strip():
+    if existing is None or not _head(existing.path).strip():
         run([frame.sink_ndjson(temporary, lazy=True)])
         return
-    _check_columns(file, frame, existing, _first_line_keys(file, existing))
-    shutil.copyfile(existing, temporary)
+    _check_columns(file, frame, existing.shown, _first_line_keys(file, existing))
+    shutil.copyfile(existing.path, temporary)
     with open(temporary, "rb+") as handle:
         handle.seek(-1, 2)
         if handle.read(1) != b"\n":
@@ -192,22 +211,22 @@ def _write_ndjson(
 
 
 def _write_array(
-    file: FileFrame, frame: pl.LazyFrame, temporary: Path, existing: Path | None, run: RunPass
+    file: FileFrame, frame: pl.LazyFrame, temporary: Path, existing: Existing | None, run: RunPass
 ) -> None:
     with open(temporary, "wb") as handle:
         separated = False
         if existing is not None:
-            old = existing.read_bytes().strip()
+            old = existing.path.read_bytes().strip()
             if old:
                 if not (old.startswith(b"[") and old.endswith(b"]")):
                     raise WriteRefused(
-                        f"save_json: cannot append frame '{file.df_name}' to {existing}: it is "
-                        "not a JSON array (append with lines: true to NDJSON, or save with "
-                        "mode: replace or make_next)"
+                        f"save_json: cannot append frame '{file.df_name}' to {existing.shown}: "
+                        "it is not a JSON array (append with lines: true to NDJSON, or save "
+                        "with mode: replace or make_next)"
                     )
-                columns = _array_columns(file, existing, old)
+                columns = _array_columns(file, existing.shown, old)
                 if columns:
-                    _check_columns(file, frame, existing, columns)
+                    _check_columns(file, frame, existing.shown, columns)
                 handle.write(old[:-1].rstrip())
                 separated = columns is not None
         if handle.tell() == 0:
@@ -217,7 +236,7 @@ def _write_array(
         handle.write(b"]")
 
 
-def _array_columns(file: FileFrame, path: Path, text: bytes) -> list[str] | None:
+def _array_columns(file: FileFrame, path: PathOrUri, text: bytes) -> list[str] | None:
     """The columns of the array in `text` (None: the array is empty)."""
     if text[1:].strip() == b"]":
         return None
@@ -258,9 +277,10 @@ def _head(path: Path) -> bytes:
         return handle.read(4096)
 
 
-def _first_line_keys(file: FileFrame, path: Path) -> list[str]:
+def _first_line_keys(file: FileFrame, existing: Existing) -> list[str]:
     """The keys of the file's first object: the columns an append must match."""
-    with open(path, "rb") as handle:
+    path = existing.shown
+    with open(existing.path, "rb") as handle:
         for line in handle:
             if line.strip():
                 try:
@@ -277,7 +297,9 @@ def _first_line_keys(file: FileFrame, path: Path) -> list[str]:
     return []
 
 
-def _check_columns(file: FileFrame, frame: pl.LazyFrame, path: Path, columns: list[str]) -> None:
+def _check_columns(
+    file: FileFrame, frame: pl.LazyFrame, path: PathOrUri, columns: list[str]
+) -> None:
     problem = column_mismatch("save_json", file.df_name, path, sink_columns(frame), columns)
     if problem:
         raise WriteRefused(problem)

@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from capport_dagster.core.files.common import (
+    Existing,
     FileFrame,
     FileFrames,
     LoadEntry,
@@ -26,8 +27,10 @@ from capport_dagster.core.files.common import (
 )
 from capport_dagster.core.files.write_modes import column_mismatch
 from capport_dagster.core.models import reshape
+from capport_dagster.core.object_store import ObjectStoreError, open_input
 from capport_dagster.core.registry import Frame, RunContext
 from capport_dagster.core.sinkpass import mark_source
+from capport_dagster.core.uris import PathOrUri
 from capport_dagster.errors import TaskError
 
 __all__ = [
@@ -61,7 +64,13 @@ def run_load_parquet(args: FileFrames, frames: Mapping[str, Frame], ctx: RunCont
     loaded: dict[str, Frame] = {}
     for file in args.files:
         path = loadable_path("load_parquet", "a Parquet file", file.filepath, ctx)
-        if not _is_parquet(path):
+        try:
+            parquet = _is_parquet(path)
+        except ObjectStoreError as exc:
+            raise TaskError(
+                f"load_parquet: cannot read {path}: {exc.strerror}", ctx.location
+            ) from exc
+        if not parquet:
             # Said at the load in every mode: Polars' own words ("parquet: File out of
             # specification: ...") would come only from a sink, stages later in lazy modes.
             raise TaskError(
@@ -82,8 +91,9 @@ def run_load_parquet(args: FileFrames, frames: Mapping[str, Frame], ctx: RunCont
     return loaded
 
 
-def _is_parquet(path: Path) -> bool:
-    with open(path, "rb") as handle:
+def _is_parquet(path: PathOrUri) -> bool:
+    """Whether the file (or object: two ranged reads) starts and ends with `PAR1`."""
+    with open_input(path) as handle:
         head = handle.read(4)
         if head != _MAGIC:
             return False
@@ -96,32 +106,33 @@ def run_save_parquet(args: FileFrames, frames: Mapping[str, Frame], ctx: RunCont
 
 
 def _write_parquet(
-    file: FileFrame, frame: pl.LazyFrame, temporary: Path, existing: Path | None, run: RunPass
+    file: FileFrame, frame: pl.LazyFrame, temporary: Path, existing: Existing | None, run: RunPass
 ) -> None:
-    if existing is None or existing.stat().st_size == 0:
+    if existing is None or existing.path.stat().st_size == 0:
         run([frame.sink_parquet(temporary, lazy=True)])
         return
-    if not _is_parquet(existing):
+    shown = existing.shown
+    if not _is_parquet(existing.path):
         raise WriteRefused(
-            f"save_parquet: cannot append frame '{file.df_name}' to {existing}: it is not a "
+            f"save_parquet: cannot append frame '{file.df_name}' to {shown}: it is not a "
             "Parquet file (save with mode: replace or make_next)"
         )
     try:
-        old = pl.read_parquet_schema(existing)
+        old = pl.read_parquet_schema(existing.path)
     except pl.exceptions.PolarsError as exc:
         raise WriteRefused(
-            f"save_parquet: cannot append frame '{file.df_name}' to {existing}: its schema "
+            f"save_parquet: cannot append frame '{file.df_name}' to {shown}: its schema "
             f"cannot be read ({str(exc).splitlines()[0]}; save with mode: replace or make_next)"
         ) from exc
     new = frame.collect_schema()
-    problem = column_mismatch("save_parquet", file.df_name, existing, new.names(), list(old))
+    problem = column_mismatch("save_parquet", file.df_name, shown, new.names(), list(old))
     if problem:
         raise WriteRefused(problem)
     for name, dtype in new.items():
         if old[name] != dtype:
             raise WriteRefused(
-                f"save_parquet: cannot append frame '{file.df_name}' to {existing}: column "
+                f"save_parquet: cannot append frame '{file.df_name}' to {shown}: column "
                 f"'{name}' is {dtype} in the frame but {old[name]} in the file (cast it, e.g. "
                 "with a model, or save with mode: replace or make_next)"
             )
-    run([pl.concat([pl.scan_parquet(existing), frame]).sink_parquet(temporary, lazy=True)])
+    run([pl.concat([pl.scan_parquet(existing.path), frame]).sink_parquet(temporary, lazy=True)])

@@ -9,6 +9,12 @@
 - `make_next`: a new file `<stem>_<UTC time>.<ext>`, the time as `20261129T031500Z`; when that
   name is taken (two writes in one second) `_2`, `_3`, ... is added. Published with a hard
   link, which never replaces a file, so no write ever overwrites another.
+
+On an object store (`s3://bucket/key`) the same modes hold, each object written in one upload
+(`core/sinks.py`): `make_next` creates its object only if the key is free (looked at, then
+written with `If-None-Match`), and `append` reads the object, writes it whole with the new rows,
+and replaces it only if it is still the version read (`If-Match`): a concurrent writer makes the
+append fail, never lose rows. Stores without conditional writes refuse `append`.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["MODE_WORDS", "WriteMode", "column_mismatch", "next_names", "parse_mode"]
+from capport_dagster.core.uris import PathOrUri, basename, with_basename
+
+__all__ = ["MODE_WORDS", "WriteMode", "column_mismatch", "next_names", "next_uris", "parse_mode"]
 
 
 class WriteMode(enum.Enum):
@@ -46,17 +54,29 @@ TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
 def next_names(path: Path, now: dt.datetime | None = None) -> Iterator[Path]:
-    """`<stem>_<UTC time><suffixes>`, then the same with `_2`, `_3`, ... (never ends)."""
+    """`<stem>_<UTC time><suffix>`, then the same with `_2`, `_3`, ... (never ends)."""
+    for name in _next(path.name, now):
+        yield path.with_name(name)
+
+
+def next_uris(uri: str, now: dt.datetime | None = None) -> Iterator[str]:
+    """`next_names` for an object: the same names, beside the object's key."""
+    for name in _next(basename(uri), now):
+        yield with_basename(uri, name)
+
+
+def _next(name: str, now: dt.datetime | None) -> Iterator[str]:
     moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     stamp = moment.strftime(TIMESTAMP_FORMAT)
+    path = Path(name)
     stem, suffix = path.stem, path.suffix
-    yield path.with_name(f"{stem}_{stamp}{suffix}")
+    yield f"{stem}_{stamp}{suffix}"
     for n in itertools.count(2):
-        yield path.with_name(f"{stem}_{stamp}_{n}{suffix}")
+        yield f"{stem}_{stamp}_{n}{suffix}"
 
 
 def column_mismatch(
-    task: str, df_name: str, path: Path, frame: Sequence[str], file: Sequence[str]
+    task: str, df_name: str, path: PathOrUri, frame: Sequence[str], file: Sequence[str]
 ) -> str | None:
     """What to say when a frame's columns are not a file's (same names, same order); None when
     they are."""
