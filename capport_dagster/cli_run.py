@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pendulum
 from dagster import (
@@ -116,6 +117,7 @@ def _run(args: argparse.Namespace) -> int:
                 instance, args, run_config, ResumeTarget(job, job_defaults)
             )
             mode, executor = run_config["mode"], run_config["executor"]
+        _check_broker(executor, run_config)
         verb = f"resuming run {args.resume} of" if args.resume else "running"
         print(
             f"[capport] {verb} pipeline '{graph.name}' ({len(graph.nodes)} stages), mode {mode},"
@@ -207,6 +209,23 @@ def _progress_from_workers(
     finally:
         stop.set()
         follower.join(timeout=10)
+
+
+def _check_broker(executor: str, run_config: dict[str, Any]) -> None:
+    """The Celery broker, reachable from here (workers are another matter: their logs say)."""
+    if executor != "celery":
+        return
+    from capport_dagster.translate.celery import broker_and_backend, broker_problem
+
+    broker, _ = broker_and_backend((run_config.get("celery") or {}).get("broker"))
+    problem = broker_problem(broker)
+    if problem is not None:
+        raise ConfigError(
+            f"executor 'celery': cannot reach the broker {broker} ({problem}): set"
+            f" $CAPPORT_CELERY_BROKER, or the run config's celery.broker, to the broker the"
+            " workers use (docs/deploy.md)",
+            Location(),
+        )
 
 
 def _check_instance_for(executor: str) -> None:
@@ -344,7 +363,11 @@ def _print_failure(graph: PipelineGraph, events: list, stored: list, redact: Red
     if not failures and not lost:
         for event in events:
             if event.event_type == DagsterEventType.RUN_FAILURE and event.message:
-                print(f"error: {redact(event.message)}", file=sys.stderr)
+                # Dagster's message is "An exception was thrown during execution": its error
+                # says which.
+                error = getattr(event.event_specific_data, "error", None)
+                message = _our_message(error) if error is not None else event.message
+                print(f"error: {redact(message)}", file=sys.stderr)
     print("run failed", file=sys.stderr)
 
 

@@ -25,7 +25,7 @@ from dagster import DagsterEventType, DagsterInstance, RunsFilter
 from bench.celery_workers import celery_workers, pool_processes
 from capport_dagster.core.graph import load_project
 from capport_dagster.translate.translator import CapportTranslator
-from tests.conftest import EXAMPLE_CONFIG, capport
+from tests.conftest import EXAMPLE_CONFIG, capport, free_port
 from tests.s3_server import ACCESS_KEY, REGION, S3Server
 from tests.services import require_service, skip_for_service
 from tests.test_jobs import EXAMPLE_PIPELINES, MODES
@@ -385,5 +385,27 @@ def test_celery_without_dagster_home_is_refused_before_anything_runs(tmp_path):
         "error: executor 'celery' needs DAGSTER_HOME: an instance the workers can reach (its"
         " dagster.yaml with PostgreSQL storage, as deploy/dagster.yaml), set in this process and"
         " the workers' (docs/deploy.md)\n"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_unreachable_broker_is_said_before_anything_runs(tmp_path):
+    port = free_port()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    run = capport(
+        *("run", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "-o", str(tmp_path / "o")),
+        *("--executor", "celery"),
+        cwd=tmp_path,
+        DAGSTER_HOME=str(home),
+        CAPPORT_CELERY_BROKER=f"redis://127.0.0.1:{port}/0",
+    )
+    assert (run.returncode, run.stdout) == (2, "")
+    assert run.stderr == (
+        f"error: executor 'celery': cannot reach the broker redis://127.0.0.1:{port}/0"
+        f" (OperationalError: Error 111 connecting to 127.0.0.1:{port}. Connection refused.):"
+        " set $CAPPORT_CELERY_BROKER, or the run config's celery.broker, to the broker the"
+        " workers use (docs/deploy.md)\n"
     )
     assert not (tmp_path / "o").exists()

@@ -38,6 +38,7 @@ __all__ = [
     "MISSING_EXTRA",
     "QUEUE_VARIABLE",
     "broker_and_backend",
+    "broker_problem",
     "celery_available",
     "celery_executor",
     "queue_name",
@@ -77,6 +78,19 @@ def broker_and_backend(broker: str | None = None, backend: str | None = None) ->
     if backend is None:
         backend = broker if broker.startswith(("redis://", "rediss://")) else "rpc://"
     return broker, backend
+
+
+def broker_problem(broker: str, timeout: float = 5.0) -> str | None:
+    """Why the broker cannot be reached, or None. Said before a run starts: dagster-celery would
+    retry for ~20 s, then fail the run with no word of the broker."""
+    from kombu import Connection
+
+    try:
+        with Connection(broker, connect_timeout=timeout) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def set_poll_interval(seconds: float) -> None:
