@@ -215,13 +215,13 @@ def _check_broker(executor: str, run_config: dict[str, Any]) -> None:
     """The Celery broker, reachable from here (workers are another matter: their logs say)."""
     if executor != "celery":
         return
-    from capport_dagster.translate.celery import broker_and_backend, broker_problem
+    from capport_dagster.translate.celery import broker_and_backend, broker_problem, shown_url
 
     broker, _ = broker_and_backend((run_config.get("celery") or {}).get("broker"))
     problem = broker_problem(broker)
     if problem is not None:
         raise ConfigError(
-            f"executor 'celery': cannot reach the broker {broker} ({problem}): set"
+            f"executor 'celery': cannot reach the broker {shown_url(broker)} ({problem}): set"
             f" $CAPPORT_CELERY_BROKER, or the run config's celery.broker, to the broker the"
             " workers use (docs/deploy.md)",
             Location(),

@@ -38,11 +38,14 @@ TITLES = [
     "save_sql to PostgreSQL, 20,000 rows, in process",
     "Transform language (filter, join, sql, group_by, sort), 20,000 event rows, in process, lazy",
     "Transform language (filter, join, sql, group_by, sort), 20,000 event rows, in process, eager",
+    "Executors, 4 cheap stages in a chain, sync_lazy",
+    "Frames between processes, enrich_events, 20,000 event rows, multiprocess",
 ]
 
 
 def test_the_quick_benchmark_runs_every_comparison(tmp_path: Path) -> None:
     require_service("postgres")  # the sql suite reads and writes a real PostgreSQL
+    require_service("redis")  # the executors suite's Celery broker
     results = tmp_path / "results.json"
     process = subprocess.Popen(
         # faulthandler: a native crash prints every thread's Python stack, not just -11.

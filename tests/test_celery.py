@@ -409,3 +409,21 @@ def test_an_unreachable_broker_is_said_before_anything_runs(tmp_path):
         " workers use (docs/deploy.md)\n"
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_an_unreachable_brokers_password_is_not_shown(tmp_path):
+    port = free_port()
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    run = capport(
+        *("run", "-c", str(EXAMPLE_CONFIG), "-p", "label_teams", "--executor", "celery"),
+        cwd=tmp_path,
+        DAGSTER_HOME=str(home),
+        CAPPORT_CELERY_BROKER=f"redis://:pAsSw0rd-of-the-broker@127.0.0.1:{port}/0",
+    )
+    assert run.returncode == 2
+    assert run.stderr.startswith(
+        f"error: executor 'celery': cannot reach the broker redis://:**@127.0.0.1:{port}/0 ("
+    )
+    assert "pAsSw0rd" not in run.stderr + run.stdout

@@ -176,7 +176,7 @@ def test_unknown_run_with_mode(write_config):
 def test_unknown_executor(write_config):
     assert errors(write_config, "runner:\n  r: { executor: dask }\n") == [
         "error: config/r.yml:2, runner 'r': malformed runner: executor: input should be "
-        "'in_process', 'multiprocess' or 'celery'"
+        "'in_process', 'multiprocess', 'celery' or 'k8s'"
     ]
 
 

@@ -47,6 +47,7 @@ def test_public_api() -> None:
         "location_at",
         "load_yaml_file",
         "parse_yaml",
+        "read_yaml_text",
     }
 
 

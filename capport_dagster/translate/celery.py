@@ -43,6 +43,7 @@ __all__ = [
     "celery_executor",
     "queue_name",
     "set_poll_interval",
+    "shown_url",
 ]
 
 BROKER_VARIABLE = "CAPPORT_CELERY_BROKER"
@@ -91,6 +92,13 @@ def broker_problem(broker: str, timeout: float = 5.0) -> str | None:
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def shown_url(url: str) -> str:
+    """A broker or backend URL as messages show it: its password masked (`redis://:**@h/0`)."""
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(url))
 
 
 def set_poll_interval(seconds: float) -> None:

@@ -100,12 +100,8 @@ CELERY_CONFIG = Shape(
     }
 )
 
-CELERY_DEFAULTS = {
-    "broker": None,
-    "backend": None,
-    "queue": None,
-    "poll_interval": DEFAULT_POLL_INTERVAL,
-}
+#: The whole `celery:` block as its fields' defaults make it (a run config without one).
+CELERY_DEFAULTS = {name: field.default_value for name, field in CELERY_CONFIG.fields.items()}
 
 
 def default_concurrency() -> int:
