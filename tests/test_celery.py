@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, RunsFilter
+from dagster import DagsterEvent, DagsterEventType, DagsterInstance, RunsFilter
 
 from bench.celery_workers import celery_workers, pool_processes
 from capport_dagster.core.graph import load_project
@@ -427,3 +427,41 @@ def test_an_unreachable_brokers_password_is_not_shown(tmp_path):
         f"error: executor 'celery': cannot reach the broker redis://:**@127.0.0.1:{port}/0 ("
     )
     assert "pAsSw0rd" not in run.stderr + run.stdout
+
+
+def test_a_stage_its_worker_could_not_run_is_named_with_the_workers_error(write_config):
+    """Not every worker failure is a death: a worker on other code fails to rebuild the job.
+    dagster-celery lists such errors per step in the run's failure; each is said at its stage."""
+    from dagster._core.events import JobFailureData
+    from dagster._utils.error import SerializableErrorInfo
+
+    from capport_dagster.translate.worker_failures import worker_failures
+
+    config = write_config(
+        {
+            "p.yml": """
+                pipeline:
+                  p:
+                    - { label: load, task: load_csv, args: { filepath: a.csv, df_name: A } }
+                    - { label: save, task: save_csv, args: { filepath: b.csv, df_name: A } }
+            """
+        }
+    )
+    graph = load_project(config).graphs["p"]
+    message = (
+        "dagster._core.errors.DagsterSubprocessError: During celery execution errors occurred in"
+        " workers:\n[save]: TypeError: unhashable type: 'list'\n\nStack Trace:\n  File \"x\"\n"
+    )
+    failure = DagsterEvent(
+        event_type_value=DagsterEventType.RUN_FAILURE.value,
+        job_name="p",
+        event_specific_data=JobFailureData(
+            error=SerializableErrorInfo(message, [], "DagsterSubprocessError")
+        ),
+        message='Execution of run for "p" failed. An exception was thrown during execution.',
+    )
+    assert worker_failures(graph, [failure]) == [
+        "config/p.yml:4, pipeline 'p', stage 'save' (#2): its worker could not run it:"
+        " TypeError: unhashable type: 'list'"
+    ]
+    assert worker_failures(graph, []) == []
