@@ -361,3 +361,33 @@ def test_a_file_is_read_after_the_stage_writing_it_and_before_one_overwriting_it
             previous = [0] if run == 1 else [1, 10]
             assert pl.read_csv(out / "old.csv")["x"].to_list() == previous
             assert pl.read_csv(out / "state.csv")["x"].to_list() == [run, run * 10]
+
+
+def test_op_inputs_and_outputs_are_typed_polars_frames():
+    """The UI shows `PolarsFrame` (a LazyFrame or a DataFrame) where it showed `Any`; a sink's
+    files-written output stays `Nothing`."""
+    defs = load_definitions(EXAMPLE_CONFIG)
+    job = defs.resolve_job_def("enrich_events")
+    join = job.graph.node_named("join_teams").definition
+    assert {i.name: i.dagster_type.display_name for i in join.input_defs} == {
+        "EVENTS_SHAPED": "PolarsFrame",
+        "TEAMS": "PolarsFrame",
+    }
+    assert {o.name: o.dagster_type.display_name for o in join.output_defs} == {
+        "EVENTS_WITH_TEAMS": "PolarsFrame"
+    }
+    frame_type = join.output_defs[0].dagster_type
+    assert frame_type.type_check(None, pl.LazyFrame()).success
+    assert frame_type.type_check(None, pl.DataFrame()).success
+    assert not frame_type.type_check(None, {"not": "a frame"}).success
+    # The asset view too: a frame's asset is a PolarsFrame, a sink's holds no value.
+    types = {
+        key.to_user_string(): assets.node_def.output_def_named(
+            assets.get_output_name_for_asset_key(key)
+        ).dagster_type.display_name
+        for assets in defs.assets or ()
+        for key in assets.keys
+        if key.path[0] == "enrich_events"
+    }
+    assert set(types.values()) == {"PolarsFrame", "Nothing"}
+    assert types["enrich_events/EVENTS_ENRICHED"] == "PolarsFrame"

@@ -48,6 +48,7 @@ from capport_dagster.core.models import Model, reshape
 from capport_dagster.core.registry import RunContext
 from capport_dagster.core.runtime import run_stage
 from capport_dagster.core.secrets import RedactingLog, Redactor
+from capport_dagster.translate.frame_type import PolarsFrame
 from capport_dagster.translate.metadata import frame_metadata
 from capport_dagster.translate.ops import RUN_RESOURCE_KEY
 from capport_dagster.translate.resources import CapportRun
@@ -136,7 +137,10 @@ def _stage_assets(
     input_keys = {
         frame: translator.get_asset_key(graph, version) for frame, version in node.inputs.items()
     }
-    ins = {translator.get_input_name(frame): AssetIn(key=key) for frame, key in input_keys.items()}
+    ins = {
+        translator.get_input_name(frame): AssetIn(key=key, dagster_type=PolarsFrame)
+        for frame, key in input_keys.items()
+    }
     input_frames = {translator.get_input_name(frame): frame for frame in node.inputs}
     checks = _checks(node, node_keys, translator)
     # Files written by earlier stages that this one reads or overwrites: their assets are
@@ -160,7 +164,7 @@ def _stage_assets(
                 for name, value in translator.get_asset_metadata(node).items()
             },
             tags=dict(translator.get_asset_tags(node)),
-            **({} if node.outputs else {"dagster_type": Nothing}),
+            dagster_type=PolarsFrame if node.outputs else Nothing,
         )
         for out_name, key in zip(out_names, node_keys, strict=True)
     }

@@ -21,6 +21,7 @@ from capport_dagster.core.names import FILES_READY, FILES_WRITTEN
 from capport_dagster.core.registry import RunContext
 from capport_dagster.core.runtime import run_stage
 from capport_dagster.core.secrets import RedactingLog, Redactor
+from capport_dagster.translate.frame_type import PolarsFrame
 from capport_dagster.translate.metadata import frame_metadata
 from capport_dagster.translate.resources import CapportRun
 from capport_dagster.translate.translator import CapportTranslator
@@ -56,9 +57,11 @@ def build_op(
         for frame, version in node.inputs.items()
         if graph.previewed_by.get(version) == node.label
     }
-    ins = {name: In(description=f"frame {frame}") for name, frame in input_names.items()}
+    ins = {
+        name: In(PolarsFrame, description=f"frame {frame}") for name, frame in input_names.items()
+    }
     out = {
-        name: Out(description=f"frame {version.name} (version {version.version})")
+        name: Out(PolarsFrame, description=f"frame {version.name} (version {version.version})")
         for name, version in output_names.items()
     }
     # Files a later stage reads or overwrites: Nothing edges order the stages, carry no value.
