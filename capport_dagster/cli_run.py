@@ -74,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
     output_dir = _output_dir(args.output)
     # The run carries its config's text: the processes running its stages rebuild this very
     # config (on other machines too), whatever happens to the files meanwhile.
-    snapshot = config_snapshot(config_dir)
+    snapshot = _snapshot(config_dir, args.pipeline)
     # The same cached project the job is built from when Dagster reconstructs it below.
     project = _project(config_dir, args.pipeline, snapshot)
     print_warnings(project.warnings)
@@ -258,7 +258,17 @@ def _reference(date: str | None, timezone: str) -> str:
         raise ConfigError(f"-d {exc.message}", Location()) from None
 
 
-def _project(config_dir: str, pipeline: str, snapshot: ConfigSnapshot) -> Project:
+def _snapshot(config_dir: str, pipeline: str) -> ConfigSnapshot:
+    """The config's text, or, when a file cannot be read as text, every problem of the
+    directory at once (as `capport validate` lists them), not only that file's."""
+    try:
+        return config_snapshot(config_dir)
+    except ConfigError:
+        _project(config_dir, pipeline, None)  # raises the directory's ValidationError
+        raise
+
+
+def _project(config_dir: str, pipeline: str, snapshot: ConfigSnapshot | None) -> Project:
     """The project, or "nothing to run" when the config defines no pipeline at all: the unknown
     pipeline is then not the news."""
     try:

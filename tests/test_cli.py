@@ -370,14 +370,18 @@ def test_dangling_and_looping_config_files_are_errors_at_their_names(write_confi
     (config / "b.yml").symlink_to("gone.yml")
     (config / "c.yaml").symlink_to("c.yaml")
     (config / "d.yml").symlink_to("m.yml")  # a link to a file is read (clashes with m.yml: none)
-    assert main(["validate", "-c", "config"]) == 2
-    assert capsys.readouterr().err.splitlines() == [
+    expected = [
         "error: config/b.yml: the symbolic link points to gone.yml, which does not exist: fix the "
         "link or remove it",
         "error: config/c.yaml: the symbolic link loops (c.yaml -> c.yaml -> ...): point it at a "
         "YAML file or remove it",
         "the configuration has 2 errors",
     ]
+    assert main(["validate", "-c", "config"]) == 2
+    assert capsys.readouterr().err.splitlines() == expected
+    # `run` takes the config's text for the run first: it still says every problem at once.
+    assert main(["run", "-c", "config", "-p", "p"]) == 2
+    assert capsys.readouterr().err.splitlines() == expected
 
 
 @pytest.mark.parametrize(
