@@ -187,3 +187,34 @@ def test_a_file_written_by_one_stage_and_read_by_another_is_an_asset_edge(write_
     assert result.success
     assert pl.read_csv(out / "b.csv")["x"].to_list() == [1, 10]
     assert pl.read_csv(out / "old.csv")["x"].to_list() == [0]
+
+
+def test_a_stage_overwriting_the_file_its_input_frame_was_loaded_from(write_config, tmp_path):
+    """`save` reads frame A of `load` and overwrites the file `load` read: the asset of A is
+    both its input and a file dependency, one edge (Dagster refuses a typed input that is also
+    declared as a dependency; found by tests/test_build.py's property test)."""
+    config = write_config(
+        {
+            "p.yml": """
+                pipeline:
+                  p:
+                    - { label: load, task: load_csv, args: { filepath: $OUTPUT_DIR/a.csv,
+                        df_name: A } }
+                    - { label: save, task: save_csv, args: { filepath: $OUTPUT_DIR/a.csv,
+                        df_name: A } }
+            """
+        }
+    )
+    defs = load_definitions(config)
+    asset_graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in asset_graph.get(AssetKey(["p", "save"])).parent_keys} == {
+        "p/A"
+    }
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.csv").write_text("x\n1\n")
+    result = defs.resolve_job_def("p__assets").execute_in_process(
+        run_config={"output_dir": str(out)}, instance=DagsterInstance.ephemeral()
+    )
+    assert result.success
+    assert (out / "a.csv").read_text() == "x\n1\n"

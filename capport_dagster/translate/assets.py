@@ -173,7 +173,9 @@ def _stage_assets(
         name=TranslatorNaming(translator).asset_op_definition(graph, node),
         outs=outs,
         ins=ins,
-        deps=sorted(file_deps, key=AssetKey.to_user_string),
+        # A file dependency on an asset this stage also reads as a frame is that input already
+        # (Dagster refuses a key both as a typed input and as a dependency).
+        deps=sorted(file_deps - set(input_keys.values()), key=AssetKey.to_user_string),
         internal_asset_deps={name: {*input_keys.values(), *file_deps} for name in outs},
         check_specs=[spec for check in checks for spec, _, _ in check.specs],
         required_resource_keys={RUN_RESOURCE_KEY},
