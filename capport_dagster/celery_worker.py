@@ -3,8 +3,8 @@
 dagster-celery's own app module reads its broker from a `dagster_celery_config` module on the
 path; this one reads it as the launching process does (`$CAPPORT_CELERY_BROKER`,
 `$CAPPORT_CELERY_BACKEND`, see `translate/celery.py`), so a worker needs only the environment.
-It still listens to the queues its command line names (`-Q`, default `celery`): give it the
-queue the runs use (`$CAPPORT_CELERY_QUEUE`, else `dagster`).
+It consumes the queues its command line names (`-Q`), else dagster-celery's `dagster`: give it
+the queue the runs use (`$CAPPORT_CELERY_QUEUE`, else `dagster`).
 `deploy/start-worker.sh` starts one with the settings docs/deploy.md explains.
 """
 
