@@ -41,6 +41,24 @@ def celery_workers(
             if worker.poll() is None:
                 os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(timeout=30)
+        _forget_queue(env.get("CAPPORT_CELERY_BROKER", ""), queue)
+
+
+def _forget_queue(broker: str, queue: str) -> None:
+    """Remove what the queue left on a Redis broker (kombu's bindings, the queue's lists): the
+    queue name is unique to its workers, so nothing else is touched. Task results expire by
+    themselves (Celery's `result_expires`, a day)."""
+    if not broker.startswith(("redis://", "rediss://")):
+        return
+    import redis
+
+    client = redis.Redis.from_url(broker)
+    try:
+        keys = list(client.scan_iter(match=f"*{queue}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def pool_processes(worker: subprocess.Popen[bytes]) -> set[int]:
