@@ -109,6 +109,11 @@ class ObjectChanged(ObjectStoreError):
     racing another writer): nothing was written."""
 
 
+#: Failures an upload passes on as they are: the store's, already said in the user's terms,
+#: and the interrupt guard's refusal (a `RunInterrupted`), which is the run's, not the store's.
+_OURS = (ObjectStoreError, CapportError)
+
+
 @dataclass(frozen=True)
 class ObjectStat:
     size: int
@@ -184,11 +189,9 @@ class ObjectStore:
         try:
             with publish():
                 self.fs.put_file(str(local), uri)
-        except ObjectStoreError:
+        except _OURS:
             raise
         except Exception as exc:
-            if _is_capport_error(exc):
-                raise
             raise _error(exc, uri) from exc
 
 
@@ -238,11 +241,9 @@ class S3Store(ObjectStore):
                     self._call("put_object", uri, Body=body, **conditions)
             else:
                 self._multipart(local, uri, conditions, publish)
-        except ObjectStoreError:
+        except _OURS:
             raise
         except Exception as exc:
-            if _is_capport_error(exc):
-                raise
             if _code(exc) in _CONFLICT:
                 if if_absent:
                     raise ObjectExists("an object is there", uri) from exc
@@ -319,33 +320,37 @@ def open_input(location: PathOrUri) -> Iterator[IO[bytes]]:
 # --- what went wrong, in the user's terms ---------------------------------------------------
 
 
-def _code(exc: BaseException) -> str | None:
-    """The store's error code (`NoSuchBucket`, `AccessDenied`, `404`) anywhere in the chain of
-    causes: s3fs turns botocore's errors into Python's, keeping the original as the cause."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and its causes: s3fs turns botocore's errors into Python's, keeping the original
+    as the cause (or the context)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        response = getattr(current, "response", None)
-        if isinstance(response, dict):
-            code = response.get("Error", {}).get("Code")
-            if code:
-                return str(code)
+        yield current
         current = current.__cause__ or current.__context__
+
+
+def _error_field(exc: BaseException, field: str) -> str | None:
+    """A field of the store's error (`Code`: `NoSuchBucket`, `AccessDenied`, `404`; `Message`)
+    anywhere in the chain of causes."""
+    for current in _chain(exc):
+        response = getattr(current, "response", None)
+        if isinstance(response, dict) and response.get("Error", {}).get(field):
+            return str(response["Error"][field])
     return None
+
+
+def _code(exc: BaseException) -> str | None:
+    return _error_field(exc, "Code")
 
 
 def _named(exc: BaseException, name: str) -> BaseException | None:
     """The exception of class `name` in the chain (botocore's classes, not imported: s3fs and
     botocore are optional)."""
-    current: BaseException | None = exc
-    seen: set[int] = set()
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if any(cls.__name__ == name for cls in type(current).__mro__):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
+    return next(
+        (c for c in _chain(exc) if any(cls.__name__ == name for cls in type(c).__mro__)), None
+    )
 
 
 def describe(exc: BaseException, uri: str) -> str:
@@ -353,7 +358,7 @@ def describe(exc: BaseException, uri: str) -> str:
     if isinstance(exc, ObjectStoreError):
         return exc.strerror or str(exc)
     code = _code(exc)
-    message = _first_line(_store_message(exc) or str(exc))
+    message = _first_line(_error_field(exc, "Message") or str(exc))
     if code == "NoSuchBucket":
         return NoSuchBucket(uri).strerror or ""
     if code in ("NoSuchKey", "404", "NotFound"):
@@ -389,23 +394,8 @@ def _error(exc: BaseException, uri: str) -> ObjectStoreError:
     return ObjectStoreError(describe(exc, uri), uri)
 
 
-def _store_message(exc: BaseException) -> str | None:
-    current: BaseException | None = exc
-    while current is not None:
-        response = getattr(current, "response", None)
-        if isinstance(response, dict) and response.get("Error", {}).get("Message"):
-            return str(response["Error"]["Message"])
-        current = current.__cause__
-    return None
-
-
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
-
-
-def _is_capport_error(exc: BaseException) -> bool:
-    """The interrupt guard's refusal (a `RunInterrupted`) is the run's, not the store's."""
-    return isinstance(exc, CapportError)
 
 
 def polars_reason(exc: BaseException) -> str | None:
