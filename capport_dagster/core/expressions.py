@@ -35,6 +35,7 @@ from collections.abc import Collection, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, Literal, Protocol
 
 import polars as pl
@@ -266,6 +267,48 @@ class Sql:
     def check(self, schema: Schema) -> list[str]:
         problems = (check_path(path, schema) for path in self.paths())
         return [f"sql {self.text!r}: {p}" for p in dict.fromkeys(problems) if p is not None]
+
+
+def columns_read(expr: Expr, schema: Schema) -> tuple[str, ...] | None:
+    """The top-level columns of a frame of this schema whose values `expr` is computed from,
+    in the order it reads them (for column lineage): `a.b.c` reads `a`, a literal nothing, an
+    optional column its column when the frame has it. None: it cannot be told.
+
+    Column references come from Polars' own `meta.root_names()`; only an optional column (a
+    regex selection, which Polars resolves only against a frame) and the actions holding one
+    are resolved here, part by part. A name not in the schema (the check would have refused
+    it) is not guessed at: None.
+    """
+    if isinstance(expr, OptionalColumn):
+        return (expr.name,) if expr.name in schema else ()
+    if isinstance(expr, _Composite):
+        found: list[str] = []
+        for part in expr.parts():
+            names = columns_read(part, schema)
+            if names is None:
+                return None
+            found += names
+        return tuple(dict.fromkeys(found))
+    try:
+        names = _root_names(expr)
+    except TypeError:  # unhashable (a user's own kind): not cached
+        names = _root_names.__wrapped__(expr)
+    if names is None or any(name not in schema for name in names):
+        return None
+    return names
+
+
+@lru_cache(maxsize=4096)
+def _root_names(expr: Expr) -> tuple[str, ...] | None:
+    """Polars' root names of `expr`, once per expression: a transform's expressions are parsed
+    once and asked for at every run of every stage using it."""
+    try:
+        polars = expr.polars()
+        if polars.meta.has_multiple_outputs() or polars.meta.is_regex_projection():
+            return None
+        return tuple(dict.fromkeys(polars.meta.root_names()))
+    except Exception:  # an expression Polars cannot analyse (a user's own kind)
+        return None
 
 
 def output_dtype(expr: Expr, schema: Mapping[str, pl.DataType]) -> pl.DataType:

@@ -89,7 +89,9 @@ from urllib.parse import quote
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from capport_dagster.core.lineage import ColumnSource
 from capport_dagster.core.models import Model, reshape
+from capport_dagster.core.paths import split_path
 from capport_dagster.core.registry import (
     BindContext,
     Frame,
@@ -663,6 +665,22 @@ def _json_kind(body: Any, *, top: bool = True) -> str:
     return type(body).__name__
 
 
+def _http_lineage(
+    args: HttpRequestArgs | HttpSingleRequestArgs,
+    inputs: Mapping[str, pl.Schema],
+    outputs: Mapping[str, pl.Schema],
+) -> dict[str, dict[str, tuple[ColumnSource, ...]]]:
+    """The rows are the responses' (from outside the graph) to the requests the stage made of
+    its URL column, or of its params' columns: each column comes from those columns only (none
+    when no frame is read, as for any load)."""
+    if isinstance(args, HttpRequestArgs):
+        sources = ((args.df_from, split_path(args.url_column)[0]),)
+    else:
+        params = args.url_params
+        sources = tuple(dict.fromkeys((p.df_from, split_path(p.param_column)[0]) for p in params))
+    return {args.df_to: dict.fromkeys(outputs.get(args.df_to, ()), sources)}
+
+
 # --- registration ----------------------------------------------------------------------------
 
 
@@ -677,6 +695,7 @@ def register_http_tasks(registry: TaskRegistry) -> TaskRegistry:
             writes=lambda a: (a.df_to,),
             parse=_parse_http_request,
             model_frames=_model_frames,
+            lineage=_http_lineage,
             salvage_reads=lambda raw: raw_names(raw, "df_from"),
             description="GET each URL of a column concurrently; JSON bodies become rows.",
         )
@@ -689,6 +708,7 @@ def register_http_tasks(registry: TaskRegistry) -> TaskRegistry:
             writes=lambda a: (a.df_to,),
             parse=_parse_http_single_request,
             model_frames=_model_frames,
+            lineage=_http_lineage,
             salvage_reads=lambda raw: raw_names(
                 raw.get("url_params") if isinstance(raw, Mapping) else None, "df_from"
             ),
@@ -703,6 +723,7 @@ def register_http_tasks(registry: TaskRegistry) -> TaskRegistry:
             writes=lambda a: (a.df_to,),
             parse=_parse_http_request_json,
             model_frames=_model_frames,
+            lineage=_http_lineage,
             salvage_reads=lambda raw: raw_names(raw, "df"),
             description="http_request under the original capport's arg names (df, select).",
         )

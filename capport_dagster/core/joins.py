@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
+from capport_dagster.core.expressions import columns_read
 from capport_dagster.core.paths import escape_name
 from capport_dagster.core.selects import (
     Findings,
@@ -48,6 +49,10 @@ _ORDER = {"left": "left_right", "inner": "left_right", "right": "right_left"}
 _TAKEN = re.compile(r"column with name '(.+?)' already exists")
 
 Schema = Mapping[str, pl.DataType | None]
+#: A column's sources and a step's column lineage, as `core/steps/base.py` has them (not
+#: imported from there: the steps package imports this module).
+_Sources = tuple[tuple[str | None, str], ...]
+_Lineage = dict[str, _Sources | None]
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,42 @@ class JoinStep:
         after = " (after right_select)" if self.right_select is not None else ""
         return f"frame '{self.right}'{after}"
 
+    def lineage(self, left: Schema, frames: Mapping[str, Schema]) -> _Lineage | None:
+        """The join's columns as Polars names them (see `apply`), each with its sources: a left
+        column from itself, a right one from the right frame's columns (through `right_select`),
+        a prefixed copy from what it copies. A coalesced key (left, inner, right joins) comes
+        from both keys; a full join keeps each side's key apart, and a cross join has none."""
+        right_schema = frames.get(self.right)
+        if right_schema is None:
+            return None
+        right: _Lineage
+        if self.right_select is None:
+            right = {name: ((self.right, name),) for name in right_schema}
+        else:
+            right = {}
+            for item in self.right_select:
+                names = columns_read(item.expr, right_schema)
+                right[item.name] = None if names is None else tuple((self.right, n) for n in names)
+        ours: _Lineage = _with_copies({name: ((None, name),) for name in left}, self.left_prefix)
+        theirs = _with_copies(right, self.right_prefix)
+        pairs = list(zip(self.left_on, self.right_on, strict=True))
+        if any(lk not in ours or rk not in theirs for lk, rk in pairs):
+            return None  # the check reports it; nothing to say here
+        if self.how in ("left", "inner"):
+            for lk, rk in pairs:
+                ours[lk] = _both(ours[lk], theirs[rk])
+            keys = set(self.right_on)
+            theirs = {name: found for name, found in theirs.items() if name not in keys}
+        elif self.how == "right":
+            for lk, rk in pairs:
+                theirs[rk] = _both(ours[lk], theirs[rk])
+            keys = set(self.left_on)
+            ours = {name: found for name, found in ours.items() if name not in keys}
+        joined = dict(ours)
+        for name, found in theirs.items():
+            joined[f"{name}{SUFFIX}" if name in ours else name] = found
+        return joined
+
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         right = self.right_frame(frames)
         if self.left_prefix:
@@ -171,6 +212,18 @@ def prefixed(schema: Schema, prefix: str) -> dict[str, pl.DataType | None]:
     if prefix:
         columns.update({f"{prefix}{name}": dtype for name, dtype in schema.items()})
     return columns
+
+
+def _with_copies(lineage: _Lineage, prefix: str) -> _Lineage:
+    """A side's lineage after its prefix (`prefixed`): each prefixed copy from what it copies."""
+    if not prefix:
+        return lineage
+    return lineage | {f"{prefix}{name}": found for name, found in lineage.items()}
+
+
+def _both(left: _Sources | None, right: _Sources | None) -> _Sources | None:
+    """A coalesced key's sources: the left key's, then the right key's (None: unknown)."""
+    return None if left is None or right is None else (*left, *right)
 
 
 def _full_join(

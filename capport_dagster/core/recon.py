@@ -43,6 +43,7 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from capport_dagster.core.lineage import ColumnSource, by_name
 from capport_dagster.core.registry import (
     BindContext,
     Frame,
@@ -197,6 +198,21 @@ def _run_recon(args: ReconArgs, frames: Mapping[str, Frame], ctx: RunContext) ->
     return {args.save_neq_rows: result}
 
 
+def _recon_lineage(
+    args: ReconArgs, inputs: Mapping[str, pl.Schema], outputs: Mapping[str, pl.Schema]
+) -> dict[str, dict[str, tuple[ColumnSource, ...]]]:
+    """The rows reported keep the left frame's columns as they are; `recon` says how the
+    columns both frames have compare (the keys among them), so it comes from those, on both
+    sides."""
+    found = by_name(args, {args.left_df: inputs.get(args.left_df, pl.Schema())}, outputs)
+    left, right = inputs.get(args.left_df, {}), inputs.get(args.right_df, {})
+    common = [name for name in left if name in right]
+    compared = [(args.left_df, name) for name in common] + [(args.right_df, n) for n in common]
+    for columns in found.values():
+        columns[RECON_COLUMN] = tuple(compared)
+    return found
+
+
 def register_recon_task(registry: TaskRegistry) -> TaskRegistry:
     """Register `recon` in `registry` (the default one already has it)."""
     registry.register(
@@ -207,6 +223,7 @@ def register_recon_task(registry: TaskRegistry) -> TaskRegistry:
             writes=lambda a: (a.save_neq_rows,),
             parse=_parse_recon,
             salvage_reads=lambda raw: raw_names(raw, "left_df", "right_df"),
+            lineage=_recon_lineage,
             description="The rows of left_df that right_df has no identical row for.",
         )
     )

@@ -33,6 +33,7 @@ import polars as pl
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from capport_dagster.core.lineage import LineageFn, whole_input
 from capport_dagster.core.modes import RunMode
 from capport_dagster.core.secrets import Redactor
 from capport_dagster.core.sinkpass import SinkPass
@@ -174,6 +175,11 @@ class TaskSpec:
     #: known schemas. The frames a later stage reads are then checked before anything runs.
     #: None (the default, a custom task): what it writes is unknown, and nothing is checked.
     output_schemas: SchemaFn | None = None
+    #: The column lineage of the frames the task writes, from its args and the schemas of the
+    #: frames it reads and writes (`core/lineage.py`'s `LineageFn`), for each frame's Dagster
+    #: metadata. The default (a custom task's) tells nothing: every written column then comes
+    #: from every column the stage reads. `lineage.by_name` suits tasks that keep columns.
+    lineage: LineageFn = whole_input
 
     @property
     def waits_on_io(self) -> bool:
@@ -249,6 +255,7 @@ class TaskRegistry:
         reads_files: Callable[[Any], Iterable[str]] | None = None,
         writes_files: Callable[[Any], Iterable[str]] | None = None,
         output_schemas: SchemaFn | None = None,
+        lineage: LineageFn | None = None,
         replace: bool = False,
     ) -> Callable[[RunFn], RunFn]:
         """Decorator registering the decorated function as the run function of task `name`.
@@ -257,6 +264,8 @@ class TaskRegistry:
         (from its args), so stages touching the same file run in list order in every mode.
         `output_schemas` tells `validate` the schemas of the frames it writes (`SchemaFn`), so
         the transforms of later stages are checked against them before anything runs.
+        `lineage` says which read columns each written column comes from (`LineageFn`; default:
+        all of them).
         """
 
         def decorate(fn: RunFn) -> RunFn:
@@ -271,6 +280,7 @@ class TaskRegistry:
                 **({"reads_files": reads_files} if reads_files else {}),
                 **({"writes_files": writes_files} if writes_files else {}),
                 output_schemas=output_schemas,
+                **({"lineage": lineage} if lineage else {}),
             )
             self.register(spec, replace=replace)
             return fn

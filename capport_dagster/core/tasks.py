@@ -16,6 +16,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from capport_dagster.core.files import FileFrame, FileFrames, raw_names, register_file_tasks
+from capport_dagster.core.lineage import ColumnSource
 from capport_dagster.core.registry import (
     BindContext,
     Frame,
@@ -106,6 +107,25 @@ def _checked(transform: Transform, schema: pl.Schema, inputs: Mapping[str, pl.Sc
     return output
 
 
+def _transform_lineage(
+    args: TransformArgs, inputs: Mapping[str, pl.Schema], outputs: Mapping[str, pl.Schema]
+) -> dict[str, dict[str, tuple[ColumnSource, ...]]]:
+    """The transform's own lineage (`Transform.lineage`), its input frame named: a column it
+    cannot tell is left out, so it falls back to the whole input, and so does every column
+    when a frame it reads is not given."""
+    names = _transform_reads(args)
+    if not args.transform.steps or any(name not in inputs for name in names):
+        return {}
+    found = args.transform.lineage(inputs[args.input], inputs)
+    return {
+        args.save_df: {
+            column: tuple((args.input if frame is None else frame, name) for frame, name in sources)
+            for column, sources in found.items()
+            if sources is not None
+        }
+    }
+
+
 def _run_transform(args: TransformArgs, frames: Mapping[str, Frame], ctx: RunContext) -> dict:
     lazy = {name: frame.lazy() for name, frame in frames.items()}
     return {args.save_df: args.transform.apply(lazy[args.input], lazy, location=ctx.location)}
@@ -138,6 +158,7 @@ def register_builtin_tasks(registry: TaskRegistry) -> TaskRegistry:
             parse=_parse_transform,
             salvage_reads=lambda raw: raw_names(raw, "input"),
             output_schemas=_transform_schemas,
+            lineage=_transform_lineage,
             description="Apply a named transform (select, filter, join, sql, ...) to a frame.",
         )
     )

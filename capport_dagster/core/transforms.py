@@ -30,6 +30,10 @@ of 2 of 20 CSV columns reads only those 2). Decisions a user of the YAML sees:
   `right_select`), a later step naming a column not there is found even without an input
   schema. At run time every step is checked against the real schema first, so a mistake is a
   located `TaskError` naming the step, never a bare Polars message.
+- **Column lineage** (`Transform.lineage`): each step says where its columns come from
+  (`Step.lineage`), and the transform composes them, from schemas alone; Polars plans on empty
+  frames only where a step needs dtypes an earlier step made (an unnest's struct, a sql query)
+  or cannot tell its columns.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from capport_dagster.core.selects import (
     select_exprs,
 )
 from capport_dagster.core.steps import PLANNED_STEPS, STEPS, Schema, Step, parse_step
+from capport_dagster.core.steps.base import Source, StepLineage, step_lineage
 from capport_dagster.core.steps.drop import DropStep
 from capport_dagster.core.steps.select import SelectStep
 from capport_dagster.core.variables import BUILTIN_VARIABLES
@@ -144,6 +149,49 @@ class Transform:
             )
             return None, Problem(where, failed.message)
 
+    def lineage(self, schema: Schema, schemas: Mapping[str, Schema]) -> StepLineage:
+        """Each output column of the transform on a frame of this schema, in order, with the
+        columns it is computed from: `(None, column)` of the input frame, `(FRAME, column)` of a
+        frame a step reads (`schemas` holds those `reads` names); None where it cannot be told.
+
+        The steps' own lineages composed, step by step, from names (and the input's dtypes)
+        alone. The dtypes after a step are not worked out unless a step needs them (an unnest
+        of a struct, a sql query) or cannot tell its columns: then, and only then, Polars plans
+        the steps so far on empty frames (no data; a step that fails to plan raises, as
+        `output_schema` would, for the caller to fall back). A step kind without `lineage`
+        makes each of its columns from everything it reads (None here).
+        """
+        columns: StepLineage = {name: ((None, name),) for name in schema}
+        current: Schema = schema
+        for number, step in enumerate(self.steps):
+            frames = {name: schemas[name] for name in step.reads()}
+            found = step_lineage(step, current, frames)
+            if found is None and any(dtype is None for dtype in current.values()):
+                current = self._planned_schema(number, schema, schemas)
+                found = step_lineage(step, current, frames)
+            after: Schema | None = None
+            if found is None:
+                after = self._planned_schema(number + 1, schema, schemas)
+                found = dict.fromkeys(after)
+            columns = {name: _composed(sources, columns) for name, sources in found.items()}
+            current = after if after is not None else dict.fromkeys(found)
+        return columns
+
+    def _planned_schema(
+        self, steps: int, schema: Schema, schemas: Mapping[str, Schema]
+    ) -> pl.Schema:
+        """The schema after the first `steps` steps, planned by Polars on empty frames."""
+
+        def empty(columns: Schema) -> pl.LazyFrame:
+            known = {name: pl.Null() if d is None else d for name, d in columns.items()}
+            return pl.LazyFrame(schema=known)
+
+        frames = {name: empty(columns) for name, columns in schemas.items()}
+        plan = empty(schema)
+        for step in self.steps[:steps]:
+            plan = step.apply(plan, frames)
+        return plan.collect_schema()
+
     def _build(
         self, plan: pl.LazyFrame, schema: pl.Schema, frames: Mapping[str, pl.LazyFrame]
     ) -> pl.LazyFrame:
@@ -177,6 +225,25 @@ class _StepFailed(Exception):
         super().__init__(message)
         self.number = number
         self.message = message
+
+
+def _composed(
+    sources: tuple[Source, ...] | None, columns: StepLineage
+) -> tuple[Source, ...] | None:
+    """A step's sources in terms of the transform's inputs: a column of the frame the step
+    received is replaced by that column's own sources; another frame's column stays."""
+    if sources is None:
+        return None
+    found: list[Source] = []
+    for frame, column in sources:
+        if frame is not None:
+            found.append((frame, column))
+            continue
+        earlier = columns.get(column)
+        if earlier is None:
+            return None
+        found += earlier
+    return tuple(dict.fromkeys(found))
 
 
 def _context(number: int, step: Step) -> str:

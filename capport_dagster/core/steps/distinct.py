@@ -16,7 +16,13 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 
 from capport_dagster.core.selects import Findings, column_list, unknown_keys
-from capport_dagster.core.steps.base import Schema, StepKind, missing_columns
+from capport_dagster.core.steps.base import (
+    Schema,
+    StepKind,
+    StepLineage,
+    identity,
+    missing_columns,
+)
 from capport_dagster.core.yaml_source import describe
 from capport_dagster.errors import did_you_mean
 
@@ -46,6 +52,10 @@ class DistinctStep:
             return frame
         subset = list(self.subset) if self.subset else None
         return frame.unique(subset=subset, keep=self.keep, maintain_order=True)
+
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage:
+        """Repeated rows go, columns stay as they are."""
+        return identity(schema)
 
 
 def _parse(step: Mapping[str, Any], context: str, found: Findings) -> DistinctStep | None:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from capport_dagster.core.selects import Findings
-from capport_dagster.core.steps.base import Schema, StepKind
+from capport_dagster.core.steps.base import Schema, StepKind, StepLineage, identity
 from capport_dagster.core.yaml_source import describe
 from capport_dagster.errors import did_you_mean
 
@@ -39,6 +39,11 @@ class DropStep:
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         return frame.drop(list(self.columns)) if self.columns else frame
+
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage:
+        """The columns not dropped, each from itself."""
+        dropped = set(self.columns)
+        return {name: sources for name, sources in identity(schema).items() if name not in dropped}
 
 
 def _parse(step: Mapping[str, Any], context: str, found: Findings) -> DropStep:

@@ -15,9 +15,16 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from capport_dagster.core.expressions import Expr, parse_expr
+from capport_dagster.core.expressions import Expr, columns_read, parse_expr
 from capport_dagster.core.selects import Findings
-from capport_dagster.core.steps.base import Schema, StepKind, missing_columns
+from capport_dagster.core.steps.base import (
+    Schema,
+    StepKind,
+    StepLineage,
+    identity,
+    missing_columns,
+    sources_of,
+)
 from capport_dagster.core.steps.filters import dtype_of, family, show
 from capport_dagster.core.yaml_source import describe
 
@@ -63,6 +70,15 @@ class FillNullStep:
         return frame.with_columns(
             pl.col(fill.column).fill_null(fill.value.polars()) for fill in self.fills
         )
+
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage:
+        """Each filled column in its place, from itself and what its value reads (another
+        column, for `{col: other}`; nothing more for a literal)."""
+        found = identity(schema)
+        for fill in self.fills:
+            value = columns_read(fill.value, schema)
+            found[fill.column] = sources_of(None if value is None else (fill.column, *value))
+        return found
 
 
 def _parse(step: Mapping[str, Any], context: str, found: Findings) -> FillNullStep | None:

@@ -31,7 +31,7 @@ import polars as pl
 from capport_dagster.core.expressions import Expr, Lit, output_dtype, parse_expr
 from capport_dagster.core.paths import split_path
 from capport_dagster.core.selects import Findings
-from capport_dagster.core.steps.base import Schema, StepKind
+from capport_dagster.core.steps.base import Schema, StepKind, StepLineage, identity
 from capport_dagster.core.yaml_source import describe
 from capport_dagster.errors import did_you_mean
 
@@ -299,6 +299,11 @@ class FilterStep:
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         return frame.filter(self.condition.polars())
+
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage:
+        """Rows go, columns stay as they are: the condition's columns choose rows, they are
+        not the source of any value."""
+        return identity(schema)
 
 
 # -- parsing -------------------------------------------------------------------------------------

@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 
 import polars as pl
 
-from capport_dagster.core.expressions import Expr, parse_expr
+from capport_dagster.core.expressions import Expr, columns_read, parse_expr
 from capport_dagster.core.paths import split_path
 from capport_dagster.core.selects import Findings, column_list, unknown_keys
-from capport_dagster.core.steps.base import Schema, StepKind
+from capport_dagster.core.steps.base import Schema, StepKind, StepLineage, sources_of
 from capport_dagster.core.steps.filters import ORDERED, dtype_of, family, show
 from capport_dagster.core.yaml_source import describe
 from capport_dagster.errors import count, did_you_mean
@@ -100,6 +100,17 @@ class GroupByStep:
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         keys = [key.polars().alias(name) for key, name in zip(self.by, self.names, strict=True)]
         return frame.group_by(keys, maintain_order=True).agg([agg.polars() for agg in self.aggs])
+
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage:
+        """The keys (by their names), each from what its path reads, then each aggregation
+        from what its expression reads (a count too: it counts that column's values)."""
+        found: StepLineage = {
+            name: sources_of(columns_read(key, schema))
+            for key, name in zip(self.by, self.names, strict=True)
+        }
+        for agg in self.aggs:
+            found[agg.alias] = sources_of(columns_read(agg.expr, schema))
+        return found
 
 
 # -- parsing -------------------------------------------------------------------------------------

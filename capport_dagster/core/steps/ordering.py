@@ -20,7 +20,7 @@ import polars as pl
 
 from capport_dagster.core.expressions import EXPRESSION_KEYS, Column, Expr, parse_expr
 from capport_dagster.core.selects import Findings, unknown_keys
-from capport_dagster.core.steps.base import Schema, StepKind, StepParser
+from capport_dagster.core.steps.base import Schema, StepKind, StepLineage, StepParser, identity
 from capport_dagster.core.yaml_source import describe
 
 __all__ = ["KINDS", "HeadStep", "LimitStep", "SortStep", "TailStep"]
@@ -65,6 +65,11 @@ class SortStep:
         )
         return ordered.drop(list(temporary)) if temporary else ordered
 
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage:
+        """Rows are reordered, values kept: each column comes from itself (the keys order
+        rows, they are the source of no value)."""
+        return identity(schema)
+
 
 @dataclass(frozen=True)
 class LimitStep:
@@ -81,6 +86,10 @@ class LimitStep:
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         return frame.limit(self.rows)
+
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage:
+        """Fewer rows, the same columns (head and tail alike)."""
+        return identity(schema)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from capport_dagster.core.selects import Findings
-from capport_dagster.core.steps.base import Schema, StepKind, missing_columns
+from capport_dagster.core.steps.base import Schema, StepKind, StepLineage, missing_columns
 from capport_dagster.core.yaml_source import describe
 
 __all__ = ["KINDS", "RenameStep"]
@@ -45,6 +45,12 @@ class RenameStep:
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         return frame.rename(dict(self.pairs))
+
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage:
+        """Each column in its place under its new name, from the column of its old name (all
+        renames at once, so a swap is two columns each from the other)."""
+        new = dict(self.pairs)
+        return {new.get(name, name): ((None, name),) for name in schema}
 
 
 def _parse(step: Mapping[str, Any], context: str, found: Findings) -> RenameStep | None:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 import polars as pl
 
+from capport_dagster.core.expressions import columns_read
 from capport_dagster.core.selects import (
     Findings,
     SelectItem,
@@ -15,7 +16,7 @@ from capport_dagster.core.selects import (
     parse_items,
     select_exprs,
 )
-from capport_dagster.core.steps.base import Schema, StepKind
+from capport_dagster.core.steps.base import Schema, StepKind, StepLineage, sources_of
 
 __all__ = ["KINDS", "ItemsStep", "SelectStep"]
 
@@ -32,6 +33,10 @@ class ItemsStep:
     def check(self, schema: Schema, frames: Mapping[str, pl.LazyFrame]) -> list[str]:
         return check_items(self.items, schema)
 
+    def items_lineage(self, schema: Schema) -> StepLineage:
+        """Each item's column, from the columns its expression reads in the step's input."""
+        return {item.name: sources_of(columns_read(item.expr, schema)) for item in self.items}
+
 
 @dataclass(frozen=True)
 class SelectStep(ItemsStep):
@@ -41,6 +46,10 @@ class SelectStep(ItemsStep):
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         return frame.select(select_exprs(self.items))
+
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage:
+        """Exactly the items, each from what its expression reads."""
+        return self.items_lineage(schema)
 
 
 def _parse(step: Mapping[str, Any], context: str, found: Findings) -> SelectStep:

@@ -10,6 +10,12 @@ the SQL's syntax, one query (SELECT or WITH), the tables it names, and no table 
 (`read_csv(...)` would read a file behind the pipeline's back). Checked against the schemas
 before the plan is built: its columns and functions.
 
+Column lineage (`lineage`) is told where Polars can tell it: a query of one table (`self` or a
+`sql_context` frame) whose select list Polars reads item by item (`pl.sql_expr`, its
+`meta.root_names()`), as many as the query's columns, which Polars' plan names.
+Anything else (JOIN, UNION, subqueries, `* EXCLUDE`, a qualified `t.col`) is told only as "from
+every column the step reads", for the columns Polars plans.
+
 Row order is SQL's: only an ORDER BY fixes it. GROUP BY, JOIN, DISTINCT and UNION give rows in
 an order that may differ between modes and runs, so a query with one of them and no ORDER BY is
 warned about, unless a later step of the transform orders the rows (a sort, an ORDER BY).
@@ -25,7 +31,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from capport_dagster.core.selects import Findings
-from capport_dagster.core.steps.base import Schema, StepKind
+from capport_dagster.core.steps.base import Schema, Source, StepKind, StepLineage
 from capport_dagster.core.yaml_source import describe
 from capport_dagster.errors import did_you_mean
 
@@ -51,6 +57,15 @@ _PLACEHOLDER = re.compile(r'Placeholder\("(?P<text>.+?)"\)')
 _STATIC = re.compile(
     r"sql parser error|relation '.+?' was not found|Placeholder\(|only one\) statement"
 )
+#: Lineage: the start of a query whose select list is read item by item, its FROM, the table
+#: after it, and what makes the rest more than one table's rows filtered, grouped or ordered.
+_SELECT = re.compile(r"\s*SELECT\s+(?:(?:ALL|DISTINCT)\s+)?", re.IGNORECASE)
+_FROM = re.compile(r"\bFROM\b", re.IGNORECASE)
+_TABLE = re.compile(r"\s+(\w+)\b")
+_NOT_ONE_TABLE = re.compile(
+    r"\b(JOIN|UNION|INTERSECT|EXCEPT|SELECT|FROM|LATERAL|UNNEST)\b", re.IGNORECASE
+)
+_CLAUSE = re.compile(r"\b(WHERE|GROUP|HAVING|ORDER|LIMIT|OFFSET|QUALIFY|WINDOW)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,29 @@ class SqlStep:
         context = pl.SQLContext(frames={**tables, SELF: frame}, eager=False)
         return context.execute(self.sql, eager=False)
 
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage | None:
+        """The query's columns (planned on empty frames: SQL names its columns itself), each
+        from what its select item reads where the query is of one table and Polars reads every
+        item (see the module docstring); else each from every column the step reads. None
+        while a dtype is unknown (planning needs them)."""
+        tables = {name: frames[name] for name in self.context if name in frames}
+        tables[SELF] = schema
+        if len(tables) <= len(self.context) or any(
+            dtype is None for table in tables.values() for dtype in table.values()
+        ):
+            return None
+        empty = {name: pl.LazyFrame(schema=dict(table)) for name, table in tables.items()}
+        try:
+            plan = pl.SQLContext(frames=empty, eager=False).execute(self.sql, eager=False)
+            names = plan.collect_schema().names()
+        except pl.exceptions.PolarsError:
+            return None
+        found = _select_lineage(self.sql, tables)
+        if found is None or len(found) != len(names):
+            return dict.fromkeys(names)
+        # the select list's items are the query's columns, in order; Polars names them
+        return dict(zip(names, found, strict=True))
+
     def _plan_problem(
         self, tables: Mapping[str, Mapping[str, Any]], *, static: bool = False
     ) -> str | None:
@@ -90,6 +128,62 @@ class SqlStep:
                 return None
             return explain_sql_error(exc, tables)
         return None
+
+
+def _select_lineage(
+    sql: str, tables: Mapping[str, Schema]
+) -> list[tuple[Source, ...] | None] | None:
+    """The sources of each column of `SELECT items FROM table [WHERE/GROUP BY/ORDER BY/...]`,
+    in order, each item read by Polars (`pl.sql_expr`, `meta.root_names()`); None for any
+    other query. The caller checks the count against the planned columns, so a query read
+    wrongly here is told as unknown, and names them as the plan does."""
+    # quotes and comments masked, positions kept: "#" is no space, word, comma or parenthesis
+    masked = _QUOTED.sub(lambda quoted: "#" * len(quoted[0]), sql)
+    head = _SELECT.match(masked)
+    if head is None:
+        return None
+    end = next((m.start() for m in _FROM.finditer(masked) if _depth(masked, m.start()) == 0), -1)
+    table = _TABLE.match(masked, end + len("FROM")) if end > 0 else None
+    if table is None or table[1] not in tables:
+        return None
+    rest = masked[table.end() :]
+    if _NOT_ONE_TABLE.search(rest) or "," in _CLAUSE.split(rest, maxsplit=1)[0]:
+        return None
+    frame = None if table[1] == SELF else table[1]
+    columns = tables[table[1]]
+    found: list[tuple[Source, ...] | None] = []
+    start = head.end()
+    for stop in [*_top_level_commas(masked, start, end), end]:
+        item, shown = sql[start:stop].strip(), masked[start:stop].strip()
+        start = stop + 1
+        if shown == "*":
+            found += [((frame, name),) for name in columns]
+            continue
+        if shown.startswith("*") or shown.endswith("*"):
+            return None  # * EXCLUDE / RENAME / REPLACE, t.*
+        try:
+            roots = pl.sql_expr(item).meta.root_names()
+        except pl.exceptions.PolarsError:
+            return None
+        known = all(root in columns for root in roots)
+        found.append(tuple((frame, root) for root in dict.fromkeys(roots)) if known else None)
+    return found
+
+
+def _depth(text: str, position: int) -> int:
+    """How many parentheses are open at `position` (quotes already masked)."""
+    return text.count("(", 0, position) - text.count(")", 0, position)
+
+
+def _top_level_commas(text: str, start: int, end: int) -> list[int]:
+    """The positions of the commas between `start` and `end` outside parentheses."""
+    commas, depth = [], 0
+    for position in range(start, end):
+        char = text[position]
+        depth += (char == "(") - (char == ")")
+        if char == "," and depth == 0:
+            commas.append(position)
+    return commas
 
 
 def explain_sql_error(exc: Exception, tables: Mapping[str, Mapping[str, Any]]) -> str:

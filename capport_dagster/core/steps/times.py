@@ -25,7 +25,13 @@ from typing import Any, ClassVar, Literal
 import polars as pl
 
 from capport_dagster.core.selects import Findings, column_list, unknown_keys
-from capport_dagster.core.steps.base import Schema, StepKind, missing_columns
+from capport_dagster.core.steps.base import (
+    Schema,
+    StepKind,
+    StepLineage,
+    identity,
+    missing_columns,
+)
 from capport_dagster.core.yaml_source import describe
 
 __all__ = ["KINDS", "TimeStep", "target_of"]
@@ -82,6 +88,10 @@ class TimeStep:
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         names = dict.fromkeys(self.include)  # a column listed twice is parsed once
         return frame.with_columns(self._parse(pl.col(name)).alias(name) for name in names)
+
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage:
+        """Each included column is parsed in place, from its own text."""
+        return identity(schema)
 
     def _parse(self, text: pl.Expr) -> pl.Expr:
         if self.target == "datetime_utc":

@@ -17,7 +17,13 @@ import polars as pl
 
 from capport_dagster.core.models import DTYPES
 from capport_dagster.core.selects import Findings, column_list, unknown_keys
-from capport_dagster.core.steps.base import Schema, StepKind, missing_columns
+from capport_dagster.core.steps.base import (
+    Schema,
+    StepKind,
+    StepLineage,
+    identity,
+    missing_columns,
+)
 from capport_dagster.core.yaml_source import describe
 from capport_dagster.errors import did_you_mean
 
@@ -51,6 +57,10 @@ class UniformIdStep:
         target = DTYPES[self.into]
         names = dict.fromkeys(self.include)  # a column listed twice is cast once
         return frame.with_columns(pl.col(name).cast(target, strict=False) for name in names)
+
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage:
+        """Each included column is cast in place, from its own values."""
+        return identity(schema)
 
 
 def _parse(step: Mapping[str, Any], context: str, found: Findings) -> UniformIdStep | None:

@@ -21,7 +21,13 @@ import polars as pl
 
 from capport_dagster.core.paths import escape_name, path_error, split_path
 from capport_dagster.core.selects import Findings
-from capport_dagster.core.steps.base import Schema, StepKind, missing_columns
+from capport_dagster.core.steps.base import (
+    Schema,
+    StepKind,
+    StepLineage,
+    identity,
+    missing_columns,
+)
 from capport_dagster.core.yaml_source import describe
 
 __all__ = ["KINDS", "UnnestStep"]
@@ -70,7 +76,7 @@ class UnnestStep:
                     problems.append(f"{key}: column '{name}' is {dtype}, not {_WANTS[key]}")
                     continue
                 problems += _clashes(key, name, struct, columns)
-                columns = _unnested(columns, name, struct)
+                columns = _unnested(columns, name, {f.name: f.dtype for f in struct.fields})
         return problems
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
@@ -83,6 +89,27 @@ class UnnestStep:
             frame = frame.unnest(self.unnest_list_of_struct)
         return frame
 
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage | None:
+        """An exploded list column comes from itself; each field of an unnested struct comes
+        from the struct's column, where it stood. The fields are read from the struct's dtype:
+        None when it is not known here (the caller asks again with the exact schema)."""
+        found = identity(schema)
+        dtypes = dict(schema)
+        for key in KEYS:
+            for name in dict.fromkeys(getattr(self, key)):
+                dtype = dtypes.get(name)
+                inner = dtype.inner if isinstance(dtype, _LISTS) else None
+                if key == "unnest_list":
+                    dtypes[name] = inner
+                    continue
+                struct = inner if key == "unnest_list_of_struct" else dtype
+                if name not in found or not isinstance(struct, pl.Struct):
+                    return None
+                names = [field.name for field in struct.fields]
+                found = _unnested(found, name, dict.fromkeys(names, found[name]))
+                dtypes = _unnested(dtypes, name, {f.name: f.dtype for f in struct.fields})
+        return found
+
 
 def _clashes(key: str, name: str, struct: pl.Struct, columns: Mapping[str, Any]) -> list[str]:
     return [
@@ -93,11 +120,13 @@ def _clashes(key: str, name: str, struct: pl.Struct, columns: Mapping[str, Any])
     ]
 
 
-def _unnested(columns: dict[str, Any], name: str, struct: pl.Struct) -> dict[str, Any]:
+def _unnested(columns: dict[str, Any], name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`columns` with `name` replaced, where it stood, by `fields` (a field name -> its value:
+    its dtype, or its lineage)."""
     out: dict[str, Any] = {}
     for column, dtype in columns.items():
         if column == name:
-            out.update({field.name: field.dtype for field in struct.fields})
+            out.update(fields)
         else:
             out[column] = dtype
     return out

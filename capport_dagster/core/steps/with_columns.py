@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from capport_dagster.core.selects import Findings, parse_items, select_exprs
-from capport_dagster.core.steps.base import StepKind
+from capport_dagster.core.steps.base import Schema, StepKind, StepLineage, identity
 from capport_dagster.core.steps.select import ItemsStep
 
 __all__ = ["KINDS", "WithColumnsStep"]
@@ -29,6 +29,11 @@ class WithColumnsStep(ItemsStep):
 
     def apply(self, frame: pl.LazyFrame, frames: Mapping[str, pl.LazyFrame]) -> pl.LazyFrame:
         return frame.with_columns(select_exprs(self.items))
+
+    def lineage(self, schema: Schema, frames: Mapping[str, Schema]) -> StepLineage:
+        """The input's columns as they are, each item replacing its column where it stands or
+        appended; every item reads the step's input."""
+        return identity(schema) | self.items_lineage(schema)
 
 
 def _parse(step: Mapping[str, Any], context: str, found: Findings) -> WithColumnsStep:
