@@ -25,6 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from bench import harness
+from bench.catalog import catalog
 from bench.data_path import data_path
 from bench.executors import executors, frames_on_s3
 from bench.fanout import cpu_fanout, http_fanout
@@ -79,6 +80,7 @@ SUITES: dict[str, Suite] = {
         executors(work, s.executor_stages, s.rounds),
         frames_on_s3(work, s.event_rows[-1], s.rounds),
     ],
+    "catalog": lambda work, s: catalog(work, s.chain_stages[-1], s.event_rows[-1], s.rounds),
 }
 
 

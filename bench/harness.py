@@ -192,10 +192,16 @@ def run_hand_written(module: str, factory: str, *args: object) -> None:
 
 
 def run_capport_job(
-    config: Path, pipeline: str, run_config: Mapping[str, object], *, temp_instance: bool = False
+    config: Path,
+    pipeline: str,
+    run_config: Mapping[str, object],
+    *,
+    temp_instance: bool = False,
+    instance: DagsterInstance | None = None,
 ) -> None:
     """Run a pipeline's job in this process as `capport run` does: a reconstructable job, on
-    the shared ephemeral instance (or a temporary SQLite one, which worker processes need).
+    the shared ephemeral instance (or a temporary SQLite one, which worker processes need, or
+    the `instance` given).
     """
     job = build_reconstructable_job(
         "capport_dagster.translate.build",
@@ -208,6 +214,6 @@ def run_capport_job(
         with DagsterInstance.local_temp(overrides=quiet) as instance:
             result = execute_job(job, instance=instance, run_config=settings)
     else:
-        result = execute_job(job, instance=shared_instance(), run_config=settings)
+        result = execute_job(job, instance=instance or shared_instance(), run_config=settings)
     if not result.success:
         raise RuntimeError(f"{pipeline} with {dict(run_config)} failed")

@@ -75,6 +75,39 @@ def _parser() -> argparse.ArgumentParser:
         " (needs DAGSTER_HOME)",
     )
 
+    backfill = commands.add_parser(
+        "backfill",
+        help="run a partitioned pipeline once per partition of a range (needs DAGSTER_HOME)",
+    )
+    common(backfill)
+    backfill.add_argument("-p", "--pipeline", required=True)
+    backfill.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        metavar="DATE",
+        help="first partition: its key or its start (ISO 8601)",
+    )
+    backfill.add_argument(
+        "--to", dest="end", required=True, metavar="DATE", help="last partition, included"
+    )
+    backfill.add_argument("-r", "--runner", help="runner whose mode, executor and logger to use")
+    backfill.add_argument(
+        "-o",
+        "--output",
+        help=f"$OUTPUT_DIR, a directory or an object-store URI (default: {DEFAULT_OUTPUT})",
+    )
+    backfill.add_argument("--mode", choices=[m.value for m in RunMode])
+    backfill.add_argument("--executor", choices=EXECUTORS)
+    backfill.add_argument("--frames-dir", help="as for `capport run`")
+    backfill.add_argument(
+        "--location",
+        default="capport_dagster.definitions",
+        help="the code location serving this config in the UI, which the backfill record names"
+        " (default: capport_dagster.definitions, as workspace.yaml loads it)",
+    )
+    backfill.set_defaults(date=None, no_preview=True, resume=None)
+
     validate = commands.add_parser("validate", help="check a config and report every problem")
     common(validate)
     validate.add_argument("-p", "--pipeline", help="only this pipeline")
@@ -108,6 +141,10 @@ def _main(argv: Sequence[str] | None) -> int:
             return _graph(args)
         if args.command == "schedules":
             return _schedules(args)
+        if args.command == "backfill":
+            from capport_dagster.cli_backfill import backfill_pipeline
+
+            return backfill_pipeline(args)
         from capport_dagster.cli_run import run_pipeline
 
         return run_pipeline(args)
@@ -285,6 +322,8 @@ def _schedules(args: argparse.Namespace) -> int:
             )
             name = translator.get_schedule_name(runner, pipeline)
             print(f"  dagster: {name}, {describe(schedule.trigger)}")
+            if runner.partitions is not None:
+                print(f"  partitions: {runner.partitions}")
             print(f"  next: {', '.join(t.isoformat() for t in ticks)}")
     if not scheduled:
         print("no runner has a schedule")

@@ -14,8 +14,9 @@ import argparse
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,13 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
+    JobExecutionResult,
+    ReexecutionOptions,
     RunsFilter,
     build_reconstructable_job,
     execute_job,
 )
+from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster._core.instance.ref import InstanceRef
 from dagster._utils.error import SerializableErrorInfo
 
@@ -38,16 +42,37 @@ from capport_dagster.core import interrupts
 from capport_dagster.core.config import ConfigSnapshot
 from capport_dagster.core.graph import PipelineGraph, Project
 from capport_dagster.core.loader import NO_PIPELINES, NO_YAML_FILES, config_snapshot
+from capport_dagster.core.partitions import Cadence
+from capport_dagster.core.runners import pipeline_partitions
 from capport_dagster.core.secrets import Redactor
 from capport_dagster.core.sinks import HOST_TAG
 from capport_dagster.core.uris import is_uri
 from capport_dagster.errors import ConfigError, Location, ValidationError
 from capport_dagster.translate.build import project_for
 from capport_dagster.translate.executor import PERSISTING_EXECUTORS, REMOTE_EXECUTORS
-from capport_dagster.translate.resources import parse_reference
-from capport_dagster.translate.run_config import FRAMES_DIR_VARIABLE, default_logger
+from capport_dagster.translate.partitions import (
+    dagster_run_config,
+    partition_for,
+    partition_start,
+    partition_tags,
+)
+from capport_dagster.translate.reference import parse_reference
+from capport_dagster.translate.run_config import (
+    FRAMES_DIR_VARIABLE,
+    default_logger,
+    run_config_mapping,
+)
+from capport_dagster.translate.translator import CapportTranslator
 
-__all__ = ["check_dagster_home", "run_pipeline"]
+__all__ = [
+    "PreparedRun",
+    "check_dagster_home",
+    "execute",
+    "instance_for",
+    "prepare_run",
+    "report_failure",
+    "run_pipeline",
+]
 
 _OUR_ERRORS = {
     "TaskError",
@@ -68,6 +93,82 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    run = prepare_run(args)
+    graph = run.graph
+    with instance_for(run.executor, args.debug) as instance:
+        run_config, reexecution = run.run_config, None
+        if args.resume:
+            run_config, reexecution = _resume(args, run, instance)
+        mode, executor = run_config["mode"], run_config["executor"]
+        _check_broker(executor, run_config)
+        verb = f"resuming run {args.resume} of" if args.resume else "running"
+        partition = f", partition {run.partition}" if run.partition else ""
+        print(
+            f"[capport] {verb} pipeline '{graph.name}' ({len(graph.nodes)} stages), mode {mode},"
+            f" executor {executor}{partition}",
+            file=sys.stderr,
+        )
+        result = execute(run, instance, run_config, reexecution=reexecution)
+        if not result.success:
+            report_failure(run, instance, result.run_id, result.all_events, executor)
+            return EXIT_RUN_FAILED
+    if not args.no_preview:
+        _print_final_frames(graph, result.all_events)
+    return EXIT_OK
+
+
+@dataclass
+class PreparedRun:
+    """A pipeline's run as `capport run` sets it up, checked before anything runs: what
+    `capport backfill` runs once per partition too."""
+
+    config_dir: str
+    project: Project
+    graph: PipelineGraph
+    #: The reconstructable job (`job_for`), with the config's text as the run found it.
+    job: ReconstructableJob
+    #: The flat run config (`translate/run_config.py`).
+    run_config: dict[str, Any]
+    executor: str
+    #: The pipeline's partitions (None: unpartitioned) and the partition this run is of.
+    partitions: Cadence | None = None
+    partition: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def for_partition(self, key: str) -> PreparedRun:
+        """The same run, of another partition of the pipeline (a backfill's runs)."""
+        assert self.partitions is not None
+        start = partition_start(self.partitions, key)
+        return replace(
+            self,
+            run_config={**self.run_config, "ref_datetime": start.isoformat()},
+            partition=key,
+            tags={**self.tags, **partition_tags(self.job_name, key)},
+        )
+
+    @property
+    def job_name(self) -> str:
+        return CapportTranslator().get_job_name(self.graph)
+
+    def dagster_run_config(self, run_config: dict[str, Any]) -> dict[str, Any]:
+        """The run config as the job takes it: flat, or in Dagster's form for a partitioned
+        job (which cannot take a config mapping: `translate/partitions.py`)."""
+        if self.partitions is None:
+            return run_config
+        mapping = run_config_mapping(
+            config_dir=self.config_dir,
+            runner=self.project.runner_for(self.graph.name),
+            loggers=self.project.loggers,
+            partitions=self.partitions,
+        )
+        return dagster_run_config(mapping, run_config)
+
+
+def prepare_run(args: argparse.Namespace, *, partition_date: bool = True) -> PreparedRun:
+    """Everything `capport run` checks and sets up before it takes an instance.
+
+    `partition_date`: a partitioned pipeline's run is of the partition `-d` names (or the
+    current one); False leaves the partition to the caller (`capport backfill`)."""
     config_dir = str(Path(args.config).absolute())
     # What the environment and the command line get wrong is said before anything runs.
     check_dagster_home()
@@ -85,13 +186,16 @@ def _run(args: argparse.Namespace) -> int:
     executor = args.executor or (runner.executor if runner else "in_process")
     _check_instance_for(executor)
     timezone = runner.schedule.timezone if runner and runner.schedule else "UTC"
+    partitions = pipeline_partitions(project.runners, args.pipeline)
+    # A partition's run has its start (`PreparedRun.for_partition`).
+    reference = _reference(args.date, timezone) if partitions is None else ""
     run_config = {
         "mode": mode,
         "executor": executor,
         "max_concurrent": runner.max_concurrent if runner else None,
         "frames_dir": _frames_dir(args.frames_dir or (runner.frames_dir if runner else None)),
         "output_dir": str(output_dir),
-        "ref_datetime": _reference(args.date, timezone),
+        "ref_datetime": reference,
         "preview": not args.no_preview,
         "logger": default_logger(runner, project.loggers),
         "progress": True,
@@ -103,53 +207,86 @@ def _run(args: argparse.Namespace) -> int:
         "job_for",
         reconstructable_args=(config_dir, args.pipeline, tuple(args.module), snapshot),
     )
-    with _instance(executor, args.debug) as instance:
-        reexecution = None
-        if args.resume:
-            default = project.runner_for(args.pipeline)
-            job_defaults = {
-                "mode": default.mode.value if default else "sync_lazy",
-                "executor": default.executor if default else "in_process",
-                "max_concurrent": default.max_concurrent if default else None,
-                "logger": default_logger(default, project.loggers),
-            }
-            run_config, reexecution = resume_settings(
-                instance, args, run_config, ResumeTarget(job, job_defaults)
+    run = PreparedRun(config_dir, project, graph, job, run_config, executor, partitions)
+    if partitions is not None and partition_date:
+        if getattr(args, "resume", None):
+            raise ConfigError(
+                f"--resume: pipeline '{graph.name}' is partitioned, and a partition's run is"
+                f" not resumed from the command line: run the partition again (capport run -c"
+                f" {args.config} -p {graph.name} -d PARTITION), or use the Dagster UI's"
+                " Re-execute from failure",
+                Location(),
             )
-            mode, executor = run_config["mode"], run_config["executor"]
-        _check_broker(executor, run_config)
-        verb = f"resuming run {args.resume} of" if args.resume else "running"
-        print(
-            f"[capport] {verb} pipeline '{graph.name}' ({len(graph.nodes)} stages), mode {mode},"
-            f" executor {executor}",
-            file=sys.stderr,
+        now = pendulum.now(partitions.timezone)
+        run = run.for_partition(partition_for(partitions, args.date, "-d", now))
+    return run
+
+
+def _resume(
+    args: argparse.Namespace, run: PreparedRun, instance: DagsterInstance
+) -> tuple[dict[str, Any], ReexecutionOptions]:
+    default = run.project.runner_for(args.pipeline)
+    job_defaults = {
+        "mode": default.mode.value if default else "sync_lazy",
+        "executor": default.executor if default else "in_process",
+        "max_concurrent": default.max_concurrent if default else None,
+        "logger": default_logger(default, run.project.loggers),
+    }
+    return resume_settings(instance, args, run.run_config, ResumeTarget(run.job, job_defaults))
+
+
+def execute(
+    run: PreparedRun,
+    instance: DagsterInstance,
+    run_config: dict[str, Any],
+    *,
+    reexecution: ReexecutionOptions | None = None,
+    tags: dict[str, str] | None = None,
+    stopping: Callable[[], None] | None = None,
+) -> JobExecutionResult:
+    """Run it in `instance`, answering SIGINT and SIGTERM at once (`core/interrupts.py`);
+    `stopping`: the caller's own clean-up on such a signal, after the run's (the process then
+    exits at once)."""
+    executor = run_config["executor"]
+    tags = {**run.tags, **(tags or {}), PROCESS_TAG: f"{HOST_TAG}.{os.getpid()}"}
+    since = datetime.now(UTC)
+    config = run.dagster_run_config(run_config)
+    # In a worker thread, so that a signal is answered at once (see core/interrupts.py).
+    with _progress_from_workers(instance, executor, RunsFilter(tags=tags, created_after=since)):
+        return interrupts.run_in_worker(
+            lambda: execute_job(
+                run.job,
+                instance=instance,
+                run_config=config,
+                tags=tags,
+                raise_on_error=False,
+                reexecution_options=reexecution,
+            ),
+            on_stop=lambda signum: _stop(instance, executor, tags, since, stopping),
+            processes=executor == "multiprocess",
         )
-        tags = {PROCESS_TAG: f"{HOST_TAG}.{os.getpid()}"}
-        since = datetime.now(UTC)
-        # In a worker thread, so that a signal is answered at once (see core/interrupts.py).
-        with _progress_from_workers(instance, executor, RunsFilter(tags=tags, created_after=since)):
-            result = interrupts.run_in_worker(
-                lambda: execute_job(
-                    job,
-                    instance=instance,
-                    run_config=run_config,
-                    tags=tags,
-                    raise_on_error=False,
-                    reexecution_options=reexecution,
-                ),
-                on_stop=lambda signum: _stop_run(instance, executor, tags, since),
-                processes=executor == "multiprocess",
-            )
-        events = result.all_events
-        if not result.success:
-            stored = [e.dagster_event for e in instance.all_logs(result.run_id) if e.dagster_event]
-            _print_failure(graph, events, stored, project.redactor)
-            if os.environ.get("DAGSTER_HOME") and executor in PERSISTING_EXECUTORS:
-                print(f"resume with: --resume {result.run_id}", file=sys.stderr)
-            return EXIT_RUN_FAILED
-    if not args.no_preview:
-        _print_final_frames(graph, events)
-    return EXIT_OK
+
+
+def _stop(
+    instance: DagsterInstance,
+    executor: str,
+    tags: dict[str, str],
+    since: datetime,
+    stopping: Callable[[], None] | None,
+) -> None:
+    _stop_run(instance, executor, tags, since)
+    if stopping is not None:
+        stopping()
+
+
+def report_failure(
+    run: PreparedRun, instance: DagsterInstance, run_id: str, events: list, executor: str
+) -> None:
+    """Why a run failed, one line per failed stage, and how to resume it when it can be."""
+    stored = [e.dagster_event for e in instance.all_logs(run_id) if e.dagster_event]
+    _print_failure(run.graph, events, stored, run.project.redactor)
+    if os.environ.get("DAGSTER_HOME") and executor in PERSISTING_EXECUTORS and not run.partition:
+        print(f"resume with: --resume {run_id}", file=sys.stderr)
 
 
 def _stop_run(
@@ -184,7 +321,7 @@ def _stop_run(
         if interrupts.wait_for(lambda: not helper.is_alive()) and persisted:
             for run_id in ended:  # persisted frames: an interrupted run resumes like a failed one
                 interrupts.say(f"resume with: --resume {run_id}")
-    elif executor == "multiprocess":  # the temporary instance of `_instance`
+    elif executor == "multiprocess":  # the temporary instance of `instance_for`
         interrupts.remove_before_exit(instance.root_directory)
 
 
@@ -332,7 +469,7 @@ def _check_output_dir(output_dir: Path, *, given: bool) -> None:
 
 
 @contextmanager
-def _instance(executor: str, debug: bool = False) -> Iterator[DagsterInstance]:
+def instance_for(executor: str, debug: bool = False) -> Iterator[DagsterInstance]:
     home = os.environ.get("DAGSTER_HOME")
     if home:
         # As `DagsterInstance.get()` builds it (check_dagster_home made sure the path is good)...

@@ -64,7 +64,7 @@ def test_validate_reports_each_problem_of_an_original_capport_config(capsys, mon
 def test_validate_accepts_the_examples():
     result = capport("validate", "-c", str(EXAMPLE_CONFIG))
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == f"valid: 6 pipelines, 36 stages in {EXAMPLE_CONFIG}\n"
+    assert result.stdout == f"valid: 7 pipelines, 38 stages in {EXAMPLE_CONFIG}\n"
 
 
 def test_validate_prints_warnings_and_still_passes(write_config, capsys):
@@ -556,7 +556,7 @@ def test_unknown_runner_exits_2(capsys, tmp_path):
         ]
     )
     assert code == 2
-    assert "unknown runner 'nightly' (runners: default, weekly)" in capsys.readouterr().err
+    assert "unknown runner 'nightly' (runners: daily, default, weekly)" in capsys.readouterr().err
 
 
 # --- output nobody reads --------------------------------------------------------------------

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from dagster import Definitions
 
 from capport_dagster import load_definitions
-from tests.conftest import EXAMPLE_CONFIG, REPO, free_port
+from tests.conftest import EXAMPLE_CONFIG
+from tests.webserver import webserver
 
-PIPELINES = ["branches", "enrich_events", "formats", "goals", "label_teams", "player_api"]
+PIPELINES = [
+    "branches",
+    "daily_teams",
+    "enrich_events",
+    "formats",
+    "goals",
+    "label_teams",
+    "player_api",
+]
 #: A job per pipeline and an asset job per pipeline, sorted by name.
 JOBS = sorted([*PIPELINES, *(f"{p}__assets" for p in PIPELINES)])
-
-JOBS_QUERY = """
-{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
-  locationOrLoadError { __typename ... on PythonError { message }
-    ... on RepositoryLocation { repositories { jobs { name } } } } } } } }
-"""
 
 
 def test_definitions_of_the_examples_are_loadable_together():
@@ -42,62 +42,14 @@ def test_definitions_module_reads_capport_config_dir(tmp_path, monkeypatch):
     assert out.stdout.strip() == str(JOBS), out.stderr
 
 
-def _query(port: int) -> dict | None:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": JOBS_QUERY}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.loads(response.read())
-    except OSError:
-        return None
-
-
 def loaded_jobs(tmp_path: Path, **env: str) -> list[str]:
     """The job names a real webserver (what `dagster dev` serves) loads from `workspace.yaml`
     at the repository root, with `env` set."""
-    port = free_port()
-    environment = {**os.environ, "DAGSTER_HOME": str(tmp_path), **env}
-    if "CAPPORT_CONFIG_DIR" not in env:
-        environment.pop("CAPPORT_CONFIG_DIR", None)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dagster_webserver",
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=REPO,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        entry = None
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            answer = _query(port)
-            if answer:
-                entries = answer["data"]["workspaceOrError"]["locationEntries"]
-                if entries and entries[0]["loadStatus"] == "LOADED":
-                    entry = entries[0]
-                    break
-            time.sleep(0.5)
-        assert entry is not None, "the webserver did not load the workspace in 90 s"
+    with webserver(tmp_path, **env) as (_, entry):
         location = entry["locationOrLoadError"]
         assert location["__typename"] == "RepositoryLocation", location
         jobs = sorted(job["name"] for job in location["repositories"][0]["jobs"])
         return [j for j in jobs if not j.startswith("__")]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_webserver_loads_the_workspace_from_the_repository_root(tmp_path: Path):

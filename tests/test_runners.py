@@ -140,7 +140,9 @@ def test_a_single_unnamed_runner_is_the_default_one(write_config):
     )
 
 
-KEYS = "keys: executor, frames_dir, logger, max_concurrent, pipelines, run_with, schedule"
+KEYS = (
+    "keys: executor, frames_dir, logger, max_concurrent, partitions, pipelines, run_with, schedule"
+)
 
 
 def test_unknown_keys(write_config):

@@ -40,6 +40,7 @@ day-of-month month day-of-week, Sunday = 0) that the translator hands to ``Sched
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ __all__ = [
     "Interval",
     "IntervalTrigger",
     "describe",
+    "longest_gap",
     "parse_every",
     "translate",
 ]
@@ -506,6 +508,22 @@ def describe(trigger: CronTrigger | IntervalTrigger) -> str:
     if len(trigger.crons) == 1:
         return f"cron {trigger.crons[0]}"
     return f"cron [{'; '.join(trigger.crons)}]"
+
+
+def longest_gap(every: Every) -> int:
+    """The longest time, in seconds, between two ticks of the phrase: how long a pipeline it
+    schedules may go without a run before it is late (a runner's freshness). Months and years
+    count at their longest (31 and 366 days), so a short month never reads as overdue."""
+    if every.kind == "interval":
+        assert every.interval is not None
+        longest = {"M": 31 * _DAY, "Y": 366 * _DAY}
+        return sum(
+            count * longest.get(unit, UNIT_SECONDS[unit]) for count, unit in every.interval.parts
+        )
+    ticks = sorted(_phrase_ticks(every))
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ticks)]
+    gaps.append(ticks[0] + _WEEK_MINUTES - ticks[-1])  # from the week's last tick to its first
+    return max(gaps) * _MINUTE
 
 
 def _day_grid(minutes: int) -> set[int]:

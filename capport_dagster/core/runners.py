@@ -17,6 +17,12 @@ from pydantic import ValidationError as PydanticValidationError
 from capport_dagster.core.config import Entry
 from capport_dagster.core.every import CronTrigger, Every, IntervalTrigger, parse_every, translate
 from capport_dagster.core.modes import Executor, RunMode
+from capport_dagster.core.partitions import (
+    Cadence,
+    PartitionsProblem,
+    cadence_for,
+    parse_partitions,
+)
 from capport_dagster.core.registry import validate_model
 from capport_dagster.errors import (
     ConfigError,
@@ -27,7 +33,7 @@ from capport_dagster.errors import (
     did_you_mean,
 )
 
-__all__ = ["Runner", "Schedule", "parse_runner", "runner_problems"]
+__all__ = ["Runner", "Schedule", "parse_runner", "pipeline_partitions", "runner_problems"]
 
 
 class _ScheduleBody(BaseModel):
@@ -45,6 +51,8 @@ class _RunnerBody(BaseModel):
     frames_dir: str | None = None
     pipelines: tuple[str, ...] = ()
     schedule: _ScheduleBody | None = None
+    #: `true` or `{start: DATE}`: read by `core/partitions.py`, which words its own problems.
+    partitions: Any = None
 
     @field_validator("pipelines", mode="before")
     @classmethod
@@ -73,6 +81,8 @@ class Runner:
     location: Location
     #: Where frames persist between processes (run config `frames_dir`); None: the default.
     frames_dir: str | None = None
+    #: The partitions of its pipelines (`partitions:`, from its schedule); None: unpartitioned.
+    partitions: Cadence | None = None
 
 
 def parse_runner(entry: Entry, pipelines: Collection[str], loggers: Collection[str]) -> Runner:
@@ -124,6 +134,23 @@ def parse_runner(entry: Entry, pipelines: Collection[str], loggers: Collection[s
                 "has a schedule but no pipelines, so it would run nothing: list them in"
                 f" `pipelines:`{_choices(pipelines)}, or remove `schedule:`"
             )
+    partitions = None
+    try:
+        start = parse_partitions(body.partitions)
+    except PartitionsProblem as exc:
+        problems.append(str(exc))
+        start = None
+    if start is not None and body.schedule is None:
+        problems.append(
+            "has `partitions` but no schedule: its partitions are the windows of the schedule's"
+            " `every:` (one per tick); add `schedule: { every: 1d }` (or another phrase), or"
+            " remove `partitions`"
+        )
+    elif start is not None and schedule is not None:
+        try:
+            partitions = cadence_for(schedule.every, schedule.trigger, schedule.timezone, start)
+        except PartitionsProblem as exc:
+            problems.append(str(exc))
     if problems:
         raise ValidationError(Problem(entry.location, message) for message in problems)
     return Runner(
@@ -136,6 +163,7 @@ def parse_runner(entry: Entry, pipelines: Collection[str], loggers: Collection[s
         schedule=schedule,
         location=entry.location,
         frames_dir=body.frames_dir,
+        partitions=partitions,
     )
 
 
@@ -158,8 +186,22 @@ def _choices(pipelines: Collection[str]) -> str:
     return f" (pipelines: {', '.join(sorted(pipelines))})" if pipelines else ""
 
 
+def pipeline_partitions(runners: Mapping[str, Runner], pipeline: str) -> Cadence | None:
+    """The partitions of a pipeline's job: those of the runners listing it (validation made
+    sure they agree: `runner_problems`), else None. The `default` runner partitions only the
+    pipelines it lists, like any other."""
+    for runner in runners.values():
+        if pipeline in runner.pipelines:
+            return runner.partitions
+    return None
+
+
 def runner_problems(runners: Mapping[str, Runner]) -> list[Problem]:
     """Problems between runners: a pipeline listed by more than one runner.
+
+    **Decision: different partitions are an error.** A pipeline is one Dagster job, and a job
+    has one set of partitions: two runners that list it must partition it alike (same
+    `every:` cadence, timezone and start) or not at all.
 
     **Decision: a warning**, not an error. Two runners may rightly run one pipeline (a nightly
     sync_lazy run and a weekly full one), and each schedule runs as written; only `capport run
@@ -174,6 +216,17 @@ def runner_problems(runners: Mapping[str, Runner]) -> list[Problem]:
                 first[pipeline] = runner
                 continue
             used = first[pipeline].name
+            if runner.partitions != first[pipeline].partitions:
+                problems.append(
+                    Problem(
+                        runner.location,
+                        f"pipeline '{pipeline}' is {_partitioned(runner.partitions)} here but"
+                        f" {_partitioned(first[pipeline].partitions)} by runner '{used}': its"
+                        " job has one set of partitions, so give both runners the same"
+                        " `partitions` and `every:` (and timezone), or list it in one",
+                    )
+                )
+                continue
             problems.append(
                 Problem(
                     runner.location,
@@ -184,3 +237,7 @@ def runner_problems(runners: Mapping[str, Runner]) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _partitioned(cadence: Cadence | None) -> str:
+    return f"partitioned {cadence}" if cadence is not None else "not partitioned"

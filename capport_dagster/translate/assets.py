@@ -18,15 +18,10 @@ alone, reading its upstream frames back lazily.
 (No `from __future__ import annotations` here: Dagster inspects the context annotation.)
 """
 
-import asyncio
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
@@ -35,21 +30,21 @@ from dagster import (
     AssetSelection,
     ConfigMapping,
     MaterializeResult,
-    MetadataValue,
     Nothing,
     Output,
+    PartitionedConfig,
+    PartitionsDefinition,
     define_asset_job,
     multi_asset,
 )
 
-from capport_dagster.core.constraints import ConstraintError, Violation, check_constraints
+from capport_dagster.core.constraints import ConstraintError
 from capport_dagster.core.graph import PipelineGraph, StageNode
-from capport_dagster.core.models import Model, reshape
 from capport_dagster.core.registry import RunContext
 from capport_dagster.core.runtime import run_stage
 from capport_dagster.core.secrets import RedactingLog, Redactor
+from capport_dagster.translate.catalog import StageCatalog, check_result
 from capport_dagster.translate.frame_type import PolarsFrame
-from capport_dagster.translate.metadata import frame_metadata
 from capport_dagster.translate.ops import RUN_RESOURCE_KEY
 from capport_dagster.translate.resources import CapportRun
 from capport_dagster.translate.translator import CapportTranslator, TranslatorNaming
@@ -61,12 +56,16 @@ def build_pipeline_assets(
     graph: PipelineGraph,
     *,
     translator: CapportTranslator,
-    config: ConfigMapping,
+    config: ConfigMapping | PartitionedConfig,
     redact: Redactor,
 ) -> tuple[list[AssetsDefinition], Any]:
-    """The assets of one pipeline and the asset job that materialises them all."""
+    """The assets of one pipeline and the asset job that materialises them all. A
+    `PartitionedConfig` (a partitioned pipeline's) partitions every asset alike."""
     keys = _asset_keys(graph, translator)
-    assets = [_stage_assets(graph, node, keys, translator, redact) for node in graph.nodes]
+    partitions = config.partitions_def if isinstance(config, PartitionedConfig) else None
+    assets = [
+        _stage_assets(graph, node, keys, translator, redact, partitions) for node in graph.nodes
+    ]
     job = define_asset_job(
         name=translator.get_asset_job_name(graph),
         selection=AssetSelection.assets(*[key for node_keys in keys.values() for key in node_keys]),
@@ -92,46 +91,13 @@ def _asset_keys(
     }
 
 
-@dataclass(frozen=True)
-class _ModelChecks:
-    """The asset checks of one model applied to one frame of a stage."""
-
-    frame: str
-    model: Model
-    specs: tuple[tuple[AssetCheckSpec, str, str], ...]  # (spec, column, constraint)
-
-
-def _checks(
-    node: StageNode, node_keys: tuple[AssetKey, ...], translator: CapportTranslator
-) -> list[_ModelChecks]:
-    frame_keys = dict(zip(node.writes, node_keys, strict=False)) if node.outputs else {}
-    checks = []
-    for frame, model in node.spec.model_frames(node.args):
-        key = frame_keys.get(frame, node_keys[0])  # a sink's checks go on the sink asset
-        specs = tuple(
-            (
-                AssetCheckSpec(
-                    name=translator.get_asset_check_name(model.name, column, constraint),
-                    asset=key,
-                    blocking=True,
-                    description=f"model '{model.name}': column '{column}' is {constraint}",
-                ),
-                column,
-                constraint,
-            )
-            for column, constraint in model.checks
-        )
-        if specs:
-            checks.append(_ModelChecks(frame, model, specs))
-    return checks
-
-
 def _stage_assets(
     graph: PipelineGraph,
     node: StageNode,
     keys: Mapping[str, tuple[AssetKey, ...]],
     translator: CapportTranslator,
     redact: Redactor,
+    partitions: PartitionsDefinition | None = None,
 ) -> AssetsDefinition:
     node_keys = keys[node.label]
     input_keys = {
@@ -142,7 +108,7 @@ def _stage_assets(
         for frame, key in input_keys.items()
     }
     input_frames = {translator.get_input_name(frame): frame for frame in node.inputs}
-    checks = _checks(node, node_keys, translator)
+    catalog = StageCatalog.build(graph, node, translator)
     # Files written by earlier stages that this one reads or overwrites: their assets are
     # upstream of this one, without a value passing (the lineage shows the file edge).
     file_deps = {key for edge in node.after for key in keys[edge.writer]}
@@ -171,13 +137,14 @@ def _stage_assets(
 
     @multi_asset(
         name=TranslatorNaming(translator).asset_op_definition(graph, node),
+        partitions_def=partitions,
         outs=outs,
         ins=ins,
         # A file dependency on an asset this stage also reads as a frame is that input already
         # (Dagster refuses a key both as a typed input and as a dependency).
         deps=sorted(file_deps - set(input_keys.values()), key=AssetKey.to_user_string),
         internal_asset_deps={name: {*input_keys.values(), *file_deps} for name in outs},
-        check_specs=[spec for check in checks for spec, _, _ in check.specs],
+        check_specs=catalog.check_specs,
         required_resource_keys={RUN_RESOURCE_KEY},
         op_tags=dict(translator.get_op_tags(node)),
     )
@@ -190,54 +157,22 @@ def _stage_assets(
             result = await run_stage(node, frames, ctx)
         except ConstraintError as exc:
             # The stage stopped before its data landed; the failed check shows in the catalog.
-            for check in checks:
-                if (check.frame, check.model.name) == (exc.frame, exc.model):
-                    for check_result in _check_results(check, exc.violations):
-                        yield check_result
+            for spec, violation in catalog.failed(exc):
+                yield check_result(spec, violation)
             raise
         if node.outputs:
+            metadata = catalog.frame_metadata(result, frames)
             for version, out_name in zip(node.outputs, out_names, strict=True):
                 yield Output(
                     result.frames[version.name],
                     output_name=out_name,
-                    metadata=frame_metadata(result.summaries[version.name]),
+                    metadata=metadata[version.name],
                 )
         else:
-            yield MaterializeResult(asset_key=node_keys[0], metadata=dict(result.metadata))
-        for check in checks:
-            violations: tuple[Violation, ...] = ()
-            if (check.frame, check.model.name) not in result.checked:
-                # A custom task that applies a model without checking it: check what it wrote.
-                source = result.frames.get(check.frame, frames.get(check.frame))
-                shaped = reshape(source, check.model)
-                try:
-                    await asyncio.to_thread(
-                        check_constraints, shaped, check.model, check.frame, node.location
-                    )
-                except ConstraintError as exc:
-                    violations = exc.violations
-            for check_result in _check_results(check, violations):
-                yield check_result
+            yield MaterializeResult(
+                asset_key=node_keys[0], metadata=catalog.sink_metadata(result, frames)
+            )
+        for spec, violation in await catalog.check_outcomes(result, frames):
+            yield check_result(spec, violation)
 
     return stage_assets
-
-
-def _check_results(
-    check: _ModelChecks, violations: tuple[Violation, ...]
-) -> Iterator[AssetCheckResult]:
-    found = {(v.column, v.constraint): v for v in violations}
-    for spec, column, constraint in check.specs:
-        yield _check_result(spec, found.get((column, constraint)))
-
-
-def _check_result(spec: AssetCheckSpec, violation: Violation | None) -> AssetCheckResult:
-    return AssetCheckResult(
-        asset_key=spec.asset_key,
-        check_name=spec.name,
-        passed=violation is None,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "violations": MetadataValue.int(violation.count if violation else 0),
-            "examples": MetadataValue.text(", ".join(violation.examples) if violation else ""),
-        },
-    )

@@ -7,16 +7,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dagster import AssetsDefinition, Definitions, JobDefinition
+from dagster import (
+    AssetsDefinition,
+    ConfigMapping,
+    Definitions,
+    JobDefinition,
+    PartitionedConfig,
+)
 
 from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
 from capport_dagster.core.config import ConfigSnapshot
 from capport_dagster.core.graph import Project, load_project
 from capport_dagster.core.loader import config_stamp
 from capport_dagster.core.registry import TaskRegistry, import_task_modules
+from capport_dagster.core.runners import pipeline_partitions
 from capport_dagster.translate.assets import build_pipeline_assets
 from capport_dagster.translate.executor import capport_executor
 from capport_dagster.translate.jobs import LOGGER_DEFS, build_job, check_names, run_resources
+from capport_dagster.translate.partitions import partitioned_config
 from capport_dagster.translate.run_config import run_config_mapping
 from capport_dagster.translate.schedules import build_schedules
 from capport_dagster.translate.translator import CapportTranslator
@@ -40,6 +48,7 @@ def build_definitions(
             loggers=project.loggers,
             translator=translator,
             redact=project.redactor,
+            partitions=pipeline_partitions(project.runners, name),
         )
         for name, graph in project.graphs.items()
     }
@@ -47,16 +56,18 @@ def build_definitions(
     assets: list[AssetsDefinition] = []
     asset_jobs = []
     for name, graph in project.graphs.items():
+        partitions = pipeline_partitions(project.runners, name)
+        config: ConfigMapping | PartitionedConfig = run_config_mapping(
+            config_dir=config_dir,
+            runner=project.runner_for(name),
+            loggers=project.loggers,
+            persist=True,
+            partitions=partitions,
+        )
+        if partitions is not None:
+            config = partitioned_config(config, partitions)
         pipeline_assets, asset_job = build_pipeline_assets(
-            graph,
-            translator=translator,
-            config=run_config_mapping(
-                config_dir=config_dir,
-                runner=project.runner_for(name),
-                loggers=project.loggers,
-                persist=True,
-            ),
-            redact=project.redactor,
+            graph, translator=translator, config=config, redact=project.redactor
         )
         assets.extend(pipeline_assets)
         asset_jobs.append(asset_job)
@@ -122,6 +133,7 @@ def job_for(
             loggers=project.loggers,
             translator=CapportTranslator(),
             redact=project.redactor,
+            partitions=pipeline_partitions(project.runners, pipeline),
         )
     return cached.job
 

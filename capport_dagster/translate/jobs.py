@@ -6,11 +6,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dagster import (
+    ConfigMapping,
     DependencyDefinition,
     GraphDefinition,
     JobDefinition,
     MultiDependencyDefinition,
     NodeInvocation,
+    PartitionedConfig,
     colored_console_logger,
 )
 from dagster._core.definitions.dependency import IDependencyDefinition
@@ -18,6 +20,7 @@ from dagster._core.definitions.dependency import IDependencyDefinition
 from capport_dagster.core.graph import PipelineGraph
 from capport_dagster.core.loggers import LoggerSpec
 from capport_dagster.core.names import FILES_READY, FILES_WRITTEN, dagster_name_problems
+from capport_dagster.core.partitions import Cadence
 from capport_dagster.core.runners import Runner
 from capport_dagster.core.secrets import Redactor
 from capport_dagster.errors import ValidationError
@@ -25,6 +28,7 @@ from capport_dagster.translate.executor import capport_executor
 from capport_dagster.translate.io_manager import capport_io_manager
 from capport_dagster.translate.loggers import file_logger
 from capport_dagster.translate.ops import RUN_RESOURCE_KEY, build_op
+from capport_dagster.translate.partitions import partitioned_config
 from capport_dagster.translate.progress import progress_logger
 from capport_dagster.translate.resources import capport_run_resource
 from capport_dagster.translate.run_config import run_config_mapping
@@ -53,7 +57,10 @@ def build_job(
     loggers: Mapping[str, LoggerSpec],
     translator: CapportTranslator,
     redact: Redactor,
+    partitions: Cadence | None = None,
 ) -> JobDefinition:
+    """`partitions`: the pipeline's (`core/partitions.py`), which make it a partitioned job;
+    its config is then Dagster's per-partition form (`translate/partitions.py` says why)."""
     naming = TranslatorNaming(translator)
     op_names = {node.label: naming.op(node) for node in graph.nodes}
     ops = {
@@ -86,11 +93,16 @@ def build_job(
         dependencies=dependencies,
         description=f"capport pipeline '{graph.name}' ({len(graph.nodes)} stages)",
     )
+    config: ConfigMapping | PartitionedConfig = run_config_mapping(
+        config_dir=config_dir, runner=runner, loggers=loggers, partitions=partitions
+    )
+    if partitions is not None:
+        config = partitioned_config(config, partitions)
     return job_graph.to_job(
         resource_defs=run_resources(config_dir),
         executor_def=capport_executor,
         logger_defs=LOGGER_DEFS,
-        config=run_config_mapping(config_dir=config_dir, runner=runner, loggers=loggers),
+        config=config,
         tags=dict(translator.get_job_tags(graph)),
     )
 

@@ -16,11 +16,13 @@ from dagster import (
     op,
 )
 
+from capport_dagster.core.constraints import ConstraintError
 from capport_dagster.core.graph import PipelineGraph, StageNode
 from capport_dagster.core.names import FILES_READY, FILES_WRITTEN
 from capport_dagster.core.registry import RunContext
 from capport_dagster.core.runtime import run_stage
 from capport_dagster.core.secrets import RedactingLog, Redactor
+from capport_dagster.translate.catalog import StageCatalog
 from capport_dagster.translate.frame_type import PolarsFrame
 from capport_dagster.translate.metadata import frame_metadata
 from capport_dagster.translate.resources import CapportRun
@@ -46,12 +48,16 @@ def build_op(
     run` prints results) its head and length come from the pass that executes it: that op's,
     or the first sink's, which reports them as an `AssetObservation` of the frame's asset.
 
+    The op records the stage's assets in the catalog (`translate/catalog.py`) unless the run
+    says `catalog: false`.
+
     `name` is the op *definition* name, unique in the code location; the job invokes it under
     the stage's op name (its label), which is what the UI, step keys and run config show.
     """
     input_names = {translator.get_input_name(frame): frame for frame in node.reads}
     output_names = {translator.get_output_name(v): v for v in node.outputs}
     unread = frozenset(v.name for v in node.outputs if not graph.readers[v])
+    catalog = StageCatalog.build(graph, node, translator)
     previewed = {
         frame: translator.get_asset_key(graph, version)
         for frame, version in node.inputs.items()
@@ -89,14 +95,22 @@ def build_op(
             redact=redact,
         )
         frames: Mapping[str, object] = {input_names[k]: v for k, v in inputs.items()}
-        result = await run_stage(
-            node,
-            frames,  # type: ignore[arg-type]
-            ctx,
-            unread=unread,
-            preview=run.preview,
-            preview_inputs=previewed,
-        )
+        partition = context.partition_key if context.has_partition_key else None
+        try:
+            result = await run_stage(
+                node,
+                frames,  # type: ignore[arg-type]
+                ctx,
+                unread=unread,
+                preview=run.preview,
+                preview_inputs=previewed,
+            )
+        except ConstraintError as exc:
+            # The data did not land; the failed checks still show in the catalog.
+            if run.catalog:
+                for evaluation in catalog.failed_checks(exc, partition):
+                    yield evaluation
+            raise
         for frame, summary in result.previews.items():
             yield AssetObservation(asset_key=previewed[frame], metadata=frame_metadata(summary))
         for name, version in output_names.items():
@@ -107,5 +121,8 @@ def build_op(
             )
         if node.signals_files:
             yield Output(None, FILES_WRITTEN)
+        if run.catalog:
+            for event in await catalog.events(result, frames, partition):  # type: ignore[arg-type]
+                yield event
 
     return stage_op

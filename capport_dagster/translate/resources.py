@@ -10,32 +10,15 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pendulum
-from dagster import Field, InitResourceContext, Noneable, ResourceDefinition, resource
+from dagster import Field, InitResourceContext, Noneable, Permissive, ResourceDefinition, resource
 
 from capport_dagster.core.modes import RunMode
+from capport_dagster.core.partitions import Cadence
 from capport_dagster.core.variables import run_variables
-from capport_dagster.errors import ConfigError
+from capport_dagster.translate.partitions import PARTITION_NAME_TAG, partition_start
+from capport_dagster.translate.reference import parse_reference
 
 __all__ = ["CapportRun", "capport_run_resource", "parse_reference"]
-
-
-def parse_reference(text: str, timezone: str) -> datetime:
-    """An ISO 8601 date or date-time; without an offset it is wall time in `timezone`.
-
-    Anything else (a time alone, a duration, a typo) is a `ConfigError` quoting the text: the
-    run config mapping reports it as a config error before the run starts, and `capport run -d`
-    as a usage error.
-    """
-    try:
-        parsed = pendulum.parse(text, tz=pendulum.timezone(timezone))
-    except (ValueError, TypeError):  # pendulum.parsing.ParserError is a ValueError
-        parsed = None
-    if not isinstance(parsed, pendulum.DateTime):
-        raise ConfigError(
-            f"{text!r} is not an ISO 8601 date or date-time (e.g. 2026-01-05 or "
-            "2026-01-05T15:00:00+08:00)"
-        )
-    return parsed
 
 
 @dataclass
@@ -44,7 +27,10 @@ class CapportRun:
     defaults are the `capport` resource's config schema (`capport_run_resource`).
 
     `ref_datetime` defaults to the moment the run was created (so every stage of a run, and a
-    re-execution of it, sees the same `$REF_DATE`), in the runner's timezone.
+    re-execution of it, sees the same `$REF_DATE`), in the runner's timezone. A run of a
+    partition (tag `dagster/partition`, a partitioned job's run) has its partition's start
+    instead, whatever `ref_datetime` says: a partition's runs, however launched (schedule,
+    backfill, launchpad, `capport run -d`), all see the same `$REF_DATE`.
     """
 
     config_dir: str
@@ -53,6 +39,10 @@ class CapportRun:
     ref_datetime: str | None
     timezone: str
     preview: bool
+    #: Record each frame and sink the run produced in the asset catalog (`translate/catalog.py`).
+    catalog: bool = True
+    #: The job's partitions (`Cadence.config()`); None: an unpartitioned job.
+    partitions: Mapping[str, str] | None = None
     _reference: datetime | None = field(default=None, init=False, repr=False)
     _variables: Mapping[str, str] | None = field(default=None, init=False, repr=False)
 
@@ -61,9 +51,12 @@ class CapportRun:
 
     def _resolve_reference(self, context: InitResourceContext | None) -> datetime:
         zone = pendulum.timezone(self.timezone)
+        run = context.run if context is not None else None
+        key = run.tags.get(PARTITION_NAME_TAG) if run is not None else None
+        if key is not None and self.partitions is not None:
+            return partition_start(Cadence.from_config(dict(self.partitions)), key)
         if self.ref_datetime:
             return parse_reference(self.ref_datetime, self.timezone)
-        run = context.run if context is not None else None
         if run is not None and context is not None and context.instance is not None:
             record = context.instance.get_run_record_by_id(run.run_id)
             if record is not None:
@@ -111,6 +104,8 @@ def capport_run_resource(config_dir: str) -> ResourceDefinition:
             "ref_datetime": Field(Noneable(str), default_value=None, is_required=False),
             "timezone": Field(str, default_value="UTC", is_required=False),
             "preview": Field(bool, default_value=False, is_required=False),
+            "catalog": Field(bool, default_value=True, is_required=False),
+            "partitions": Field(Noneable(Permissive()), default_value=None, is_required=False),
         },
         description="Settings of one capport run: mode, output directory, reference date/time.",
     )

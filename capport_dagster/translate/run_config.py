@@ -11,6 +11,7 @@ Users (and schedules, and `capport run`) write
     output_dir: output
     ref_datetime: "2026-01-05T15:00:00+08:00"
     preview: false             # compute head and row count of final frames (lazy modes)
+    catalog: true              # record each frame and sink in Dagster's asset catalog
     logger: default            # a logger entry: its file, and its level on the console
     log_level: INFO            # console level (default: the logger's, else INFO)
     progress: false            # a line per stage on stderr (what `capport run` shows)
@@ -40,6 +41,7 @@ from dagster._utils.error import SerializableErrorInfo
 
 from capport_dagster.core.loggers import LoggerSpec
 from capport_dagster.core.modes import DEFAULT_MODE
+from capport_dagster.core.partitions import Cadence
 from capport_dagster.core.runners import Runner
 from capport_dagster.core.uris import is_uri
 from capport_dagster.core.variables import expand, run_variables
@@ -81,8 +83,10 @@ def run_config_mapping(
     runner: Runner | None,
     loggers: Mapping[str, LoggerSpec],
     persist: bool = False,
+    partitions: Cadence | None = None,
 ) -> ConfigMapping:
-    """`persist`: always keep frames as Parquet (asset jobs), not only between processes."""
+    """`persist`: always keep frames as Parquet (asset jobs), not only between processes.
+    `partitions`: the job's, which the run resource needs to find a partition's start."""
     mode = runner.mode if runner else DEFAULT_MODE
     executor = runner.executor if runner else "in_process"
     timezone = runner.schedule.timezone if runner and runner.schedule else "UTC"
@@ -113,6 +117,11 @@ def run_config_mapping(
             Noneable(str), default_value=None, description="$REF_DATETIME (default: run start)"
         ),
         "preview": Field(bool, default_value=False),
+        "catalog": Field(
+            bool,
+            default_value=True,
+            description="record a materialization of each frame and sink, and the model checks",
+        ),
         "logger": Field(
             Noneable(str),
             default_value=default_logger(runner, loggers),
@@ -156,6 +165,8 @@ def run_config_mapping(
                         "ref_datetime": values["ref_datetime"],
                         "timezone": timezone,
                         "preview": values["preview"],
+                        "catalog": values["catalog"],
+                        "partitions": partitions.config() if partitions else None,
                     }
                 },
                 "io_manager": {

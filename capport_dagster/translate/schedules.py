@@ -15,18 +15,24 @@ a skipped tick loses nothing: the next one after the run ends covers it. Cron sc
 skip: each tick is its own `$REF_DATETIME` (a day's data), which a skip would lose.
 
 Either way the run request carries the runner's mode, executor, concurrency and logger as run
-config, and tags naming the runner and the pipeline. Definitions start RUNNING: a runner with a
+config, and tags naming the runner and the pipeline. A partitioned runner's schedule (`partitions:`)
+asks for the partition whose window starts at the tick (`translate/partitions.py`), so its
+`$REF_DATETIME` is the tick as before; its run config is in Dagster's form, as a partitioned job
+takes it. Definitions start RUNNING: a runner with a
 schedule in the config means "run this", so nobody has to switch it on in the UI first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pendulum
 from dagster import (
+    ConfigMapping,
     DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -42,8 +48,10 @@ from dagster import (
 
 from capport_dagster.core.every import CronTrigger
 from capport_dagster.core.graph import Project
+from capport_dagster.core.partitions import Cadence
 from capport_dagster.core.runners import Runner
-from capport_dagster.translate.run_config import default_logger
+from capport_dagster.translate.partitions import dagster_run_config, partitions_def
+from capport_dagster.translate.run_config import default_logger, run_config_mapping
 from capport_dagster.translate.translator import CapportTranslator
 
 __all__ = ["UNFINISHED", "build_schedules"]
@@ -71,7 +79,14 @@ def build_schedules(
         for pipeline in runner.pipelines:
             if pipeline not in jobs:
                 continue  # not loaded (e.g. a single-pipeline project)
-            request = _RunRequests(runner, pipeline, jobs[pipeline].name, project, translator)
+            request = _RunRequests(
+                runner,
+                pipeline,
+                jobs[pipeline].name,
+                project,
+                translator,
+                partitions=_Partitions.of(runner, pipeline, project),
+            )
             name = translator.get_schedule_name(runner, pipeline)
             trigger = runner.schedule.trigger
             description = (
@@ -105,6 +120,27 @@ def build_schedules(
     return schedules, sensors
 
 
+@dataclass(frozen=True)
+class _Partitions:
+    """A partitioned pipeline's cadence, and the mapping that puts its flat run config in the
+    form its job takes."""
+
+    cadence: Cadence
+    mapping: ConfigMapping
+
+    @classmethod
+    def of(cls, runner: Runner, pipeline: str, project: Project) -> _Partitions | None:
+        if runner.partitions is None:
+            return None
+        mapping = run_config_mapping(
+            config_dir=str(Path(project.config.config_dir).absolute()),
+            runner=project.runner_for(pipeline),
+            loggers=project.loggers,
+            partitions=runner.partitions,
+        )
+        return cls(runner.partitions, mapping)
+
+
 class _RunRequests:
     """The run a runner asks for, at a given reference time."""
 
@@ -115,8 +151,10 @@ class _RunRequests:
         job: str,
         project: Project,
         translator: CapportTranslator,
+        partitions: _Partitions | None = None,
     ) -> None:
         self._job = job
+        self._partitions = partitions
         self._timezone = runner.schedule.timezone if runner.schedule else "UTC"
         self._run_config: dict[str, Any] = {
             "mode": runner.mode.value,
@@ -127,9 +165,15 @@ class _RunRequests:
         self._tags = dict(translator.get_schedule_tags(runner, pipeline))
 
     def request(self, reference: datetime) -> RunRequest:
+        run_config = {**self._run_config, "ref_datetime": reference.isoformat()}
+        if self._partitions is None:
+            return RunRequest(run_config=run_config, tags=self._tags)
         return RunRequest(
-            run_config={**self._run_config, "ref_datetime": reference.isoformat()},
+            run_config=dagster_run_config(self._partitions.mapping, run_config),
             tags=self._tags,
+            partition_key=partitions_def(self._partitions.cadence).get_partition_key_for_timestamp(
+                reference.timestamp()
+            ),
         )
 
     def for_schedule(self, context: ScheduleEvaluationContext) -> RunRequest:
