@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import polars as pl
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import AssetKey, DagsterInstance, FreshnessPolicy
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.execution.api import execute_run
 from polars.testing import assert_frame_equal
@@ -218,3 +220,36 @@ def test_a_stage_overwriting_the_file_its_input_frame_was_loaded_from(write_conf
     )
     assert result.success
     assert (out / "a.csv").read_text() == "x\n1\n"
+
+
+class Strict(CapportTranslator):
+    """The default failure, and a warning an hour before it."""
+
+    def get_freshness_policy(self, graph, overdue_after):
+        if overdue_after is None:
+            return None
+        return FreshnessPolicy.time_window(
+            fail_window=overdue_after, warn_window=overdue_after - timedelta(hours=1)
+        )
+
+
+def test_a_scheduled_pipelines_assets_have_the_schedules_freshness(write_config):
+    config = write_config(
+        {
+            "p.yml": """
+            pipeline:
+              p: [{ label: a, task: noop }]
+              q: [{ label: a, task: noop }]
+            runner:
+              daily: { pipelines: p, schedule: { every: at 06:00, grace: 3h } }
+            """
+        }
+    )
+    default = load_definitions(config).resolve_asset_graph()
+    policy = default.get(AssetKey(["p", "a"])).freshness_policy
+    assert policy == FreshnessPolicy.time_window(fail_window=timedelta(hours=27))
+    assert default.get(AssetKey(["q", "a"])).freshness_policy is None
+    strict = load_definitions(config, translator=Strict()).resolve_asset_graph()
+    assert strict.get(AssetKey(["p", "a"])).freshness_policy == FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=27), warn_window=timedelta(hours=26)
+    )

@@ -26,6 +26,7 @@ TRANSLATOR = CapportTranslator()
 
 ASSETS_QUERY = """
 { assetNodes { assetKey { path }
+    internalFreshnessPolicy { __typename ... on TimeWindowFreshnessPolicy { failWindowSeconds } }
     assetMaterializations(limit: 1) { runId partition
       metadataEntries { label __typename
         ... on IntMetadataEntry { intValue }
@@ -195,6 +196,24 @@ def test_model_checks_show_their_result_for_the_latest_materialization(
         assert execution["runId"] == catalogued.runs[key.split("/")[0]], (key, name)
     assert ("enrich_events/PLAYERS", "player__player_id__primary") in checks
     assert ("enrich_events/save_report", "event_report__event_id__primary") in checks
+
+
+def test_scheduled_pipelines_assets_are_overdue_one_period_and_a_grace_after_a_run(
+    catalogued: Catalogued,
+) -> None:
+    """`branches` runs every Monday (config/runner.yml), `daily_teams` every day; the others
+    have no schedule, so no freshness."""
+    windows: dict[str, set[int | None]] = {}
+    for key, node in catalogued.nodes.items():
+        policy = node["internalFreshnessPolicy"]
+        assert policy is None or policy["__typename"] == "TimeWindowFreshnessPolicy", policy
+        windows.setdefault(key.split("/")[0], set()).add(policy and policy["failWindowSeconds"])
+    week, day = 7 * 24 * 3600, 24 * 3600
+    assert windows == {
+        "branches": {week + week // 10},
+        "daily_teams": {day + day // 10},
+        **{p: {None} for p in EXAMPLE_PIPELINES if p != "branches"},
+    }
 
 
 # --- without the webserver: what a lazy run records, failures, and turning it off -------------

@@ -20,6 +20,7 @@ from capport_dagster.core.every import (
     Interval,
     IntervalTrigger,
     describe,
+    longest_gap,
     parse_every,
     translate,
 )
@@ -462,3 +463,21 @@ def test_a_huge_repeat_count_is_capped_like_any_large_one():
     week = parse_every("Monday at 15:00 repeating every 1m times 10080")
     assert huge.times == 10**18
     assert translate(huge) == translate(week)
+
+
+@pytest.mark.parametrize(
+    ("phrase", "hours"),
+    [
+        ("1d", 24),
+        ("90m", 1.5),
+        ("Monday at 15:00", 7 * 24),
+        ("weekday at 09:30", 3 * 24),  # Friday 09:30 to Monday 09:30
+        ("at 09:30 repeating every 2h times 3", 20),  # 13:30 to 09:30 the next day
+        ("Sunday at 23:00 repeating every 2h times 2", 7 * 24 - 2),  # wraps into Monday
+        ("1M", 31 * 24),  # a month at its longest
+        ("1Y", 366 * 24),
+        ("2w", 14 * 24),
+    ],
+)
+def test_the_longest_gap_between_two_ticks(phrase, hours):
+    assert longest_gap(parse_every(phrase)) == hours * 3600

@@ -11,7 +11,13 @@ from capport_dagster.core.every import CronTrigger, parse_every
 from capport_dagster.core.graph import Project, load_project
 from capport_dagster.core.loader import load_config
 from capport_dagster.core.modes import RunMode
-from capport_dagster.core.runners import Runner, Schedule, parse_runner, runner_problems
+from capport_dagster.core.runners import (
+    Runner,
+    Schedule,
+    parse_runner,
+    pipeline_overdue_after,
+    runner_problems,
+)
 from capport_dagster.errors import ConfigError, Location, Problem, ValidationError
 
 BASE = {
@@ -400,3 +406,53 @@ def test_runner_for_an_unknown_name_without_runners(write_config):
     with pytest.raises(ConfigError) as info:
         loaded.runner_for("players", "x")
     assert str(info.value) == "runner 'x': unknown runner 'x' (runners: none defined)"
+
+
+# --- freshness: how long a scheduled pipeline may go without a run ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("schedule", "overdue_after"),
+    [
+        ("{ every: 1d }", 24 * 3600 + 8640),  # a day and a tenth of a day
+        ("{ every: Monday at 15:00 }", 7 * 24 * 3600 + 60480),
+        ("{ every: weekday at 09:30 }", 3 * 24 * 3600 + 25920),  # Friday to Monday
+        ("{ every: 1d, grace: 2h }", 26 * 3600),
+        ("{ every: 15m, grace: 0s }", 15 * 60),
+    ],
+)
+def test_a_schedules_overdue_time_is_its_longest_gap_plus_the_grace(
+    write_config, schedule, overdue_after
+):
+    runner = f"runner:\n  r: {{ pipelines: teams, schedule: {schedule} }}\n"
+    [scheduled] = project(write_config, runner).runners.values()
+    assert scheduled.schedule is not None
+    assert scheduled.schedule.overdue_after == overdue_after
+
+
+@pytest.mark.parametrize(
+    ("grace", "message"),
+    [
+        ("Monday", "schedule `grace` is a length of time like 30m, 2h or 1d, not 'Monday'"),
+        ("2 hours", "schedule `grace`: "),
+    ],
+)
+def test_a_grace_that_is_not_a_length_of_time(write_config, grace, message):
+    runner = f"runner:\n  r: {{ pipelines: teams, schedule: {{ every: 1d, grace: '{grace}' }} }}\n"
+    [error] = parse_errors(write_config, runner)
+    assert error.startswith(f"error: config/r.yml:2, runner 'r': {message}"), error
+
+
+def test_the_soonest_schedule_listing_a_pipeline_sets_its_freshness(write_config):
+    runners = project(
+        write_config,
+        """
+        runner:
+          weekly: { pipelines: [teams, players], schedule: { every: 1w, grace: 1h } }
+          daily: { pipelines: teams, schedule: { every: 1d, grace: 1h } }
+        """,
+    ).runners
+    assert pipeline_overdue_after(runners, "teams") == 25 * 3600
+    assert pipeline_overdue_after(runners, "players") == 7 * 24 * 3600 + 3600
+    unscheduled = project(write_config, "runner:\n  r: { pipelines: teams }\n").runners
+    assert pipeline_overdue_after(unscheduled, "teams") is None

@@ -6,8 +6,9 @@ A runner picks the run mode, the executor, the logger and, optionally, a schedul
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pendulum
@@ -15,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from capport_dagster.core.config import Entry
-from capport_dagster.core.every import CronTrigger, Every, IntervalTrigger, parse_every, translate
+from capport_dagster.core.every import (
+    CronTrigger,
+    Every,
+    IntervalTrigger,
+    longest_gap,
+    parse_every,
+    translate,
+)
 from capport_dagster.core.modes import Executor, RunMode
 from capport_dagster.core.partitions import (
     Cadence,
@@ -33,13 +41,22 @@ from capport_dagster.errors import (
     did_you_mean,
 )
 
-__all__ = ["Runner", "Schedule", "parse_runner", "pipeline_partitions", "runner_problems"]
+__all__ = [
+    "Runner",
+    "Schedule",
+    "parse_runner",
+    "pipeline_overdue_after",
+    "pipeline_partitions",
+    "runner_problems",
+]
 
 
 class _ScheduleBody(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     every: str
     timezone: str = "UTC"
+    #: How late a run may land before its pipeline's assets are overdue (a length: 2h, 30m).
+    grace: str | None = None
 
 
 class _RunnerBody(BaseModel):
@@ -67,6 +84,15 @@ class Schedule:
     every: Every
     timezone: str
     trigger: CronTrigger | IntervalTrigger
+    #: `grace:` in seconds; None: a tenth of the longest gap between two ticks.
+    grace: int | None = None
+
+    @property
+    def overdue_after(self) -> int:
+        """Seconds after a run's output lands past which the next one is late: the longest gap
+        between two ticks plus the grace (the assets' freshness)."""
+        gap = longest_gap(self.every)
+        return gap + (gap // 10 if self.grace is None else self.grace)
 
 
 @dataclass(frozen=True)
@@ -124,6 +150,14 @@ def parse_runner(entry: Entry, pipelines: Collection[str], loggers: Collection[s
             schedule = Schedule(every, body.schedule.timezone, translate(every))
         except ScheduleParseError as exc:
             problems.append(exc.message)
+        if body.schedule.grace is not None:
+            try:
+                grace = _grace_seconds(body.schedule.grace, entry.location)
+            except ScheduleParseError as exc:
+                problems.append(exc.message)
+                grace = None
+            if schedule is not None:
+                schedule = replace(schedule, grace=grace)
         unsure = bad_keys is not None and any(
             key == "pipelines" or key not in _RunnerBody.model_fields for key in bad_keys
         )
@@ -184,6 +218,34 @@ def _well_formed_part(entry: Entry) -> tuple[_RunnerBody, set[str] | None]:
 
 def _choices(pipelines: Collection[str]) -> str:
     return f" (pipelines: {', '.join(sorted(pipelines))})" if pipelines else ""
+
+
+def _grace_seconds(text: str, location: Location) -> int:
+    """A schedule's `grace:`: a length of time in the `every` grammar's units (30m, 2h, 1d),
+    or none at all (`0s`, `0`: overdue as soon as a tick's run is missing)."""
+    if re.fullmatch(r"\s*0+[smhdw]?\s*", text):
+        return 0
+    try:
+        grace = parse_every(text, location)
+    except ScheduleParseError as exc:
+        raise ScheduleParseError(f"schedule `grace`: {exc.message}", location) from None
+    if grace.kind != "interval" or grace.interval is None:
+        raise ScheduleParseError(
+            f"schedule `grace` is a length of time like 30m, 2h or 1d, not {text!r}", location
+        )
+    return grace.interval.seconds
+
+
+def pipeline_overdue_after(runners: Mapping[str, Runner], pipeline: str) -> int | None:
+    """Seconds without a run after which a scheduled pipeline's assets are overdue: the
+    soonest of the runners scheduling it (the most frequent schedule sets what users expect);
+    None when no runner schedules it."""
+    overdue = [
+        runner.schedule.overdue_after
+        for runner in runners.values()
+        if runner.schedule is not None and pipeline in runner.pipelines
+    ]
+    return min(overdue, default=None)
 
 
 def pipeline_partitions(runners: Mapping[str, Runner], pipeline: str) -> Cadence | None:

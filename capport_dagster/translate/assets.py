@@ -29,6 +29,7 @@ from dagster import (
     AssetsDefinition,
     AssetSelection,
     ConfigMapping,
+    FreshnessPolicy,
     MaterializeResult,
     Nothing,
     Output,
@@ -58,13 +59,15 @@ def build_pipeline_assets(
     translator: CapportTranslator,
     config: ConfigMapping | PartitionedConfig,
     redact: Redactor,
+    freshness: FreshnessPolicy | None = None,
 ) -> tuple[list[AssetsDefinition], Any]:
     """The assets of one pipeline and the asset job that materialises them all. A
     `PartitionedConfig` (a partitioned pipeline's) partitions every asset alike."""
     keys = _asset_keys(graph, translator)
     partitions = config.partitions_def if isinstance(config, PartitionedConfig) else None
     assets = [
-        _stage_assets(graph, node, keys, translator, redact, partitions) for node in graph.nodes
+        _stage_assets(graph, node, keys, translator, redact, partitions, freshness)
+        for node in graph.nodes
     ]
     job = define_asset_job(
         name=translator.get_asset_job_name(graph),
@@ -98,6 +101,7 @@ def _stage_assets(
     translator: CapportTranslator,
     redact: Redactor,
     partitions: PartitionsDefinition | None = None,
+    freshness: FreshnessPolicy | None = None,
 ) -> AssetsDefinition:
     node_keys = keys[node.label]
     input_keys = {
@@ -131,6 +135,7 @@ def _stage_assets(
             },
             tags=dict(translator.get_asset_tags(node)),
             dagster_type=PolarsFrame if node.outputs else Nothing,
+            freshness_policy=freshness,
         )
         for out_name, key in zip(out_names, node_keys, strict=True)
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from dagster import (
@@ -20,7 +21,7 @@ from capport_dagster.core.config import ConfigSnapshot
 from capport_dagster.core.graph import Project, load_project
 from capport_dagster.core.loader import config_stamp
 from capport_dagster.core.registry import TaskRegistry, import_task_modules
-from capport_dagster.core.runners import pipeline_partitions
+from capport_dagster.core.runners import pipeline_overdue_after, pipeline_partitions
 from capport_dagster.translate.assets import build_pipeline_assets
 from capport_dagster.translate.executor import capport_executor
 from capport_dagster.translate.jobs import LOGGER_DEFS, build_job, check_names, run_resources
@@ -66,8 +67,15 @@ def build_definitions(
         )
         if partitions is not None:
             config = partitioned_config(config, partitions)
+        overdue = pipeline_overdue_after(project.runners, name)
         pipeline_assets, asset_job = build_pipeline_assets(
-            graph, translator=translator, config=config, redact=project.redactor
+            graph,
+            translator=translator,
+            config=config,
+            redact=project.redactor,
+            freshness=translator.get_freshness_policy(
+                graph, None if overdue is None else timedelta(seconds=overdue)
+            ),
         )
         assets.extend(pipeline_assets)
         asset_jobs.append(asset_job)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from dagster import AssetKey
+from dagster import AssetKey, FreshnessPolicy
 
 from capport_dagster.core.graph import FrameVersion, PipelineGraph, StageNode
 from capport_dagster.core.names import DagsterNaming, dagster_name
@@ -102,6 +103,12 @@ def default_asset_metadata(node: StageNode) -> Mapping[str, Any]:
     }
 
 
+def default_freshness_policy(overdue_after: timedelta | None) -> FreshnessPolicy | None:
+    # Fails when the last materialization is older than that; no warning window: one period
+    # after a run the next tick's run is just starting, and would warn every time.
+    return None if overdue_after is None else FreshnessPolicy.time_window(fail_window=overdue_after)
+
+
 def default_schedule_name(runner: Runner, pipeline: str) -> str:
     return DEFAULT_NAMING.schedule(runner, pipeline)
 
@@ -165,6 +172,14 @@ class CapportTranslator:
 
     def get_asset_tags(self, node: StageNode) -> Mapping[str, str]:
         return default_asset_tags(node)
+
+    def get_freshness_policy(
+        self, graph: PipelineGraph, overdue_after: timedelta | None
+    ) -> FreshnessPolicy | None:
+        """Freshness of a pipeline's assets: `overdue_after` is how long its schedule may go
+        without a run (longest gap between ticks plus the runner's grace; None when no runner
+        schedules it)."""
+        return default_freshness_policy(overdue_after)
 
     def get_asset_job_name(self, graph: PipelineGraph) -> str:
         """Name of the job materialising a pipeline's assets (`<job>__assets`)."""
