@@ -108,6 +108,8 @@ def render(comparison: Comparison, judge: bool = True) -> str:
             goal = "" if ratio.goal is None else f"<= {ratio.goal:g}"
             mark = {True: " met", False: " **missed**", None: ""}[ratio.met] if judge else ""
             lines.append(f"| {ratio.name} | {ratio.value:.2f} | {goal}{mark} |")
+    if comparison.notes:
+        lines += ["", *(f"- {note}" for note in comparison.notes)]
     return "\n".join(lines) + "\n"
 
 

@@ -13,11 +13,18 @@ from pathlib import Path
 
 import polars as pl
 from dagster import (
+    AssetMaterialization,
     Definitions,
     In,
     JobDefinition,
+    MetadataValue,
     Nothing,
     Out,
+    Output,
+    TableColumn,
+    TableColumnDep,
+    TableColumnLineage,
+    TableSchema,
     in_process_executor,
     job,
     mem_io_manager,
@@ -72,29 +79,60 @@ def _swap(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.select(pl.col("b").alias("a"), pl.col("a").alias("b"))
 
 
+def _materialized(name: str, frame: pl.LazyFrame, upstream: str | None) -> AssetMaterialization:
+    """What a Dagster user recording the catalog by hand writes for a frame: its schema, and
+    its columns' lineage from the frame before it."""
+    schema = frame.collect_schema()
+    metadata: dict[str, object] = {
+        "dagster/column_schema": MetadataValue.table_schema(
+            TableSchema(columns=[TableColumn(c, str(t)) for c, t in schema.items()])
+        )
+    }
+    if upstream is not None:
+        metadata["dagster/column_lineage"] = TableColumnLineage(
+            {c: [TableColumnDep(["chain", upstream], c)] for c in schema}
+        )
+    return AssetMaterialization(asset_key=["chain", name], metadata=metadata)  # type: ignore[arg-type]
+
+
 @functools.cache
-def chain_job(stages: int, csv: str) -> JobDefinition:
+def chain_job(stages: int, csv: str, materialize: bool = False) -> JobDefinition:
     """`stages` ops: load a tiny CSV, `stages - 2` cheap selects one after another, save.
 
     The same graph as `bench.overhead`'s capport pipeline; a factory so that Dagster can rebuild
     it (`build_reconstructable_job`) as it rebuilds capport's, built once per process as a
-    module-level job would be (capport caches its jobs too).
+    module-level job would be (capport caches its jobs too). `materialize`: each op also
+    records an asset materialization of what it made (`bench.catalog`'s floor).
     """
 
     @op(name="load")
-    def load() -> pl.LazyFrame:
-        return pl.scan_csv(csv)
+    def load():  # type: ignore[no-untyped-def]
+        frame = pl.scan_csv(csv)
+        yield Output(frame)
+        if materialize:
+            yield _materialized("F0", frame, None)
 
-    steps = [
-        op(name=f"step_{i}", ins={"frame": In()})(lambda frame: _swap(frame))
-        for i in range(1, stages - 1)
-    ]
+    def step(i: int):  # type: ignore[no-untyped-def]
+        @op(name=f"step_{i}", ins={"frame": In()})
+        def swap(frame):  # type: ignore[no-untyped-def]
+            swapped = _swap(frame)
+            yield Output(swapped)
+            if materialize:
+                yield _materialized(f"F{i}", swapped, f"F{i - 1}")
+
+        return swap
+
+    steps = [step(i) for i in range(1, stages - 1)]
 
     @op(name="save", ins={"frame": In()}, out=Out(Nothing))
-    def save(frame: pl.LazyFrame) -> None:
+    def save(frame: pl.LazyFrame):  # type: ignore[no-untyped-def]
         frame.sink_csv(os.environ["BENCH_OUT"])
+        if materialize:
+            yield _materialized("save", frame, f"F{stages - 2}")
 
-    @job(name=f"chain_{stages}", executor_def=in_process_executor, resource_defs=_RESOURCES)
+    name = f"chain_{stages}{'_assets' if materialize else ''}"
+
+    @job(name=name, executor_def=in_process_executor, resource_defs=_RESOURCES)
     def chain() -> None:
         frame = load()
         for step in steps:

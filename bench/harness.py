@@ -183,11 +183,15 @@ QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 REFERENCE = "2026-01-05T00:00:00+00:00"
 
 
-def run_hand_written(module: str, factory: str, *args: object) -> None:
+def run_hand_written(
+    module: str, factory: str, *args: object, instance: DagsterInstance | None = None
+) -> None:
     """Run a hand-written Dagster job (the framework floor) in this process on the shared
-    instance: `module.factory(*args)` builds it, cached, so that Dagster can rebuild it."""
+    instance (or `instance`): `module.factory(*args)` builds it, cached, so that Dagster can
+    rebuild it."""
     job = build_reconstructable_job(module, factory, reconstructable_args=args)
-    if not execute_job(job, instance=shared_instance(), run_config=QUIET_CONSOLE).success:
+    run = execute_job(job, instance=instance or shared_instance(), run_config=QUIET_CONSOLE)
+    if not run.success:
         raise RuntimeError(f"the hand-written job {module}.{factory}{args} failed")
 
 

@@ -117,7 +117,8 @@ def build_op(
             yield Output(
                 result.frames[version.name],
                 name,
-                metadata=frame_metadata(result.summaries[version.name]),
+                # The frame's materialization carries its metadata when the run records them.
+                metadata=None if run.catalog else frame_metadata(result.summaries[version.name]),
             )
         if node.signals_files:
             yield Output(None, FILES_WRITTEN)

@@ -1,9 +1,9 @@
 """The frames a run produced, as its Dagster events tell: what `capport run` prints.
 
 A result frame's row count and head come from the pass that computed it (see
-`core/sinkpass.py`): the step output's metadata when its stage has the frame in memory (eager
-modes) or executed it (nobody reads it), else the `AssetObservation` the first sink reading it
-logged for the frame's asset. Events, not return values: with the multiprocess executor the
+`core/sinkpass.py`): the frame's materialization (or, when the run records no catalog, its step
+output's metadata) when its stage has the frame in memory (eager modes) or executed it (nobody
+reads it), else the `AssetObservation` the first sink reading it logged for the frame's asset. Events, not return values: with the multiprocess executor the
 stages ran in other processes, and the instance's event log is what they share.
 """
 
@@ -41,11 +41,15 @@ def result_frames(
     """Each result of `graph` that the run's `events` describe, in pipeline order."""
     translator = translator or CapportTranslator()
     outputs: dict[tuple[str, str], Mapping[str, Any]] = {}
+    materialized: dict[AssetKey, Mapping[str, Any]] = {}
     observed: dict[AssetKey, Mapping[str, Any]] = {}
     for event in events:
         if event.event_type == DagsterEventType.STEP_OUTPUT:
             handle = event.event_specific_data.step_output_handle
             outputs[(event.step_key, handle.output_name)] = event.event_specific_data.metadata
+        elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            materialization = event.event_specific_data.materialization
+            materialized[materialization.asset_key] = materialization.metadata
         elif event.event_type == DagsterEventType.ASSET_OBSERVATION:
             observation = event.event_specific_data.asset_observation
             observed[observation.asset_key] = observation.metadata
@@ -55,9 +59,10 @@ def result_frames(
         output = outputs.get((translator.get_op_name(node), translator.get_output_name(version)))
         if output is None:
             continue  # the stage did not finish
-        metadata = output
-        if "dagster/row_count" not in output:
-            metadata = observed.get(translator.get_asset_key(graph, version), output)
+        key = translator.get_asset_key(graph, version)
+        metadata = materialized.get(key, output)
+        if "dagster/row_count" not in metadata:
+            metadata = observed.get(key, metadata)
         rows, columns = metadata.get("dagster/row_count"), metadata.get("capport/columns")
         preview = metadata.get("capport/preview")
         found.append(
