@@ -11,9 +11,9 @@ The metadata of a frame is its schema (with the model's dtypes and constraints a
 descriptions where a model shaped it), its row count where the run knows it without extra
 work, and its column lineage: for each column, the columns of the frames the stage read that it
 was computed from (`core/lineage.py`), keyed by those frames' asset keys.
-
-(No `from __future__ import annotations` here: the module builds Dagster objects only.)
 """
+
+from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator, Mapping
@@ -114,14 +114,15 @@ class StageCatalog:
     @classmethod
     def build(
         cls, graph: PipelineGraph, node: StageNode, translator: CapportTranslator
-    ) -> "StageCatalog":
+    ) -> StageCatalog:
         frame_keys = {v.name: translator.get_asset_key(graph, v) for v in node.outputs}
         sink_key = None if node.outputs else translator.get_sink_asset_key(graph, node)
         models = dict(node.spec.model_frames(node.args))
         checks = []
         for frame, model in models.items():
-            key = frame_keys.get(frame, sink_key)  # a sink's checks go on the sink asset
-            assert key is not None  # a frame a writer models is one it writes
+            # A sink's checks go on the sink asset; a model on a frame a writer only reads, on
+            # its first asset (as the asset view puts them).
+            key = frame_keys.get(frame) or sink_key or next(iter(frame_keys.values()))
             specs = tuple(
                 (
                     AssetCheckSpec(
@@ -282,8 +283,8 @@ def _lineage_metadata(
     """`dagster/column_lineage`, for the columns computed from frames the stage read (the
     columns of a load have no upstream asset: their lineage is not recorded)."""
     deps = {
-        column: [TableColumnDep(input_keys[frame], name) for frame, name in sources]
+        column: [TableColumnDep(input_keys[f], name) for f, name in sources if f in input_keys]
         for column, sources in lineage.items()
-        if sources
     }
+    deps = {column: found for column, found in deps.items() if found}
     return {"dagster/column_lineage": TableColumnLineage(deps)} if deps else {}

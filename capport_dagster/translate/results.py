@@ -3,8 +3,9 @@
 A result frame's row count and head come from the pass that computed it (see
 `core/sinkpass.py`): the frame's materialization (or, when the run records no catalog, its step
 output's metadata) when its stage has the frame in memory (eager modes) or executed it (nobody
-reads it), else the `AssetObservation` the first sink reading it logged for the frame's asset. Events, not return values: with the multiprocess executor the
-stages ran in other processes, and the instance's event log is what they share.
+reads it), else the `AssetObservation` the first sink reading it logged for the frame's asset.
+Events, not return values: with the multiprocess executor the stages ran in other processes,
+and the instance's event log is what they share.
 """
 
 from __future__ import annotations
