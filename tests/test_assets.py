@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
-from dagster import AssetKey, DagsterInstance, FreshnessPolicy
+from dagster import AssetKey, DagsterInstance, Definitions, FreshnessPolicy
 from dagster._core.definitions.job_base import InMemoryJob
 from dagster._core.execution.api import execute_run
 from polars.testing import assert_frame_equal
@@ -253,3 +253,20 @@ def test_a_scheduled_pipelines_assets_have_the_schedules_freshness(write_config)
     assert strict.get(AssetKey(["p", "a"])).freshness_policy == FreshnessPolicy.time_window(
         fail_window=timedelta(hours=27), warn_window=timedelta(hours=26)
     )
+
+
+def test_a_schedule_of_seconds_is_overdue_after_a_minute_dagsters_least(write_config):
+    config = write_config(
+        {
+            "p.yml": """
+            pipeline:
+              p: [{ label: a, task: noop }]
+            runner:
+              often: { pipelines: p, schedule: { every: 5s } }
+            """
+        }
+    )
+    defs = load_definitions(config)
+    Definitions.validate_loadable(defs)
+    policy = defs.resolve_asset_graph().get(AssetKey(["p", "a"])).freshness_policy
+    assert policy == FreshnessPolicy.time_window(fail_window=timedelta(minutes=1))

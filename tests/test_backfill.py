@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,8 @@ from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.execution.backfill import BulkActionStatus
 
 from capport_dagster.cli_backfill import backfill_record
-from tests.conftest import REPO, capport
+from tests.conftest import capport
+from tests.dagster_servers import daemon, dagster_home
 
 CONFIG = {
     "a.csv": "x\n1\n2\n",
@@ -42,17 +41,6 @@ CONFIG = {
 KEYS = ["2026-11-26", "2026-11-27", "2026-11-28"]
 
 
-def instance_home(tmp_path: Path) -> Path:
-    """A DAGSTER_HOME with the repo's dagster.yaml (its run queue), storage created up front."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
-    with _instance(home) as instance:
-        instance.get_runs()
-        instance.all_instigator_state()
-    return home
-
-
 def _instance(home: Path) -> DagsterInstance:
     from dagster._core.instance.ref import InstanceRef
 
@@ -68,7 +56,7 @@ def backfill(config: Path, home: Path | None, out: Path, *args: str):
 
 def test_capport_backfill_runs_one_run_per_partition_in_the_instance(write_config, tmp_path):
     config = write_config(CONFIG)
-    home, out = instance_home(tmp_path), tmp_path / "out"
+    home, out = dagster_home(tmp_path), tmp_path / "out"
     result = backfill(config, home, out, "-p", "daily", "--from", KEYS[0], "--to", KEYS[-1])
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
@@ -107,7 +95,7 @@ def test_a_failing_partition_exits_1_and_the_others_still_run(write_config, tmp_
     files["p.yml"] = CONFIG["p.yml"].replace("$CONFIG_DIR/a.csv", "$CONFIG_DIR/$REF_DATE.csv", 1)
     files |= {"2026-11-26.csv": "x\n1\n", "2026-11-28.csv": "x\n3\n"}
     config = write_config(files)
-    home, out = instance_home(tmp_path), tmp_path / "out"
+    home, out = dagster_home(tmp_path), tmp_path / "out"
     result = backfill(config, home, out, "-p", "daily", "--from", KEYS[0], "--to", KEYS[-1])
     assert result.returncode == 1
     lines = result.stderr.splitlines()
@@ -167,7 +155,7 @@ def test_a_failing_partition_exits_1_and_the_others_still_run(write_config, tmp_
 )
 def test_config_errors_exit_2_without_a_traceback(write_config, tmp_path, args, home, message):
     config = write_config(CONFIG)
-    result = backfill(config, instance_home(tmp_path) if home else None, tmp_path / "o", *args)
+    result = backfill(config, dagster_home(tmp_path) if home else None, tmp_path / "o", *args)
     assert (result.returncode, result.stderr) == (2, message)
     assert not (tmp_path / "o").exists()
 
@@ -177,7 +165,7 @@ def test_the_daemon_runs_a_backfill_requested_in_the_instance(write_config, tmp_
     the instance; the daemon launches a run per partition through the run queue (one run of the
     pipeline at a time: the repo's dagster.yaml), each at its partition's `$REF_DATE`."""
     config = write_config(CONFIG)
-    home, out = instance_home(tmp_path), tmp_path / "out"
+    home, out = dagster_home(tmp_path), tmp_path / "out"
     with _instance(home) as instance:
         record = backfill_record("daily", KEYS, status=BulkActionStatus.REQUESTED)
         instance.add_backfill(record)
@@ -187,14 +175,7 @@ def test_the_daemon_runs_a_backfill_requested_in_the_instance(write_config, tmp_
         "CAPPORT_CONFIG_DIR": str(config),
         "BACKFILL_OUT": str(out),
     }
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "dagster._daemon", "run", "-w", str(REPO / "workspace.yaml")],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with daemon(env):
         deadline = time.monotonic() + 240
         done = None
         while time.monotonic() < deadline:
@@ -207,13 +188,7 @@ def test_the_daemon_runs_a_backfill_requested_in_the_instance(write_config, tmp_
             assert statuses.count(DagsterRunStatus.STARTED) <= 1  # one run at a time
             if done is not None and done.status == BulkActionStatus.COMPLETED_SUCCESS:
                 break
-        assert done is not None and done.status == BulkActionStatus.COMPLETED_SUCCESS, done
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+    assert done is not None and done.status == BulkActionStatus.COMPLETED_SUCCESS, done
     tags = sorted(r.dagster_run.tags["dagster/partition"] for r in runs)
     assert tags == KEYS
     assert {r.dagster_run.tags["dagster/backfill"] for r in runs} == {record.backfill_id}

@@ -19,8 +19,8 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance
 from capport_dagster.core.graph import PipelineGraph, load_project
 from capport_dagster.translate.translator import CapportTranslator
 from tests.conftest import capport
+from tests.dagster_servers import webserver
 from tests.test_jobs import EXAMPLE_PIPELINES, run_job
-from tests.webserver import webserver
 
 TRANSLATOR = CapportTranslator()
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +12,8 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 
-from tests.conftest import REPO, fixture_server
+from tests.conftest import fixture_server
+from tests.dagster_servers import daemon, dagster_home
 
 CONFIG = {
     "a.csv": "x\n1\n2\n",
@@ -37,16 +36,9 @@ CONFIG = {
 
 
 def instance_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A DAGSTER_HOME with the repo's dagster.yaml, its SQLite storage created here, before the
-    daemon starts: two processes creating the same fresh databases at once race on their
-    tables ("table alembic_version already exists")."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    """A DAGSTER_HOME of its own (`dagster_home`), which this process uses too."""
+    home = dagster_home(tmp_path)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    with DagsterInstance.get() as instance:
-        instance.get_runs()
-        instance.all_instigator_state()
     return home
 
 
@@ -62,14 +54,7 @@ def test_daemon_launches_the_runner_sensor_and_the_run_succeeds(
         "CAPPORT_CONFIG_DIR": str(config),
         "DAEMON_TEST_OUT": str(out),
     }
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "dagster._daemon", "run", "-w", str(REPO / "workspace.yaml")],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with daemon(env):
         succeeded = []
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and not succeeded:
@@ -79,21 +64,15 @@ def test_daemon_launches_the_runner_sensor_and_the_run_succeeds(
                 succeeded = [r for r in runs if r.status == DagsterRunStatus.SUCCESS]
                 failed = [r for r in runs if r.status == DagsterRunStatus.FAILURE]
             assert not failed, "a run launched by the daemon failed"
-        assert succeeded, "the daemon launched no successful run within 150 s"
-        run = succeeded[0]
-        assert run.job_name == "ticker"
-        assert run.tags["capport/runner"] == "often"
-        assert run.tags["capport/pipeline"] == "ticker"
-        assert run.run_config["mode"] == "async_eager"
-        written = list(out.glob("*/a.csv"))
-        assert len(written) >= 1
-        assert pl.read_csv(written[0])["x"].to_list() == [1, 2]
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
+    assert succeeded, "the daemon launched no successful run within 150 s"
+    run = succeeded[0]
+    assert run.job_name == "ticker"
+    assert run.tags["capport/runner"] == "often"
+    assert run.tags["capport/pipeline"] == "ticker"
+    assert run.run_config["mode"] == "async_eager"
+    written = list(out.glob("*/a.csv"))
+    assert len(written) >= 1
+    assert pl.read_csv(written[0])["x"].to_list() == [1, 2]
 
 
 SLOW = {
@@ -132,55 +111,44 @@ def test_a_sensor_on_a_slow_pipeline_never_piles_up_runs(write_config, tmp_path:
         "CAPPORT_CONFIG_DIR": str(config),
         "DAEMON_TEST_OUT": str(tmp_path / "out"),
     }
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "dagster._daemon", "run", "-w", str(REPO / "workspace.yaml")],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     unfinished = (DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING)
     try:
-        records = []
-        skips: list[str] = []
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline:
-            time.sleep(1)
-            with DagsterInstance.get() as instance:
-                records = instance.get_run_records()
-                skips = [
-                    tick.skip_reason or ""
-                    for state in instance.all_instigator_state()
-                    for tick in instance.get_ticks(
-                        state.instigator_origin_id,
-                        state.selector_id,
-                        statuses=[TickStatus.SKIPPED],
-                    )
-                ]
-            statuses = [r.dagster_run.status for r in records]
-            assert DagsterRunStatus.FAILURE not in statuses
-            waiting = sum(status in unfinished for status in statuses)
-            running = statuses.count(DagsterRunStatus.STARTED)
-            assert running + waiting <= 1, f"runs piled up: {statuses}"
-            if statuses.count(DagsterRunStatus.SUCCESS) >= 2 and skips:
-                break
-        finished = sorted(
-            (r for r in records if r.dagster_run.status == DagsterRunStatus.SUCCESS),
-            key=lambda r: r.start_time,
-        )
-        assert len(finished) >= 2
-        for earlier, later in itertools.pairwise(finished):
-            assert later.start_time >= earlier.end_time  # never overlapping
-        skipped = re.compile(
-            r"run [0-9a-f-]+ of job 'slow' is still (queued|not_started|starting|started):"
-            r" this sensor starts no run before it finishes \(runs of a pipeline slower than"
-            r" its interval do not pile up\)"
-        )
-        assert skips and all(skipped.fullmatch(skip) for skip in skips), skips
+        with daemon(env):
+            records = []
+            skips: list[str] = []
+            deadline = time.monotonic() + 150
+            while time.monotonic() < deadline:
+                time.sleep(1)
+                with DagsterInstance.get() as instance:
+                    records = instance.get_run_records()
+                    skips = [
+                        tick.skip_reason or ""
+                        for state in instance.all_instigator_state()
+                        for tick in instance.get_ticks(
+                            state.instigator_origin_id,
+                            state.selector_id,
+                            statuses=[TickStatus.SKIPPED],
+                        )
+                    ]
+                statuses = [r.dagster_run.status for r in records]
+                assert DagsterRunStatus.FAILURE not in statuses
+                waiting = sum(status in unfinished for status in statuses)
+                running = statuses.count(DagsterRunStatus.STARTED)
+                assert running + waiting <= 1, f"runs piled up: {statuses}"
+                if statuses.count(DagsterRunStatus.SUCCESS) >= 2 and skips:
+                    break
+            finished = sorted(
+                (r for r in records if r.dagster_run.status == DagsterRunStatus.SUCCESS),
+                key=lambda r: r.start_time,
+            )
+            assert len(finished) >= 2
+            for earlier, later in itertools.pairwise(finished):
+                assert later.start_time >= earlier.end_time  # never overlapping
+            skipped = re.compile(
+                r"run [0-9a-f-]+ of job 'slow' is still (queued|not_started|starting|started):"
+                r" this sensor starts no run before it finishes \(runs of a pipeline slower than"
+                r" its interval do not pile up\)"
+            )
+            assert skips and all(skipped.fullmatch(skip) for skip in skips), skips
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
         server.shutdown()

@@ -11,7 +11,7 @@ from dagster import Definitions
 
 from capport_dagster import load_definitions
 from tests.conftest import EXAMPLE_CONFIG
-from tests.webserver import webserver
+from tests.dagster_servers import webserver
 
 PIPELINES = [
     "branches",

@@ -42,6 +42,7 @@ def test_public_api():
         "Interval",
         "IntervalTrigger",
         "describe",
+        "longest_gap",
         "parse_every",
         "translate",
     }

@@ -43,6 +43,7 @@ from typing import Any
 
 import pytest
 import yaml
+from dagster import Definitions
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
@@ -53,6 +54,7 @@ from capport_dagster.core.loader import RUNNER_KEYS, STAGE_KEYS
 from capport_dagster.core.models import DTYPES
 from capport_dagster.core.transforms import ACTIONS, JOIN_HOWS, PLANNED_STEPS, STEPS
 from capport_dagster.errors import ConfigError, Problem, ValidationError
+from capport_dagster.translate.build import build_definitions
 from tests.conftest import EXAMPLE_CONFIG, SUMMARY_LINES
 
 # --- limits -------------------------------------------------------------------------------------
@@ -123,7 +125,7 @@ STAGE_ARG_KEYS = (
 TRANSFORM_KEYS = ("action", "args", "cols", "template", "separator", *STEPS, *PLANNED_STEPS)
 JOIN_KEYS = ("join", "right", "right_select", "left_on", "right_on", "how")
 LOGGER_KEYS = ("level", "output", "file_prefix", "file_timestamp")
-SCHEDULE_KEYS = ("every", "timezone")
+SCHEDULE_KEYS = ("every", "timezone", "grace")
 COLUMN_KEYS = ("dtype", "constraints", "format")
 FRAMES = ("EVENTS", "TEAMS", "PLAYERS", "EVENTS_SHAPED", "A", "B", "A-B", "a.b")
 MODEL_NAMES = tuple(EXAMPLE_DOCS["model.yml"]["model"])
@@ -992,8 +994,9 @@ YAML_PROBLEMS = (
 )
 
 
-def check_directory(config_dir: Path) -> str:
-    """Load and validate a directory; assert the outcome is a Project or a located ConfigError."""
+def check_directory(config_dir: Path, *, build: bool = True) -> str:
+    """Load and validate a directory; assert the outcome is a Project or a located ConfigError,
+    and (`build`) that Dagster loads the definitions of a Project."""
     try:
         with time_limit(HANG_SECONDS):
             project = load_project(config_dir)
@@ -1013,6 +1016,11 @@ def check_directory(config_dir: Path) -> str:
     for warning in project.warnings:
         assert warning.severity == "warning"
         assert_located(warning, config_dir)
+    # What validate accepts, Dagster loads: the definitions build and a code location serves
+    # them (a schedule of seconds once made a freshness policy Dagster refuses).
+    if build:
+        with time_limit(HANG_SECONDS):
+            Definitions.validate_loadable(build_definitions(project=project))
     return "outcome: Project"
 
 
@@ -1224,12 +1232,12 @@ def test_loading_retains_no_memory(tmp_path: Path) -> None:
         for file, text in files.items():
             (config_dir / file).write_text(text)
         directories.append(config_dir)
-        assert check_directory(config_dir).startswith("outcome: "), name
+        assert check_directory(config_dir, build=False).startswith("outcome: "), name
 
     def load_all(times: int) -> None:
         for _ in range(times):
             for config_dir in directories:
-                check_directory(config_dir)
+                check_directory(config_dir, build=False)
 
     load_all(2)  # warm up: imports, regex and path caches
     tracemalloc.start()

@@ -246,22 +246,23 @@ def test_the_pipeline_job_and_its_assets_are_partitioned_daily_in_the_runner_tim
     assert defs.resolve_job_def("other").partitions_def is None  # listed by no partitioned runner
 
 
+def run_partition(job, key: str, out: Path, instance, **resource_config: object):  # type: ignore[no-untyped-def]
+    """Run one partition of `job` with the run config Dagster gives it (what the launchpad
+    shows), its output directory `out`, and `resource_config` over the `capport` resource's."""
+    config = job.partitioned_config.get_run_config_for_partition_key(key)
+    config["resources"]["capport"]["config"].update(output_dir=str(out), **resource_config)
+    return job.execute_in_process(run_config=config, partition_key=key, instance=instance)
+
+
 def test_a_partition_run_has_its_start_as_ref_datetime(write_config, tmp_path):
     job = definitions(write_config).resolve_job_def("daily")
     out = tmp_path / "out"
     with instance_for_test() as instance:
-        config = job.partitioned_config.get_run_config_for_partition_key("2026-11-27")
-        config["resources"]["capport"]["config"]["output_dir"] = str(out)
-        result = job.execute_in_process(
-            run_config=config, partition_key="2026-11-27", instance=instance
-        )
+        result = run_partition(job, "2026-11-27", out, instance)
         assert result.success
         assert result.dagster_run.tags["dagster/partition"] == "2026-11-27"
         # The partition wins over a ref_datetime the run config says (a launchpad edit).
-        config["resources"]["capport"]["config"]["ref_datetime"] = "2020-01-01"
-        result = job.execute_in_process(
-            run_config=config, partition_key="2026-11-26", instance=instance
-        )
+        result = run_partition(job, "2026-11-26", out, instance, ref_datetime="2020-01-01")
         assert result.success
     assert sorted(p.parent.name for p in out.glob("*/a.csv")) == ["2026-11-26", "2026-11-27"]
 
@@ -270,12 +271,7 @@ def test_the_asset_job_materialises_a_partition_at_its_date(write_config, tmp_pa
     job = definitions(write_config).resolve_job_def("daily__assets")
     out = tmp_path / "out"
     with instance_for_test() as instance:
-        config = job.partitioned_config.get_run_config_for_partition_key("2026-11-25")
-        config["resources"]["capport"]["config"]["output_dir"] = str(out)
-        result = job.execute_in_process(
-            run_config=config, partition_key="2026-11-25", instance=instance
-        )
-        assert result.success
+        assert run_partition(job, "2026-11-25", out, instance).success
     assert [p.parent.name for p in out.glob("*/a.csv")] == ["2026-11-25"]
 
 

@@ -681,12 +681,23 @@ def test_materialising_a_save_sql_asset_records_rows_table_and_mode(write_config
         if e.event_type_value == "ASSET_MATERIALIZATION"
         and e.event_specific_data.materialization.asset_key == key
     ]
-    assert {k: v.value for k, v in materialization.metadata.items()} == {
+    recorded = {k: v.value for k, v in materialization.metadata.items()}
+    # What the sink reported, then the frame as written (docs/catalog.md).
+    assert {k: recorded.pop(k) for k in ("rows", "table", "mode", "connection")} == {
         "rows": 3,
         "table": "people",
         "mode": "append",
         "connection": "local",
     }
+    assert [c.name for c in recorded.pop("dagster/column_schema").columns] == ["id", "name"]
+    lineage = recorded.pop("dagster/column_lineage").deps_by_column
+    found = {c: [(d.asset_key.path, d.column_name) for d in ds] for c, ds in lineage.items()}
+    assert found == {
+        "id": [(["people", "PEOPLE"], "id")],
+        "name": [(["people", "PEOPLE"], "name")],
+    }
+    # The rows the sink counted are the asset's row count, even of a lazy frame.
+    assert recorded == {"capport/columns": 2, "capport/lazy": True, "dagster/row_count": 3}
 
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "postgres"

@@ -50,6 +50,7 @@ RUNNER_KEYS: tuple[str, ...] = (
     "frames_dir",
     "pipelines",
     "schedule",
+    "partitions",
 )
 
 

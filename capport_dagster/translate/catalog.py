@@ -65,13 +65,7 @@ class ModelChecks:
 
 def check_result(spec: AssetCheckSpec, violation: Violation | None) -> AssetCheckResult:
     """A check's result as an asset returns it."""
-    return AssetCheckResult(
-        asset_key=spec.asset_key,
-        check_name=spec.name,
-        passed=violation is None,
-        severity=AssetCheckSeverity.ERROR,
-        metadata=_check_metadata(violation),
-    )
+    return AssetCheckResult(**_outcome(spec, violation))
 
 
 def _check_evaluation(
@@ -79,14 +73,18 @@ def _check_evaluation(
 ) -> AssetCheckEvaluation:
     """A check's result as an op reports it (an op has no check specs to resolve it against)."""
     return AssetCheckEvaluation(
-        asset_key=spec.asset_key,
-        check_name=spec.name,
-        passed=violation is None,
-        severity=AssetCheckSeverity.ERROR,
-        metadata=_check_metadata(violation),
-        blocking=spec.blocking,
-        partition=partition,
+        **_outcome(spec, violation), blocking=spec.blocking, partition=partition
     )
+
+
+def _outcome(spec: AssetCheckSpec, violation: Violation | None) -> dict[str, Any]:
+    return {
+        "asset_key": spec.asset_key,
+        "check_name": spec.name,
+        "passed": violation is None,
+        "severity": AssetCheckSeverity.ERROR,
+        "metadata": _check_metadata(violation),
+    }
 
 
 def _check_metadata(violation: Violation | None) -> dict[str, MetadataValue]:
@@ -177,13 +175,13 @@ class StageCatalog:
         model = self.models.get(frame)
         schema = model.schema() if model else _schema(source)
         previewed = result.previews.get(frame)
-        rows = (
-            source.height
-            if isinstance(source, pl.DataFrame)
-            else previewed.rows
-            if previewed
-            else None
-        )
+        if isinstance(source, pl.DataFrame):
+            rows: int | None = source.height
+        elif previewed is not None:
+            rows = previewed.rows
+        else:  # what the sink counted itself (save_sql), if it did
+            reported = metadata.get("rows")
+            rows = reported if isinstance(reported, int) else None
         summary = FrameSummary(schema, rows, None, isinstance(source, pl.LazyFrame))
         present = _schema(source)
         identity = {c: ((frame, c),) if c in present else () for c in schema}

@@ -103,10 +103,17 @@ def default_asset_metadata(node: StageNode) -> Mapping[str, Any]:
     }
 
 
+#: The shortest freshness window Dagster accepts (it evaluates freshness by the minute).
+SHORTEST_FRESHNESS_WINDOW = timedelta(minutes=1)
+
+
 def default_freshness_policy(overdue_after: timedelta | None) -> FreshnessPolicy | None:
-    # Fails when the last materialization is older than that; no warning window: one period
-    # after a run the next tick's run is just starting, and would warn every time.
-    return None if overdue_after is None else FreshnessPolicy.time_window(fail_window=overdue_after)
+    # Fails when the last materialization is older than that (a schedule of seconds: a minute,
+    # Dagster's least); no warning window: one period after a run the next tick's run is just
+    # starting, and would warn every time.
+    if overdue_after is None:
+        return None
+    return FreshnessPolicy.time_window(fail_window=max(overdue_after, SHORTEST_FRESHNESS_WINDOW))
 
 
 def default_schedule_name(runner: Runner, pipeline: str) -> str:

@@ -1,7 +1,9 @@
-"""A real `dagster-webserver` (what `dagster dev` serves) for tests that ask its GraphQL API.
+"""Dagster's own processes for tests: the webserver (what `dagster dev` serves, for its
+GraphQL API) and the daemon (schedules, sensors, backfills, the run queue).
 
-Started on a free port of 127.0.0.1 from `workspace.yaml` at the repository root, waited for
-until the code location has loaded (90 s at most), stopped by its pid on the way out.
+Both load `workspace.yaml` at the repository root and are stopped by their pid on the way out;
+the webserver binds a free port of 127.0.0.1 and is waited for until the code location has
+loaded (90 s at most).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dagster import DagsterInstance
+
 from tests.conftest import REPO, free_port
 
-__all__ = ["LOCATION_QUERY", "Query", "webserver"]
+__all__ = ["LOCATION_QUERY", "Query", "daemon", "dagster_home", "webserver"]
 
 LOCATION_QUERY = """
 { workspaceOrError { ... on Workspace { locationEntries { name loadStatus
@@ -74,9 +78,44 @@ def webserver(dagster_home: Path, **env: str) -> Iterator[tuple[Query, dict[str,
         assert entry is not None, "the webserver did not load the workspace in 90 s"
         yield (lambda query: _query(port, query)), entry
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
+        _stop(server)
+
+
+def dagster_home(tmp_path: Path) -> Path:
+    """A DAGSTER_HOME with the repository's dagster.yaml (its run queue: one run of a pipeline
+    at a time), its SQLite storage created here, before a daemon starts: two processes creating
+    the same fresh databases at once race on their tables ("table alembic_version already
+    exists")."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    with DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs()
+        instance.all_instigator_state()
+    return home
+
+
+@contextmanager
+def daemon(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """`dagster-daemon run` on the workspace, with the environment `env` (DAGSTER_HOME,
+    CAPPORT_CONFIG_DIR and what the config reads); the caller bounds its wait in time."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagster._daemon", "run", "-w", str(REPO / "workspace.yaml")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
