@@ -51,11 +51,12 @@ class Sizes:
     config_stages: tuple[int, ...]
     multiprocess: bool
     executor_stages: int
+    catalog_stages: int
 
 
 FULL = Sizes(3, (1_000_000, 5_000_000), (32, 200), 2_000_000, (4, 8), 1_000_000, 1.0,
-             (100, 1_000, 5_000), True, 16)  # fmt: skip
-QUICK = Sizes(1, (20_000,), (8, 32), 20_000, (4,), 20_000, 0.2, (20, 100), False, 4)
+             (100, 1_000, 5_000), True, 16, 200)  # fmt: skip
+QUICK = Sizes(1, (20_000,), (8, 32), 20_000, (4,), 20_000, 0.2, (20, 100), False, 4, 8)
 
 Suite = Callable[[Path, Sizes], list[Comparison]]
 SUITES: dict[str, Suite] = {
@@ -80,7 +81,7 @@ SUITES: dict[str, Suite] = {
         executors(work, s.executor_stages, s.rounds),
         frames_on_s3(work, s.event_rows[-1], s.rounds),
     ],
-    "catalog": lambda work, s: catalog(work, s.chain_stages[-1], s.event_rows[-1], s.rounds),
+    "catalog": lambda work, s: catalog(work, s.catalog_stages, s.event_rows[-1], s.rounds),
 }
 
 

@@ -112,6 +112,9 @@ def recording_cost(comparison: Comparison, stages: int, store: str, goal: float)
         f"recording the catalog costs a stage, on the {store} instance: capport"
         f" {ours * 1000:.1f} ms, a hand-written job's AssetMaterialization {floor * 1000:.1f} ms"
     )
+    if ours <= 0 or floor <= 0:  # below the runs' spread (--quick's one round): no ratio
+        comparison.notes.append("too small to compare at this size")
+        return
     comparison.ratios.append(
         Ratio(f"catalog cost per stage / hand-written's ({store})", ours / floor, goal)
     )

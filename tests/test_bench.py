@@ -40,7 +40,7 @@ TITLES = [
     "Transform language (filter, join, sql, group_by, sort), 20,000 event rows, in process, eager",
     "Executors, 4 cheap stages in a chain, sync_lazy",
     "Frames between processes, enrich_events, 20,000 event rows, multiprocess",
-    "Asset catalog, 32 cheap stages in a chain, in process, SQLite instance",
+    "Asset catalog, 8 cheap stages in a chain, in process, SQLite instance",
     "Asset catalog, enrich_events, 20,000 rows, sync_lazy, in process",
 ]
 
