@@ -10,10 +10,8 @@ from pathlib import Path
 
 from dagster import (
     AssetsDefinition,
-    ConfigMapping,
     Definitions,
     JobDefinition,
-    PartitionedConfig,
 )
 
 from capport_dagster.core.builtin_tasks import DEFAULT_REGISTRY
@@ -25,7 +23,7 @@ from capport_dagster.core.runners import pipeline_overdue_after, pipeline_partit
 from capport_dagster.translate.assets import build_pipeline_assets
 from capport_dagster.translate.executor import capport_executor
 from capport_dagster.translate.jobs import LOGGER_DEFS, build_job, check_names, run_resources
-from capport_dagster.translate.partitions import partitioned_config
+from capport_dagster.translate.partitions import job_config
 from capport_dagster.translate.run_config import run_config_mapping
 from capport_dagster.translate.schedules import build_schedules
 from capport_dagster.translate.translator import CapportTranslator
@@ -58,15 +56,16 @@ def build_definitions(
     asset_jobs = []
     for name, graph in project.graphs.items():
         partitions = pipeline_partitions(project.runners, name)
-        config: ConfigMapping | PartitionedConfig = run_config_mapping(
-            config_dir=config_dir,
-            runner=project.runner_for(name),
-            loggers=project.loggers,
-            persist=True,
-            partitions=partitions,
+        config = job_config(
+            run_config_mapping(
+                config_dir=config_dir,
+                runner=project.runner_for(name),
+                loggers=project.loggers,
+                persist=True,
+                partitions=partitions,
+            ),
+            partitions,
         )
-        if partitions is not None:
-            config = partitioned_config(config, partitions)
         overdue = pipeline_overdue_after(project.runners, name)
         pipeline_assets, asset_job = build_pipeline_assets(
             graph,

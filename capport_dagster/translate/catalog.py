@@ -173,7 +173,8 @@ class StageCatalog:
         (frame,) = self.node.reads
         source = frames[frame]
         model = self.models.get(frame)
-        schema = model.schema() if model else _schema(source)
+        present = _schema(source)
+        schema = model.schema() if model else present
         previewed = result.previews.get(frame)
         if isinstance(source, pl.DataFrame):
             rows: int | None = source.height
@@ -183,7 +184,6 @@ class StageCatalog:
             reported = metadata.get("rows")
             rows = reported if isinstance(reported, int) else None
         summary = FrameSummary(schema, rows, None, isinstance(source, pl.LazyFrame))
-        present = _schema(source)
         identity = {c: ((frame, c),) if c in present else () for c in schema}
         return {
             **frame_metadata(summary, model),

@@ -6,13 +6,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dagster import (
-    ConfigMapping,
     DependencyDefinition,
     GraphDefinition,
     JobDefinition,
     MultiDependencyDefinition,
     NodeInvocation,
-    PartitionedConfig,
     colored_console_logger,
 )
 from dagster._core.definitions.dependency import IDependencyDefinition
@@ -28,7 +26,7 @@ from capport_dagster.translate.executor import capport_executor
 from capport_dagster.translate.io_manager import capport_io_manager
 from capport_dagster.translate.loggers import file_logger
 from capport_dagster.translate.ops import RUN_RESOURCE_KEY, build_op
-from capport_dagster.translate.partitions import partitioned_config
+from capport_dagster.translate.partitions import job_config
 from capport_dagster.translate.progress import progress_logger
 from capport_dagster.translate.resources import capport_run_resource
 from capport_dagster.translate.run_config import run_config_mapping
@@ -93,11 +91,12 @@ def build_job(
         dependencies=dependencies,
         description=f"capport pipeline '{graph.name}' ({len(graph.nodes)} stages)",
     )
-    config: ConfigMapping | PartitionedConfig = run_config_mapping(
-        config_dir=config_dir, runner=runner, loggers=loggers, partitions=partitions
+    config = job_config(
+        run_config_mapping(
+            config_dir=config_dir, runner=runner, loggers=loggers, partitions=partitions
+        ),
+        partitions,
     )
-    if partitions is not None:
-        config = partitioned_config(config, partitions)
     return job_graph.to_job(
         resource_defs=run_resources(config_dir),
         executor_def=capport_executor,

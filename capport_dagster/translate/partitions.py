@@ -39,11 +39,11 @@ from capport_dagster.translate.reference import parse_reference
 __all__ = [
     "PARTITION_NAME_TAG",
     "dagster_run_config",
+    "job_config",
     "partition_for",
     "partition_set_name",
     "partition_start",
     "partition_tags",
-    "partitioned_config",
     "partitions_between",
     "partitions_def",
 ]
@@ -77,8 +77,13 @@ def partition_tags(job_name: str, key: str) -> dict[str, str]:
     return {PARTITION_NAME_TAG: key, PARTITION_SET_TAG: partition_set_name(job_name)}
 
 
-def partitioned_config(mapping: ConfigMapping, cadence: Cadence) -> PartitionedConfig:
-    """The config of a partitioned job: per partition, the flat defaults with its start."""
+def job_config(
+    mapping: ConfigMapping, cadence: Cadence | None
+) -> ConfigMapping | PartitionedConfig:
+    """The config of a job: the flat `mapping`, or for a partitioned job (`cadence`), per
+    partition the flat defaults with its start."""
+    if cadence is None:
+        return mapping
 
     def for_key(key: str) -> Mapping[str, Any]:
         return dagster_run_config(mapping, {"ref_datetime": partition_start(cadence, key)})
